@@ -1,0 +1,127 @@
+"""Every error answer is RFC 9457 problem+json, built here and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from connexion import AsyncApp
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.problem import problem
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
+
+from storage import InvalidCursor, TaskNotFound
+
+logger = logging.getLogger("todo_api")
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+REALM = 'Bearer realm="todo-api"'
+RETRY_AFTER_SECONDS = 5
+
+
+class Forbidden(ProblemException):
+    def __init__(self, detail: str) -> None:
+        super().__init__(status=403, title=TITLES[403], detail=detail)
+
+
+class ValidationProblem(ProblemException):
+    """422 naming each offending field: `{"pointer": "#/title"}` or `{"parameter": "limit"}`."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(
+            status=422,
+            title=TITLES[422],
+            detail="; ".join(_describe(error) for error in errors),
+            ext={"errors": errors},
+        )
+
+
+def _describe(error: dict[str, str]) -> str:
+    where = error.get("pointer") or error.get("parameter") or "request"
+    return f"{where}: {error['detail']}"
+
+
+def _answer(
+    status: int,
+    detail: str | None,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    ext: dict[str, Any] | None = None,
+) -> ConnexionResponse:
+    return problem(
+        status=status,
+        title=title or TITLES.get(status, "Error"),
+        detail=detail,
+        headers=headers,
+        ext=ext,
+    )
+
+
+def _problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
+    headers = dict(exc.headers or {})
+    if exc.status == 401:
+        # RFC 6750 section 3: no error code when the request carried no credentials at all.
+        if request.headers.get("authorization"):
+            headers["WWW-Authenticate"] = f'{REALM}, error="invalid_token"'
+        else:
+            headers["WWW-Authenticate"] = REALM
+    if exc.status >= 500:
+        logger.error("%s: %s", exc.status, exc.detail)
+    return _answer(
+        exc.status,
+        exc.detail,
+        title=exc.title or TITLES.get(exc.status),
+        headers=headers,
+        ext=exc.ext,
+    )
+
+
+def _http_error(_request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
+    # Routing's own errors (404 for an unknown path, 405 carrying its Allow header).
+    return _answer(exc.status_code, exc.detail, headers=dict(exc.headers or {}))
+
+
+def _not_found(_request: ConnexionRequest, exc: TaskNotFound) -> ConnexionResponse:
+    return _answer(404, f"There is no task {exc.args[0]}.")
+
+
+def _bad_cursor(_request: ConnexionRequest, exc: InvalidCursor) -> ConnexionResponse:
+    errors = [{"parameter": "cursor", "detail": str(exc)}]
+    return _answer(422, f"cursor: {exc}", ext={"errors": errors})
+
+
+def _database_unavailable(_request: ConnexionRequest, exc: OperationalError) -> ConnexionResponse:
+    logger.error("database unavailable: %s", exc)
+    return _answer(
+        503,
+        "The database is unavailable; try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    logger.exception("unexpected error", exc_info=exc)
+    return _answer(500, "The server met an unexpected error; it has been logged.")
+
+
+def register(app: AsyncApp) -> None:
+    app.add_error_handler(ProblemException, _problem)
+    app.add_error_handler(HTTPException, _http_error)
+    app.add_error_handler(TaskNotFound, _not_found)
+    app.add_error_handler(InvalidCursor, _bad_cursor)
+    app.add_error_handler(OperationalError, _database_unavailable)
+    app.add_error_handler(Exception, _unexpected)

@@ -1,0 +1,55 @@
+"""Engines: PostgreSQL (Neon serverless in production) through psycopg2, or an SQLite file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    size: int = 5
+    max_overflow: int = 5
+    timeout: float = 10.0
+    # Neon closes idle connections (and suspends idle computes), so never keep one for long.
+    recycle: int = 300
+    connect_timeout: int = 10
+
+
+def normalize_url(url: str) -> str:
+    """Accept the `postgres://` and `postgresql://` forms that Neon and others hand out."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+def build_engine(url: str, pool: PoolSettings | None = None) -> Engine:
+    pool = pool or PoolSettings()
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": pool.connect_timeout})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    # sslmode and any other libpq option travel in the URL's query string as given.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=pool.recycle,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_timeout=pool.timeout,
+        connect_args={"connect_timeout": pool.connect_timeout},
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers proceed while one writer writes; the busy timeout queues writers.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

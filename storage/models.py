@@ -1,0 +1,77 @@
+"""ORM tables. The schema itself is created and evolved by the Alembic migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+)
+from sqlalchemy import Text as TextType
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in and out, on PostgreSQL (timestamptz) and SQLite (text) alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = value.astimezone(dt.UTC)
+        # SQLite keeps text; a naive UTC value keeps comparisons between stored values exact.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+TaskId = BigInteger().with_variant(Integer(), "sqlite")
+Tags = JSON().with_variant(JSONB(), "postgresql")
+
+# Priorities are stored as ranks so that sorting by priority is a plain index-friendly order.
+PRIORITY_RANKS: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+PRIORITY_NAMES: dict[int, str] = {rank: name for name, rank in PRIORITY_RANKS.items()}
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_user_created", "user_id", "created_at", "id"),
+        Index("ix_tasks_user_completed", "user_id", "completed"),
+    )
+
+    id: Mapped[int] = mapped_column(TaskId, primary_key=True, autoincrement=True)
+    # Better Auth owns its `user` table; this service only keeps the id it was given.
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str | None] = mapped_column(TextType, nullable=True)
+    completed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    priority: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    tags: Mapped[list[str]] = mapped_column(Tags, nullable=False)
+    due_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
+from starlette.routing import compile_path
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 SPEC_FILE = "openapi.yaml"
@@ -42,3 +45,29 @@ def writable_task_fields() -> tuple[str, ...]:
 def task_defaults() -> dict[str, Any]:
     """A new task's values for the fields a create leaves out: the spec's defaults, else null."""
     return {name: task_properties()[name].get("default") for name in writable_task_fields()}
+
+
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+@cache
+def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    base = urlparse(spec()["servers"][0]["url"]).path.rstrip("/")
+    routes = []
+    for template, item in spec()["paths"].items():
+        methods = {method.upper() for method in item if method in HTTP_METHODS}
+        if "GET" in methods:
+            methods.add("HEAD")
+        pattern, _, _ = compile_path(base + template)
+        routes.append((pattern, tuple(sorted(methods))))
+    return tuple(routes)
+
+
+def allowed_methods(path: str) -> tuple[str, ...]:
+    """The methods the spec defines for a request path (for a 405's `Allow`)."""
+    path = path.rstrip("/") or "/"
+    found: set[str] = set()
+    for pattern, methods in _routes():
+        if pattern.match(path):
+            found.update(methods)
+    return tuple(sorted(found))

@@ -12,6 +12,7 @@ from connexion.problem import problem
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
+from handlers.contract import allowed_methods
 from storage import InvalidCursor, TaskNotFound
 
 logger = logging.getLogger("todo_api")
@@ -90,9 +91,13 @@ def _problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionRespo
     )
 
 
-def _http_error(_request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
-    # Routing's own errors (404 for an unknown path, 405 carrying its Allow header).
-    return _answer(exc.status_code, exc.detail, headers=dict(exc.headers or {}))
+def _http_error(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
+    """Routing's own errors: 404 for an unknown path, 405 for a method the path lacks."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Connexion routes each operation apart, so its Allow names one operation's method only.
+        headers["Allow"] = ", ".join(allowed_methods(request.url.path))
+    return _answer(exc.status_code, exc.detail, headers=headers)
 
 
 def _not_found(_request: ConnexionRequest, exc: TaskNotFound) -> ConnexionResponse:

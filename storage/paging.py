@@ -24,7 +24,8 @@ def sort_key(sort: str) -> ColumnElement[Any]:
     if sort == "updated":
         return TaskRow.updated_at
     if sort == "title":
-        return TaskRow.title
+        # People expect "apple, Banana, cherry", not every capital before every small letter.
+        return func.lower(TaskRow.title)
     if sort == "priority":
         return TaskRow.priority
     if sort == "due_date":
@@ -61,18 +62,8 @@ class Position:
         return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
 
     @classmethod
-    def of(cls, row: TaskRow, sort: str, order: str) -> Position:
-        key: Any
-        if sort == "due_date":
-            key = row.due_date or _UNDATED
-        elif sort == "title":
-            key = row.title
-        elif sort == "priority":
-            key = row.priority
-        elif sort == "updated":
-            key = row.updated_at
-        else:
-            key = row.created_at
+    def of(cls, row: TaskRow, key: Any, sort: str, order: str) -> Position:
+        """The position of `row`, whose sort key as the database computed it is `key`."""
         return cls(sort=sort, order=order, key=key, id=row.id)
 
     @classmethod

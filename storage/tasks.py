@@ -177,17 +177,22 @@ class TaskStore:
                 TaskRow.id.desc(),
             )
         )
-        page = select(TaskRow).where(*filters).order_by(*ordering).limit(query.limit + 1)
+        # The key is selected too: a cursor must carry the value the database compares, which
+        # Python could not always recompute (lower() and collations differ between engines).
+        page = select(TaskRow, key).where(*filters).order_by(*ordering).limit(query.limit + 1)
         if query.cursor is not None:
             page = page.where(Position.decode(query.cursor, query.sort, query.order).after())
         with self._sessions.begin() as session:
-            rows = list(session.scalars(page))
+            rows = list(session.execute(page).all())
             total = session.scalar(select(func.count()).select_from(TaskRow).where(*filters))
         next_cursor = None
         if len(rows) > query.limit:
             rows = rows[: query.limit]
-            next_cursor = Position.of(rows[-1], query.sort, query.order).encode()
-        return Page(tasks=[Task.of(row) for row in rows], total=total or 0, next_cursor=next_cursor)
+            last, last_key = rows[-1]
+            next_cursor = Position.of(last, last_key, query.sort, query.order).encode()
+        return Page(
+            tasks=[Task.of(row) for row, _ in rows], total=total or 0, next_cursor=next_cursor
+        )
 
     def _update(self, user_id: str, task_id: int, values: dict[str, Any]) -> Task:
         # One UPDATE ... RETURNING: the ownership check, the write and the read are one statement,

@@ -1,0 +1,126 @@
+"""The real app over a real database: SQLite by default, PostgreSQL with TEST_DATABASE_URL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import psycopg2
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from starlette.testclient import TestClient
+
+from handlers.settings import Settings
+from storage import build_engine
+from todo_api import create_app
+
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+ISSUER = "http://localhost:3000"
+AUDIENCE = "http://localhost:3000"
+
+
+def _fresh_postgres(url: str) -> Iterator[str]:
+    """A database of its own for this run, so leftovers of other runs cannot matter."""
+    server = make_url(url)
+    name = f"todo_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(server.set(drivername="postgresql").render_as_string(False))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield from _fresh_postgres(url)
+    else:
+        path: Path = tmp_path_factory.mktemp("db") / "todo.db"
+        yield f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        auth_secret=SECRET,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        cors_origins=("http://localhost:3000",),
+        validate_responses=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings)
+    # raise_server_exceptions=False: a fault must reach the client as the 500 problem it gets.
+    with TestClient(app, follow_redirects=False, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str, app_client: TestClient) -> Iterator[Engine]:
+    engine = build_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def client(app_client: TestClient, engine: Engine) -> Iterator[TestClient]:
+    yield app_client
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM tasks"))
+
+
+def make_token(subject: Any = "alice", **overrides: Any) -> str:
+    now = dt.datetime.now(dt.UTC)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "iat": now,
+        "exp": now + dt.timedelta(minutes=15),
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+    }
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def alice() -> dict[str, str]:
+    return bearer(make_token("alice"))
+
+
+@pytest.fixture
+def bob() -> dict[str, str]:
+    return bearer(make_token("bob"))
+
+
+@pytest.fixture
+def create(client: TestClient, alice: dict[str, str]) -> Callable[..., dict[str, Any]]:
+    """Create a task as alice (or `headers`) and return it."""
+
+    def create(headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+        fields.setdefault("title", "a task")
+        response = client.post("/api/tasks", json=fields, headers=headers or alice)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return create

@@ -1,0 +1,39 @@
+"""Faults reach the client as problems: no stack trace, no SQL, no driver text."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from starlette.testclient import TestClient
+
+from storage import TaskStore
+
+
+def test_unexpected_error_is_a_generic_500(
+    client: TestClient, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    def explode(*_args: object) -> None:
+        raise RuntimeError("SELECT secret FROM internals")
+
+    monkeypatch.setattr(TaskStore, "get", explode)
+    response = client.get("/api/tasks/1", headers=alice)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["title"] == "Internal Server Error"
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
+    assert "SELECT secret FROM internals" in caplog.text
+
+
+def test_database_unavailable_is_503_with_retry_after(
+    client: TestClient, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(*_args: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused to 10.0.0.1"))
+
+    monkeypatch.setattr(TaskStore, "list", unreachable)
+    response = client.get("/api/tasks", headers=alice)
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["Retry-After"]) > 0
+    assert "10.0.0.1" not in response.text

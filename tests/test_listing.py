@@ -1,0 +1,241 @@
+"""Filters, sorting, keyset paging, X-Total-Count and Link."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+
+from storage.paging import Position
+
+SORTS = ["created", "updated", "title", "due_date", "priority"]
+NEXT_LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
+
+
+def next_url(response: Any) -> str | None:
+    link = response.headers.get("Link")
+    if link is None:
+        return None
+    match = NEXT_LINK.match(link)
+    assert match, link
+    return match["url"]
+
+
+def walk(client: TestClient, url: str, headers: dict[str, str]) -> tuple[list[dict], list[int]]:
+    """Follow `Link: rel="next"` from the first page to the last."""
+    tasks: list[dict] = []
+    sizes: list[int] = []
+    next_page: str | None = url
+    while next_page is not None:
+        response = client.get(next_page, headers=headers)
+        assert response.status_code == 200, response.text
+        tasks += response.json()
+        sizes.append(len(response.json()))
+        next_page = next_url(response)
+        assert len(sizes) < 100
+    return tasks, sizes
+
+
+@pytest.fixture
+def many(create: Callable[..., dict[str, Any]], client: TestClient, alice: dict[str, str]):
+    """Tasks with deliberate ties in every sort key, so the id tie-breaker is exercised."""
+    tasks = []
+    for i in range(23):
+        tasks.append(
+            create(
+                title=["apple", "Banana", "cherry", "apple"][i % 4],
+                priority=["low", "medium", "high"][i % 3],
+                due_date=None if i % 5 == 0 else f"2030-01-{1 + i % 4:02d}T00:00:00Z",
+                completed=i % 2 == 0,
+                tags=["even"] if i % 2 == 0 else ["odd", "x"],
+                description="Needle in a haystack" if i % 7 == 0 else None,
+            )
+        )
+    # Touch some so that "updated" order differs from "created" order.
+    for task in tasks[::3]:
+        response = client.patch(
+            f"/api/tasks/{task['id']}", json={"title": task["title"]}, headers=alice
+        )
+        tasks[tasks.index(task)] = response.json()
+    return tasks
+
+
+def expected_order(tasks: list[dict], sort: str, order: str) -> list[int]:
+    rank = {"low": 1, "medium": 2, "high": 3}
+
+    def key(task: dict) -> tuple:
+        value = {
+            "created": task["created_at"],
+            "updated": task["updated_at"],
+            "title": task["title"],
+            "due_date": task["due_date"] or "9999",
+            "priority": rank[task["priority"]],
+        }[sort]
+        return (value, task["id"])
+
+    ordered = sorted(tasks, key=key, reverse=order == "desc")
+    return [task["id"] for task in ordered]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+@pytest.mark.parametrize("sort", SORTS)
+@pytest.mark.parametrize("base", ["/api/tasks", "/api/alice/tasks"])
+def test_paging_returns_every_task_exactly_once_in_order(
+    client: TestClient, alice: dict[str, str], many: list[dict], sort: str, order: str, base: str
+) -> None:
+    tasks, sizes = walk(client, f"{base}?sort={sort}&order={order}&limit=5", alice)
+    assert sizes == [5, 5, 5, 5, 3]
+    ids = [task["id"] for task in tasks]
+    assert len(ids) == len(set(ids)) == len(many)
+    if sort != "title":  # title order follows the database's collation: tested below
+        assert ids == expected_order(many, sort, order)
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_title_sort_ignores_case_and_pages_consistently(
+    client: TestClient, alice: dict[str, str], many: list[dict], order: str
+) -> None:
+    all_at_once = client.get(f"/api/tasks?sort=title&order={order}&limit=500", headers=alice)
+    paged, _ = walk(client, f"/api/tasks?sort=title&order={order}&limit=4", alice)
+    assert [t["id"] for t in paged] == [t["id"] for t in all_at_once.json()]
+    titles = [t["title"] for t in paged]
+    groups = [title for i, title in enumerate(titles) if i == 0 or titles[i - 1] != title]
+    expected = ["apple", "Banana", "cherry"]
+    assert groups == (expected if order == "asc" else expected[::-1])
+
+
+def test_priority_orders_high_over_medium_over_low(
+    client: TestClient, alice: dict[str, str], many: list[dict]
+) -> None:
+    tasks = client.get("/api/tasks?sort=priority&limit=500", headers=alice).json()
+    priorities = [t["priority"] for t in tasks]
+    assert priorities == sorted(priorities, key=["high", "medium", "low"].index)
+
+
+def test_undated_tasks_come_last_ascending(
+    client: TestClient, alice: dict[str, str], many: list[dict]
+) -> None:
+    tasks = client.get("/api/tasks?sort=due_date&order=asc&limit=500", headers=alice).json()
+    dated = [t["due_date"] is not None for t in tasks]
+    assert dated == sorted(dated, reverse=True)
+    assert dated.count(False) == 5
+
+
+def test_link_keeps_the_query_and_total_counts_all_pages(
+    client: TestClient, alice: dict[str, str], many: list[dict]
+) -> None:
+    response = client.get("/api/tasks?status=pending&sort=title&limit=4", headers=alice)
+    assert response.headers["X-Total-Count"] == "11"
+    url = next_url(response)
+    assert url is not None
+    assert url.startswith("/api/tasks?")
+    query = parse_qs(urlsplit(url).query)
+    assert query["status"] == ["pending"]
+    assert query["sort"] == ["title"]
+    assert query["limit"] == ["4"]
+    second = client.get(url, headers=alice)
+    assert second.headers["X-Total-Count"] == "11"
+    assert all(not t["completed"] for t in second.json())
+
+
+def test_last_page_has_no_link(client: TestClient, alice: dict[str, str], many: list[dict]) -> None:
+    response = client.get("/api/tasks?limit=23", headers=alice)
+    assert len(response.json()) == 23
+    assert "Link" not in response.headers
+
+
+def test_default_page_is_100_newest_first(
+    client: TestClient, alice: dict[str, str], many: list[dict]
+) -> None:
+    tasks = client.get("/api/tasks", headers=alice).json()
+    assert [t["id"] for t in tasks] == expected_order(many, "created", "desc")
+
+
+FILTERS = {
+    "status=pending": lambda t: not t["completed"],
+    "status=completed": lambda t: t["completed"],
+    "status=all": lambda t: True,
+    "priority=high": lambda t: t["priority"] == "high",
+    "tag=odd": lambda t: "odd" in t["tags"],
+    "tag=od": lambda t: False,
+    "q=NEEDLE": lambda t: "needle" in (t["description"] or "").lower(),
+    "q=ANAN": lambda t: "anan" in t["title"].lower(),
+    "due_before=2030-01-03T00:00:00Z": lambda t: (
+        bool(t["due_date"]) and t["due_date"] < "2030-01-03"
+    ),
+    "due_after=2030-01-02T00:00:00Z": lambda t: (
+        bool(t["due_date"]) and t["due_date"] > "2030-01-02T00:00:00.000000Z"
+    ),
+    "status=pending&priority=low&tag=x": lambda t: (
+        not t["completed"] and t["priority"] == "low" and "x" in t["tags"]
+    ),
+}
+
+
+@pytest.mark.parametrize(("query", "keep"), FILTERS.items(), ids=FILTERS)
+def test_filters(
+    client: TestClient, alice: dict[str, str], many: list[dict], query: str, keep: Callable
+) -> None:
+    response = client.get(f"/api/tasks?{query}&limit=500", headers=alice)
+    assert response.status_code == 200, response.text
+    expected = {t["id"] for t in many if keep(t)}
+    assert {t["id"] for t in response.json()} == expected
+    assert response.headers["X-Total-Count"] == str(len(expected))
+
+
+@pytest.mark.parametrize("q", ["%", "_", "a%", "\\"])
+def test_q_matches_wildcards_literally(
+    client: TestClient, alice: dict[str, str], create: Callable, q: str
+) -> None:
+    literal = create(title=f"has {q} inside")
+    create(title="plain words")
+    response = client.get("/api/tasks", params={"q": q}, headers=alice)
+    assert [t["id"] for t in response.json()] == [literal["id"]]
+
+
+def test_cursor_from_another_sort_is_rejected(
+    client: TestClient, alice: dict[str, str], many: list[dict]
+) -> None:
+    url = next_url(client.get("/api/tasks?sort=title&limit=5", headers=alice))
+    assert url is not None
+    cursor = parse_qs(urlsplit(url).query)["cursor"][0]
+    for query in (f"sort=priority&cursor={cursor}", f"sort=title&order=asc&cursor={cursor}"):
+        response = client.get(f"/api/tasks?{query}", headers=alice)
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["parameter"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "e30",  # {}
+        Position("created", "desc", "not a date", 1).encode(),
+        Position("created", "desc", "2030-01-01T00:00:00", 1).encode(),  # no offset
+        Position("priority", "desc", "high", 1).encode(),
+        Position("created", "desc", "2030-01-01T00:00:00+00:00", 0).encode(),
+        Position("created", "desc", "2030-01-01T00:00:00+00:00", True).encode(),
+        "eyJzIjoiY3JlYXRlZCIsIm8iOiJkZXNjIiwiayI6bnVsbCwiaSI6MX0",  # "k": null
+    ],
+)
+def test_cursor_that_does_not_decode_is_422(
+    client: TestClient, alice: dict[str, str], cursor: str
+) -> None:
+    sort = "priority" if "InByaW9yaXR5" in cursor else "created"
+    response = client.get(f"/api/tasks?sort={sort}&cursor={cursor}", headers=alice)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_paging_is_stable_while_tasks_are_added(
+    client: TestClient, alice: dict[str, str], many: list[dict], create: Callable
+) -> None:
+    first = client.get("/api/tasks?sort=created&order=asc&limit=10", headers=alice)
+    create(title="added after the first page")
+    rest, _ = walk(client, next_url(first) or "", alice)
+    ids = [t["id"] for t in first.json()] + [t["id"] for t in rest]
+    assert len(ids) == len(set(ids)) == len(many) + 1

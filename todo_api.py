@@ -10,11 +10,13 @@ import secrets
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
+from dotenv import load_dotenv
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
@@ -78,9 +80,8 @@ def app_from_env() -> AsyncApp:
 
 
 def _load_settings() -> Settings:
-    from dotenv import load_dotenv
-
-    load_dotenv()
+    # The .env of the directory the command runs in; real environment variables win.
+    load_dotenv(Path.cwd() / ".env")
     return Settings.from_env()
 
 

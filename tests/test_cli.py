@@ -1,0 +1,134 @@
+"""The `todo-api` command: serve (as the README's first command runs it), token, db upgrade."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import jwt
+import pytest
+
+TODO_API = str(Path(sys.executable).parent / "todo-api")
+SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a fresh shell in an empty directory: no secret, no database URL."""
+    names = ("BETTER_AUTH_SECRET", "DATABASE_URL", "NEON_DB_URL", "JWT_ISSUER", "JWT_AUDIENCE")
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TODO_API, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dev_server(tmp_path: Path, clean_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w+")
+    process = subprocess.Popen(
+        [TODO_API, "serve", "--dev", "--port", str(port)],
+        cwd=tmp_path,
+        env=clean_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "server did not start"
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        output = (tmp_path / "serve.log").read_text()
+        token = re.search(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$", output, re.MULTILINE)
+        assert token, output
+        yield base, token[1]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_serve_dev_runs_on_sqlite_with_a_demo_token(
+    dev_server: tuple[str, str], tmp_path: Path
+) -> None:
+    base, token = dev_server
+    headers = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(f"{base}/tasks", json={"title": "from the CLI"}, headers=headers)
+    assert created.status_code == 201
+    assert created.json()["user_id"] == "demo-user"
+    assert httpx.get(f"{base}/tasks", headers=headers).json() == [created.json()]
+    assert httpx.get(f"{base}/docs/").status_code == 200
+    assert httpx.get(f"{base}/tasks").status_code == 401
+    log = (tmp_path / "serve.log").read_text()
+    assert "WARNING" in log
+    assert f"{base}/docs" in log
+    with sqlite3.connect(tmp_path / "todo.db") as db:
+        assert db.execute("SELECT title FROM tasks").fetchall() == [("from the CLI",)]
+
+
+def test_serve_without_a_secret_refuses_to_start(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    result = run(["serve", "--port", str(free_port())], tmp_path, clean_env)
+    assert result.returncode == 2
+    assert "BETTER_AUTH_SECRET" in result.stderr
+    assert "--dev" in result.stderr
+
+
+def test_token_is_signed_with_the_configured_secret(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    env = {**clean_env, "BETTER_AUTH_SECRET": SECRET, "JWT_ISSUER": "https://app.example"}
+    result = run(["token", "user-42", "--ttl", "120"], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(
+        result.stdout.strip(), SECRET, algorithms=["HS256"], issuer="https://app.example"
+    )
+    assert claims["sub"] == "user-42"
+    assert 100 <= claims["exp"] - claims["iat"] <= 120
+
+
+def test_token_reads_dotenv(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    (tmp_path / ".env").write_text(f"BETTER_AUTH_SECRET={SECRET}\n")
+    result = run(["token", "alice"], tmp_path, clean_env)
+    assert result.returncode == 0, result.stderr
+    assert jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"])["sub"] == "alice"
+
+
+def test_token_without_a_secret_fails_clearly(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    result = run(["token", "alice"], tmp_path, clean_env)
+    assert result.returncode == 2
+    assert "BETTER_AUTH_SECRET" in result.stderr
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    env = {**clean_env, "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"}
+    for _ in range(2):  # a second run finds nothing to do
+        result = run(["db", "upgrade"], tmp_path, env)
+        assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "fresh.db") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        version = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert "tasks" in tables
+    assert version == [("0001",)]

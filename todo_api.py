@@ -79,16 +79,10 @@ def app_from_env() -> AsyncApp:
     return create_app(Settings.from_env())
 
 
-def _load_settings() -> Settings:
-    # The .env of the directory the command runs in; real environment variables win.
-    load_dotenv(Path.cwd() / ".env")
-    return Settings.from_env()
-
-
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    settings = _load_settings()
+    settings = Settings.from_env()
     if not settings.auth_secret:
         if not args.dev:
             raise ConfigError(
@@ -125,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    settings = _load_settings()
+    settings = Settings.from_env()
     if not settings.auth_secret:
         raise ConfigError("BETTER_AUTH_SECRET is not set: there is no secret to sign with.")
     verifier = TokenVerifier(settings.auth_secret, settings.jwt_issuer, settings.jwt_audience)
@@ -134,7 +128,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:
-    settings = _load_settings()
+    settings = Settings.from_env()
     engine = build_engine(settings.database_url, settings.pool)
     try:
         upgrade(engine)
@@ -172,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # The .env of the directory the command runs in; real environment variables win.
+    load_dotenv(Path.cwd() / ".env")
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper())
     try:
         return args.run(args)

@@ -20,7 +20,7 @@ from handlers.settings import Settings
 from storage import build_engine
 from todo_api import create_app
 
-SECRET = "test-secret-that-is-long-enough-for-hs256"
+SECRET = "test-secret-" + "0123456789abcdef" * 4  # 64+ bytes: long enough even for HS512
 ISSUER = "http://localhost:3000"
 AUDIENCE = "http://localhost:3000"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import jwt
@@ -12,7 +13,8 @@ from connexion.lifecycle import ConnexionRequest
 from handlers.problems import Forbidden
 
 ALGORITHMS = ["HS256"]
-MAX_SUBJECT_LENGTH = 255
+# A user id as the spec's UserId parameter allows it: 1-255 characters, no control characters.
+SUBJECT = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
 # Tolerated clock difference between Better Auth and this service.
 LEEWAY = dt.timedelta(seconds=30)
 
@@ -45,8 +47,8 @@ class TokenVerifier:
             # Anything a hostile token provokes while being parsed is a 401, never a 500.
             raise OAuthProblem(detail=f"Invalid token: {exc}") from None
         subject = claims["sub"]
-        if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
-            raise OAuthProblem(detail="Invalid token: the subject must be a non-empty user id")
+        if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
+            raise OAuthProblem(detail="Invalid token: the subject is not a usable user id")
         return subject
 
     def mint(self, subject: str, lifetime: dt.timedelta) -> str:

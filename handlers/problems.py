@@ -10,6 +10,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from handlers.contract import allowed_methods
@@ -109,7 +110,8 @@ def _bad_cursor(_request: ConnexionRequest, exc: InvalidCursor) -> ConnexionResp
     return _answer(422, f"cursor: {exc}", ext={"errors": errors})
 
 
-def _database_unavailable(_request: ConnexionRequest, exc: OperationalError) -> ConnexionResponse:
+def _database_unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    # Unreachable, restarting, or every pooled connection busy past the pool's timeout.
     logger.error("database unavailable: %s", exc)
     return _answer(
         503,
@@ -129,4 +131,5 @@ def register(app: AsyncApp) -> None:
     app.add_error_handler(TaskNotFound, _not_found)
     app.add_error_handler(InvalidCursor, _bad_cursor)
     app.add_error_handler(OperationalError, _database_unavailable)
+    app.add_error_handler(PoolTimeout, _database_unavailable)
     app.add_error_handler(Exception, _unexpected)

@@ -63,6 +63,8 @@ class BodyValidator(JSONRequestBodyValidator):
             return json.loads(text, parse_constant=_reject_constant)
         except ValueError as exc:
             raise BadRequestProblem(detail=f"The body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequestProblem(detail="The body is nested too deeply.") from None
 
     def _validate(self, body: Any) -> None:
         if body is None:

@@ -83,6 +83,8 @@ BAD_AUTHORIZATION: dict[str, Callable[[], str]] = {
     "empty-subject": lambda: "Bearer " + make_token(""),
     "numeric-subject": lambda: "Bearer " + jwt.encode(_claims(sub=42), SECRET, algorithm="HS256"),
     "overlong-subject": lambda: "Bearer " + make_token("u" * 256),
+    "subject-with-nul": lambda: "Bearer " + make_token("ali\u0000ce"),
+    "subject-with-newline": lambda: "Bearer " + make_token("alice\n"),
     "no-expiry": lambda: "Bearer " + make_token(exp=None),
     "not-yet-valid": lambda: "Bearer " + make_token(nbf=NOW + dt.timedelta(hours=1)),
     "non-json-header": lambda: "Bearer " + _b64(b"\xff\xfe") + "." + _b64(b"{}") + ".sig",
@@ -124,6 +126,13 @@ def test_unauthenticated_request_is_401_before_validation(client: TestClient) ->
 def test_token_within_clock_leeway_is_accepted(client: TestClient) -> None:
     token = make_token(exp=NOW - dt.timedelta(seconds=5))
     assert client.get("/api/tasks", headers=bearer(token)).status_code == 200
+
+
+def test_longest_subject_is_accepted(client: TestClient) -> None:
+    subject = "ü" * 255
+    response = client.post("/api/tasks", json={"title": "x"}, headers=bearer(make_token(subject)))
+    assert response.status_code == 201
+    assert response.json()["user_id"] == subject
 
 
 def test_valid_token_is_accepted(client: TestClient) -> None:

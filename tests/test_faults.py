@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.testclient import TestClient
 
 from storage import TaskStore
@@ -25,11 +26,19 @@ def test_unexpected_error_is_a_generic_500(
     assert "SELECT secret FROM internals" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationalError("SELECT 1", {}, Exception("connection refused to 10.0.0.1")),
+        PoolTimeout("QueuePool limit of size 5 overflow 5 reached, host 10.0.0.1"),
+    ],
+    ids=["unreachable", "pool-exhausted"],
+)
 def test_database_unavailable_is_503_with_retry_after(
-    client: TestClient, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    client: TestClient, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     def unreachable(*_args: object) -> None:
-        raise OperationalError("SELECT 1", {}, Exception("connection refused to 10.0.0.1"))
+        raise error
 
     monkeypatch.setattr(TaskStore, "list", unreachable)
     response = client.get("/api/tasks", headers=alice)

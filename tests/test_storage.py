@@ -1,0 +1,71 @@
+"""The storage API on its own: isolation by owner, explicit fields, and the migrated schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect
+from starlette.testclient import TestClient
+
+from handlers.contract import task_defaults
+from handlers.settings import Settings
+from storage import TaskNotFound, TaskQuery, TaskStore, build_engine
+from storage.models import Base
+from tests.conftest import SECRET
+from todo_api import create_app
+
+
+@pytest.fixture
+def store(engine: Engine, client: TestClient) -> TaskStore:
+    return TaskStore(engine)
+
+
+def new_task(**fields: object) -> dict[str, object]:
+    return task_defaults() | {"title": "t"} | fields
+
+
+def test_every_task_function_is_scoped_to_its_owner(store: TaskStore) -> None:
+    task = store.create("alice", new_task(title="mine"))
+    with pytest.raises(TaskNotFound):
+        store.get("bob", task.id)
+    with pytest.raises(TaskNotFound):
+        store.update("bob", task.id, {"title": "theirs"})
+    with pytest.raises(TaskNotFound):
+        store.set_completed("bob", task.id, None)
+    with pytest.raises(TaskNotFound):
+        store.delete("bob", task.id)
+    assert store.list("bob", TaskQuery()).tasks == []
+    assert store.get("alice", task.id) == task
+
+
+def test_only_writable_fields_reach_a_row(store: TaskStore) -> None:
+    with pytest.raises(ValueError, match="user_id"):
+        store.create("alice", new_task(user_id="mallory"))
+    task = store.create("alice", new_task())
+    with pytest.raises(ValueError, match="id"):
+        store.update("alice", task.id, {"id": 5})
+    with pytest.raises(ValueError, match="missing"):
+        store.create("alice", {"title": "only a title"})
+
+
+def test_migrations_create_the_indexes_the_queries_use(engine: Engine, client: TestClient) -> None:
+    indexes = {tuple(i["column_names"]) for i in inspect(engine).get_indexes("tasks")}
+    assert ("user_id", "created_at", "id") in indexes
+    assert ("user_id", "completed") in indexes
+
+
+def test_models_match_the_migrated_schema(engine: Engine, client: TestClient) -> None:
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_auto_migrate_can_be_switched_off(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/untouched.db"
+    app = create_app(Settings(database_url=url, auth_secret=SECRET, auto_migrate=False))
+    with TestClient(app) as client:
+        assert client.get("/api/health").status_code == 200
+    assert inspect(build_engine(url)).get_table_names() == []

@@ -115,7 +115,8 @@ def _json(task: Task) -> dict[str, Any]:
 
 
 def _rfc3339(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, unlike strftime, pads years before 1000 to the four digits RFC 3339 requires.
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _path() -> str:

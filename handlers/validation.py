@@ -6,7 +6,8 @@ Connexion's own validators raise 400 with the first error only, as text.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Iterable
+import re
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
@@ -50,6 +51,25 @@ def body_errors(errors: Iterable[ValidationError]) -> list[dict[str, str]]:
     return found
 
 
+def unpaired_surrogates(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Where JSON escapes such as "\\ud800" left a string that no UTF-8 database can store."""
+    if isinstance(value, str):
+        if SURROGATE.search(value):
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from unpaired_surrogates(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from unpaired_surrogates(item, (*path, index))
+
+
+# json.loads joins escaped surrogate pairs into one character, so any surrogate left is unpaired.
+SURROGATE = re.compile("[\ud800-\udfff]")
+# What _parse answers for an empty body, as opposed to the JSON literal null.
+NO_BODY = object()
+
+
 class BodyValidator(JSONRequestBodyValidator):
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
         raw = b"".join([message async for message in stream])
@@ -58,7 +78,7 @@ class BodyValidator(JSONRequestBodyValidator):
         except (UnicodeDecodeError, LookupError):
             raise BadRequestProblem(detail=f"The body is not valid {self._encoding}.") from None
         if not text:
-            return None
+            return NO_BODY
         try:
             return json.loads(text, parse_constant=_reject_constant)
         except ValueError as exc:
@@ -67,11 +87,15 @@ class BodyValidator(JSONRequestBodyValidator):
             raise BadRequestProblem(detail="The body is nested too deeply.") from None
 
     def _validate(self, body: Any) -> None:
-        if body is None:
+        if body is NO_BODY:
             if self._required:
                 raise ValidationProblem([{"pointer": "#", "detail": "a JSON body is required"}])
             return
         errors = body_errors(self._validator.iter_errors(body))
+        errors += [
+            {"pointer": _pointer(path), "detail": "contains an unpaired surrogate escape"}
+            for path in unpaired_surrogates(body)
+        ]
         if errors:
             raise ValidationProblem(errors)
 

@@ -61,6 +61,8 @@ class TaskRow(Base):
     __table_args__ = (
         Index("ix_tasks_user_created", "user_id", "created_at", "id"),
         Index("ix_tasks_user_completed", "user_id", "completed"),
+        # Never hand a deleted task's id to a new task: a client may still hold the old one.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(TaskId, primary_key=True, autoincrement=True)

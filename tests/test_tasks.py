@@ -202,6 +202,14 @@ def test_delete(client: TestClient, alice: dict[str, str], create: Callable, bas
     assert client.delete(f"{base}/{task['id']}", headers=alice).status_code == 404
 
 
+def test_ids_of_deleted_tasks_are_never_reused(
+    client: TestClient, alice: dict[str, str], create: Callable
+) -> None:
+    newest = create()
+    assert client.delete(f"/api/tasks/{newest['id']}", headers=alice).status_code == 204
+    assert create()["id"] > newest["id"]
+
+
 @pytest.mark.parametrize("method", ["PATCH", "POST"])
 def test_complete_without_body_toggles(
     client: TestClient, alice: dict[str, str], create: Callable, base: str, method: str
@@ -235,6 +243,24 @@ def test_complete_with_body_sets_the_value_idempotently(
         assert response.status_code == 200
         assert response.json()["completed"] is value
         assert (response.json()["completed_at"] is not None) is value
+
+
+def test_complete_with_a_null_body_is_422(
+    client: TestClient, alice: dict[str, str], create: Callable
+) -> None:
+    task = create()
+    headers = {**alice, "Content-Type": "application/json"}
+    response = client.post(f"/api/tasks/{task['id']}/complete", content=b"null", headers=headers)
+    assert response.status_code == 422
+    assert client.get(f"/api/tasks/{task['id']}", headers=alice).json() == task
+
+
+def test_early_years_are_answered_with_four_digits(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    body = {"title": "old", "due_date": "0853-06-29T00:10:23.147Z"}
+    task = client.post("/api/tasks", json=body, headers=alice).json()
+    assert task["due_date"] == "0853-06-29T00:10:23.147000Z"
 
 
 def test_complete_rejects_other_fields(

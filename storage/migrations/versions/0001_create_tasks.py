@@ -36,6 +36,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        # SQLite would otherwise reuse the id of the newest task once it is deleted.
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_tasks_user_created", "tasks", ["user_id", "created_at", "id"])
     op.create_index("ix_tasks_user_completed", "tasks", ["user_id", "completed"])

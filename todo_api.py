@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
@@ -21,9 +22,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from handlers import problems
-from handlers.auth import TokenVerifier
+from handlers.auth import Authenticator, Expected, mint_token
 from handlers.contract import SPEC_DIR, independent_spec
+from handlers.jwks import JwksCache
 from handlers.middleware import TrailingSlash
+from handlers.sessions import SessionIntrospector
 from handlers.settings import ConfigError, Settings
 from handlers.validation import VALIDATORS
 from storage import TaskStore, build_engine, upgrade
@@ -32,21 +35,31 @@ DEMO_USER = "demo-user"
 PAGING_HEADERS = ["X-Total-Count", "Link", "Location"]
 
 
+NO_CREDENTIALS = (
+    "No way to check a token is configured: set BETTER_AUTH_SECRET (HS256 tokens) and/or "
+    "BETTER_AUTH_URL (Better Auth's JWKS, and sessions with BETTER_AUTH_SESSIONS=1)."
+)
+
+
 def create_app(settings: Settings) -> AsyncApp:
-    if not settings.auth_secret:
-        raise ConfigError("BETTER_AUTH_SECRET is not set: no token could be checked.")
+    if not settings.accepts_credentials:
+        raise ConfigError(NO_CREDENTIALS)
     engine = build_engine(settings.database_url, settings.pool)
-    verifier = TokenVerifier(settings.auth_secret, settings.jwt_issuer, settings.jwt_audience)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         if settings.auto_migrate:
             await run_in_threadpool(upgrade, engine)
-        try:
-            # Starlette hands this state to every request as `request.state`.
-            yield {"store": TaskStore(engine), "verifier": verifier}
-        finally:
-            engine.dispose()
+        timeout = httpx2.Timeout(settings.auth_http_timeout)
+        async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            try:
+                # Starlette hands this state to every request as `request.state`.
+                yield {
+                    "store": TaskStore(engine),
+                    "authenticator": _authenticator(settings, client),
+                }
+            finally:
+                engine.dispose()
 
     app = AsyncApp(
         __name__,
@@ -74,6 +87,29 @@ def create_app(settings: Settings) -> AsyncApp:
     return app
 
 
+def _authenticator(settings: Settings, client: httpx2.AsyncClient) -> Authenticator:
+    jwks_url, session_url = settings.jwks_endpoint, settings.session_endpoint
+    return Authenticator(
+        secret=settings.auth_secret,
+        secret_claims=_expected(settings),
+        jwks=JwksCache(jwks_url, client, settings.jwks_refetch_cooldown) if jwks_url else None,
+        # Better Auth's jwt() plugin sets both claims to its base URL unless told otherwise.
+        jwks_claims=Expected(
+            settings.jwt_issuer or settings.better_auth_url,
+            settings.jwt_audience or settings.better_auth_url,
+        ),
+        sessions=(
+            SessionIntrospector(session_url, client, settings.session_cache_ttl)
+            if session_url
+            else None
+        ),
+    )
+
+
+def _expected(settings: Settings) -> Expected:
+    return Expected(settings.jwt_issuer, settings.jwt_audience)
+
+
 def app_from_env() -> AsyncApp:
     """The factory uvicorn calls in each worker process."""
     return create_app(Settings.from_env())
@@ -83,13 +119,9 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings.from_env()
-    if not settings.auth_secret:
-        if not args.dev:
-            raise ConfigError(
-                "BETTER_AUTH_SECRET is not set. Set it (in the environment or .env) to the "
-                "secret your Better Auth server signs with, or run `todo-api serve --dev` to "
-                "try the API with a throwaway secret."
-            )
+    if not settings.accepts_credentials and not args.dev:
+        raise ConfigError(f"{NO_CREDENTIALS} To try the API, run `todo-api serve --dev`.")
+    if args.dev and not settings.auth_secret:
         # Workers are separate processes: they read the throwaway secret from the environment.
         os.environ["BETTER_AUTH_SECRET"] = secrets.token_urlsafe(48)
         settings = Settings.from_env()
@@ -98,11 +130,10 @@ def _serve(args: argparse.Namespace) -> int:
             "Never use --dev in production.",
             file=sys.stderr,
         )
-    if args.dev:
-        verifier = TokenVerifier(
-            settings.auth_secret or "", settings.jwt_issuer, settings.jwt_audience
+    if args.dev and settings.auth_secret:
+        token = mint_token(
+            settings.auth_secret, DEMO_USER, dt.timedelta(hours=12), _expected(settings)
         )
-        token = verifier.mint(DEMO_USER, dt.timedelta(hours=12))
         base = f"http://{args.host}:{args.port}/api"
         print(f"Swagger UI: {base}/docs  (Authorize with the token below)", file=sys.stderr)
         print(f"Demo token for user {DEMO_USER!r}, valid 12 hours:\n{token}", file=sys.stderr)
@@ -122,8 +153,8 @@ def _token(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.auth_secret:
         raise ConfigError("BETTER_AUTH_SECRET is not set: there is no secret to sign with.")
-    verifier = TokenVerifier(settings.auth_secret, settings.jwt_issuer, settings.jwt_audience)
-    print(verifier.mint(args.user_id, dt.timedelta(seconds=args.ttl)))
+    lifetime = dt.timedelta(seconds=args.ttl)
+    print(mint_token(settings.auth_secret, args.user_id, lifetime, _expected(settings)))
     return 0
 
 

@@ -1,74 +1,155 @@
-"""Bearer tokens: the verifier Connexion calls for `bearerAuth`, and the minting of dev tokens."""
+"""Bearer credentials: the check Connexion calls for `bearerAuth`, and dev-token minting.
+
+Three kinds of credential are accepted, each only when configured:
+- HS256 JWTs signed with the shared `BETTER_AUTH_SECRET`;
+- JWTs Better Auth's jwt() plugin signs with an asymmetric key published as JWKS;
+- Better Auth session tokens (not JWTs), checked with Better Auth's get-session endpoint.
+The path is chosen by configuration and the token's form, and each path pins its own key type,
+so no token can have a public key used as an HMAC secret or the reverse (RFC 8725 section 3.1).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from connexion.exceptions import OAuthProblem
 from connexion.lifecycle import ConnexionRequest
 
-from handlers.problems import Forbidden
+from handlers.jwks import ASYMMETRIC_ALGORITHMS, JwksCache, KeysUnavailable, UnknownKey
+from handlers.problems import Forbidden, Unavailable
+from handlers.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
 
-ALGORITHMS = ["HS256"]
+HMAC_ALGORITHM = "HS256"
 # A user id as the spec's UserId parameter allows it: 1-255 characters, no control characters.
 SUBJECT = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
 # Tolerated clock difference between Better Auth and this service.
 LEEWAY = dt.timedelta(seconds=30)
+JWT_FORM = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 
 
-class TokenVerifier:
-    """Checks HS256 tokens signed with the shared Better Auth secret."""
+@dataclass(frozen=True)
+class Expected:
+    """The issuer and audience a token must carry; None leaves that claim unchecked."""
 
-    def __init__(self, secret: str, issuer: str | None = None, audience: str | None = None):
+    issuer: str | None = None
+    audience: str | None = None
+
+
+class Authenticator:
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        secret_claims: Expected = Expected(),
+        jwks: JwksCache | None = None,
+        jwks_claims: Expected = Expected(),
+        sessions: SessionIntrospector | None = None,
+    ) -> None:
         self._secret = secret
-        self._issuer = issuer
-        self._audience = audience
+        self._secret_claims = secret_claims
+        self._jwks = jwks
+        self._jwks_claims = jwks_claims
+        self._sessions = sessions
 
-    def subject(self, token: str) -> str:
-        """The token's user id; raises OAuthProblem (401) for any token it does not accept."""
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=ALGORITHMS,
-                issuer=self._issuer,
-                audience=self._audience,
-                leeway=LEEWAY,
-                options={
-                    "require": ["exp", "sub"],
-                    "verify_aud": self._audience is not None,
-                    "verify_iss": self._issuer is not None,
-                },
-            )
-        except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
-            # Anything a hostile token provokes while being parsed is a 401, never a 500.
-            raise OAuthProblem(detail=f"Invalid token: {exc}") from None
-        subject = claims["sub"]
+    async def subject(self, token: str) -> str:
+        """The user id the credential stands for; raises a 401 or 503 problem otherwise."""
+        header = _jwt_header(token)
+        if header is None:
+            subject = await self._session_subject(token)
+        elif header.get("alg") == HMAC_ALGORITHM:
+            subject = self._shared_secret_subject(token)
+        elif header.get("alg") in ASYMMETRIC_ALGORITHMS:
+            subject = await self._jwks_subject(token, header)
+        else:
+            raise OAuthProblem(detail="Invalid token: its algorithm is not accepted")
         if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
             raise OAuthProblem(detail="Invalid token: the subject is not a usable user id")
         return subject
 
-    def mint(self, subject: str, lifetime: dt.timedelta) -> str:
-        now = dt.datetime.now(dt.UTC)
-        claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + lifetime}
-        if self._issuer:
-            claims["iss"] = self._issuer
-        if self._audience:
-            claims["aud"] = self._audience
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHMS[0])
+    def _shared_secret_subject(self, token: str) -> Any:
+        if self._secret is None:
+            raise OAuthProblem(detail="Invalid token: HS256 tokens are not accepted here")
+        return _claims(token, self._secret, [HMAC_ALGORITHM], self._secret_claims)["sub"]
+
+    async def _jwks_subject(self, token: str, header: dict[str, Any]) -> Any:
+        if self._jwks is None:
+            raise OAuthProblem(detail="Invalid token: asymmetric tokens are not accepted here")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise OAuthProblem(detail="Invalid token: it names no signing key (kid)")
+        try:
+            key = await self._jwks.key(kid)
+        except UnknownKey:
+            raise OAuthProblem(detail="Invalid token: its signing key is not published") from None
+        except KeysUnavailable as exc:
+            raise Unavailable("The signing keys cannot be fetched.", exc.retry_after) from None
+        return _claims(token, key.key, sorted(key.algorithms), self._jwks_claims)["sub"]
+
+    async def _session_subject(self, token: str) -> str:
+        if self._sessions is None:
+            raise OAuthProblem(detail="Invalid token: not a JWT")
+        try:
+            return await self._sessions.subject(token)
+        except SessionRejected:
+            raise OAuthProblem(detail="Invalid token: no such session") from None
+        except SessionsUnavailable:
+            raise Unavailable("Sessions cannot be checked right now.", 5) from None
 
 
-def bearer_info(token: str, request: ConnexionRequest) -> dict[str, str]:
-    """Connexion's `x-bearerInfoFunc`: the token's subject becomes the handlers' `user`.
+def _jwt_header(token: str) -> dict[str, Any] | None:
+    """The JOSE header of a token of JWT form; None for anything else (a session token)."""
+    if not JWT_FORM.fullmatch(token):
+        return None
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        return None
+    return header if isinstance(header, dict) else None
+
+
+def _claims(token: str, key: Any, algorithms: list[str], expected: Expected) -> dict[str, Any]:
+    try:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            issuer=expected.issuer,
+            audience=expected.audience,
+            leeway=LEEWAY,
+            options={
+                "require": ["exp", "sub"],
+                "verify_aud": expected.audience is not None,
+                "verify_iss": expected.issuer is not None,
+            },
+        )
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
+        # Anything a hostile token provokes while being parsed is a 401, never a 500.
+        raise OAuthProblem(detail=f"Invalid token: {exc}") from None
+
+
+def mint_token(secret: str, subject: str, lifetime: dt.timedelta, expected: Expected) -> str:
+    """An HS256 token like the ones this service accepts, for Swagger UI, curl and tests."""
+    now = dt.datetime.now(dt.UTC)
+    claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + lifetime}
+    if expected.issuer:
+        claims["iss"] = expected.issuer
+    if expected.audience:
+        claims["aud"] = expected.audience
+    return jwt.encode(claims, secret, algorithm=HMAC_ALGORITHM)
+
+
+async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, str]:
+    """Connexion's `x-bearerInfoFunc`: the credential's subject becomes the handlers' `user`.
 
     A path `user_id` must be that subject, so no operation of the `/{user_id}/tasks` family
     can act for anyone else.
     """
-    verifier: TokenVerifier = request.state.verifier
-    subject = verifier.subject(token)
+    authenticator: Authenticator = request.state.authenticator
+    subject = await authenticator.subject(token)
     path_user = request.path_params.get("user_id")
     if path_user is not None and path_user != subject:
         raise Forbidden("The user id in the path is not the signed-in user.")

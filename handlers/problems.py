@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from connexion import AsyncApp
@@ -37,6 +38,18 @@ RETRY_AFTER_SECONDS = 5
 class Forbidden(ProblemException):
     def __init__(self, detail: str) -> None:
         super().__init__(status=403, title=TITLES[403], detail=detail)
+
+
+class Unavailable(ProblemException):
+    """503: something this service depends on is down; the client should retry, not sign out."""
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(
+            status=503,
+            title=TITLES[503],
+            detail=detail,
+            headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+        )
 
 
 class ValidationProblem(ProblemException):
@@ -113,11 +126,8 @@ def _bad_cursor(_request: ConnexionRequest, exc: InvalidCursor) -> ConnexionResp
 def _database_unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     # Unreachable, restarting, or every pooled connection busy past the pool's timeout.
     logger.error("database unavailable: %s", exc)
-    return _answer(
-        503,
-        "The database is unavailable; try again shortly.",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    problem = Unavailable("The database is unavailable; try again shortly.", RETRY_AFTER_SECONDS)
+    return problem.to_problem()
 
 
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

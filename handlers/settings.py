@@ -23,6 +23,12 @@ class Settings:
     auth_secret: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    better_auth_url: str | None = None
+    jwks_url: str | None = None
+    better_auth_sessions: bool = False
+    session_cache_ttl: float = 30.0
+    jwks_refetch_cooldown: float = 60.0
+    auth_http_timeout: float = 5.0
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     auto_migrate: bool = True
     pool: PoolSettings = field(default_factory=PoolSettings)
@@ -34,6 +40,25 @@ class Settings:
                 f"BETTER_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters long "
                 "(generate one with `openssl rand -base64 32`)."
             )
+        if self.better_auth_sessions and not self.better_auth_url:
+            raise ConfigError("BETTER_AUTH_SESSIONS needs BETTER_AUTH_URL to check sessions at.")
+
+    @property
+    def jwks_endpoint(self) -> str | None:
+        if self.jwks_url:
+            return self.jwks_url
+        return f"{self.better_auth_url}/api/auth/jwks" if self.better_auth_url else None
+
+    @property
+    def session_endpoint(self) -> str | None:
+        if not self.better_auth_sessions:
+            return None
+        return f"{self.better_auth_url}/api/auth/get-session"
+
+    @property
+    def accepts_credentials(self) -> bool:
+        """Whether any kind of bearer credential could be checked."""
+        return bool(self.auth_secret or self.jwks_endpoint or self.session_endpoint)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -64,12 +89,19 @@ class Settings:
             raise ConfigError(f"{name} must be true or false, not {raw!r}.")
 
         origins = text("CORS_ORIGINS")
+        better_auth_url = text("BETTER_AUTH_URL")
         defaults = PoolSettings()
         return cls(
             database_url=text("DATABASE_URL") or text("NEON_DB_URL") or DEFAULT_DATABASE_URL,
             auth_secret=text("BETTER_AUTH_SECRET"),
             jwt_issuer=text("JWT_ISSUER"),
             jwt_audience=text("JWT_AUDIENCE"),
+            better_auth_url=better_auth_url.rstrip("/") if better_auth_url else None,
+            jwks_url=text("JWKS_URL"),
+            better_auth_sessions=flag("BETTER_AUTH_SESSIONS", cls.better_auth_sessions),
+            session_cache_ttl=number("SESSION_CACHE_TTL", cls.session_cache_ttl, float),
+            jwks_refetch_cooldown=number("JWKS_REFETCH_COOLDOWN", cls.jwks_refetch_cooldown, float),
+            auth_http_timeout=number("AUTH_HTTP_TIMEOUT", cls.auth_http_timeout, float),
             cors_origins=(
                 tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
                 if origins is not None

@@ -1,0 +1,419 @@
+"""Better Auth's own credentials: JWKS-signed JWTs of every algorithm, and session tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from starlette.testclient import TestClient
+
+import handlers.jwks
+import handlers.sessions
+from handlers.settings import ConfigError, Settings
+from tests.conftest import SECRET, bearer, make_token
+from tests.fake_better_auth import ALGORITHMS, FakeBetterAuth, SigningKey, better_auth_claims
+from todo_api import create_app
+
+Client = Callable[..., TestClient]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBetterAuth]:
+    server = FakeBetterAuth()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, SigningKey]:
+    return {algorithm: SigningKey(algorithm) for algorithm in ALGORITHMS}
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Client]:
+    """Start the app with the given settings; each call gets a database of its own."""
+    with ExitStack() as stack:
+
+        def start(**settings: Any) -> TestClient:
+            database = tmp_path / f"{uuid.uuid4().hex}.db"
+            app = create_app(Settings(database_url=f"sqlite:///{database}", **settings))
+            client = TestClient(app, raise_server_exceptions=False)
+            return stack.enter_context(client)
+
+        yield start
+
+
+@pytest.fixture
+def api(fake: FakeBetterAuth, keys: dict[str, SigningKey], serve: Client) -> TestClient:
+    """Every mode on: shared secret, JWKS and sessions, with every key published."""
+    fake.published = [key.jwk() for key in keys.values()]
+    return serve(auth_secret=SECRET, better_auth_url=fake.url, better_auth_sessions=True)
+
+
+def claims(fake: FakeBetterAuth, subject: Any = "ba-user-1", **overrides: Any) -> dict:
+    return better_auth_claims(fake.url, subject, **overrides)
+
+
+def assert_401(response: Any) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_better_auth_algorithm_is_accepted(
+    api: TestClient, fake: FakeBetterAuth, keys: dict[str, SigningKey], algorithm: str
+) -> None:
+    token = keys[algorithm].sign(claims(fake, "user-" + algorithm))
+    created = api.post("/api/tasks", json={"title": "signed"}, headers=bearer(token))
+    assert created.status_code == 201, created.text
+    assert created.json()["user_id"] == "user-" + algorithm
+    assert api.get(f"/api/user-{algorithm}/tasks", headers=bearer(token)).status_code == 200
+
+
+def test_keys_are_fetched_once_and_cached(
+    api: TestClient, fake: FakeBetterAuth, keys: dict[str, SigningKey]
+) -> None:
+    for key in keys.values():
+        for _ in range(3):
+            response = api.get("/api/tasks", headers=bearer(key.sign(claims(fake))))
+            assert response.status_code == 200
+    assert fake.requests["jwks"] == 1
+
+
+def test_shared_secret_tokens_still_work_beside_jwks(api: TestClient) -> None:
+    assert api.get("/api/tasks", headers=bearer(make_token(iss=None, aud=None))).status_code == 200
+
+
+def test_rotation_is_picked_up_without_a_restart(fake: FakeBetterAuth, serve: Client) -> None:
+    old, new = SigningKey("EdDSA"), SigningKey("EdDSA")
+    fake.published = [old.jwk()]
+    api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=0.2)
+    assert api.get("/api/tasks", headers=bearer(old.sign(claims(fake)))).status_code == 200
+    fake.published = [new.jwk(), old.jwk()]
+    time.sleep(0.3)
+    assert api.get("/api/tasks", headers=bearer(new.sign(claims(fake)))).status_code == 200
+    assert api.get("/api/tasks", headers=bearer(old.sign(claims(fake)))).status_code == 200
+    assert fake.requests["jwks"] == 2
+
+
+def test_unknown_kids_refetch_at_most_once_per_cool_down(
+    api: TestClient, fake: FakeBetterAuth
+) -> None:
+    for _ in range(25):
+        stranger = SigningKey("EdDSA", kid=uuid.uuid4().hex)
+        assert_401(api.get("/api/tasks", headers=bearer(stranger.sign(claims(fake)))))
+    assert fake.requests["jwks"] == 1
+
+
+def test_a_withdrawn_key_stops_working_once_keys_are_checked_again(
+    fake: FakeBetterAuth, serve: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = SigningKey("ES256")
+    fake.published = [key.jwk()]
+    api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=0.0)
+    token = key.sign(claims(fake))
+    assert api.get("/api/tasks", headers=bearer(token)).status_code == 200
+    fake.published = []
+    monkeypatch.setattr(handlers.jwks, "MAX_AGE_SECONDS", 0.0)
+    assert_401(api.get("/api/tasks", headers=bearer(token)))
+
+
+def test_cached_keys_keep_working_while_better_auth_is_down(
+    fake: FakeBetterAuth, serve: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = SigningKey("EdDSA")
+    fake.published = [key.jwk()]
+    api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=0.0)
+    assert api.get("/api/tasks", headers=bearer(key.sign(claims(fake)))).status_code == 200
+    fake.stop()
+    monkeypatch.setattr(handlers.jwks, "MAX_AGE_SECONDS", 0.0)  # forces a (failing) refetch
+    assert api.get("/api/tasks", headers=bearer(key.sign(claims(fake)))).status_code == 200
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_no_usable_key_while_better_auth_is_down_is_503(serve: Client) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    api = serve(better_auth_url=url, jwks_refetch_cooldown=30)
+    token = SigningKey("EdDSA").sign(better_auth_claims(url))
+    for _ in range(2):
+        response = api.get("/api/tasks", headers=bearer(token))
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(response.headers["Retry-After"]) <= 30
+        assert "WWW-Authenticate" not in response.headers
+
+
+def test_unknown_kid_while_better_auth_is_down_is_503_not_401(
+    fake: FakeBetterAuth, serve: Client
+) -> None:
+    key = SigningKey("EdDSA")
+    fake.published = [key.jwk()]
+    api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=0.0)
+    assert api.get("/api/tasks", headers=bearer(key.sign(claims(fake)))).status_code == 200
+    fake.stop()
+    rotated = SigningKey("EdDSA")
+    assert api.get("/api/tasks", headers=bearer(rotated.sign(claims(fake)))).status_code == 503
+
+
+def _hs256(claims: dict[str, Any], secret: bytes, **headers: Any) -> str:
+    """HS256 signed by hand: PyJWT (rightly) refuses to use a public key as an HMAC secret."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", **headers}).encode())
+    payload = b64(json.dumps(claims, default=lambda d: int(d.timestamp())).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+def _confusion_secrets(key: SigningKey) -> dict[str, bytes]:
+    pem = key.public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {
+        "public-key-pem": pem,
+        "jwk-json": json.dumps(key.jwk()).encode(),
+        "jwk-x": key.jwk().get("x", key.jwk().get("n", "")).encode(),
+    }
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("secret_mode", [True, False], ids=["with-secret", "jwks-only"])
+def test_key_confusion_is_refused(
+    fake: FakeBetterAuth,
+    keys: dict[str, SigningKey],
+    serve: Client,
+    algorithm: str,
+    secret_mode: bool,
+) -> None:
+    fake.published = [key.jwk() for key in keys.values()]
+    api = serve(better_auth_url=fake.url, auth_secret=SECRET if secret_mode else None)
+    key = keys[algorithm]
+    for secret in _confusion_secrets(key).values():
+        token = _hs256(claims(fake), secret, kid=key.kid)
+        assert_401(api.get("/api/tasks", headers=bearer(token)))
+
+
+@pytest.mark.parametrize("header", ["jku", "x5u", "jwk"])
+def test_key_location_headers_are_ignored(fake: FakeBetterAuth, serve: Client, header: str) -> None:
+    attacker = FakeBetterAuth()
+    try:
+        forged = SigningKey("EdDSA")
+        attacker.published = [forged.jwk()]
+        fake.published = [SigningKey("EdDSA").jwk()]
+        api = serve(better_auth_url=fake.url)
+        value: Any = forged.jwk() if header == "jwk" else f"{attacker.url}/api/auth/jwks"
+        token = forged.sign(claims(fake), **{header: value})
+        assert_401(api.get("/api/tasks", headers=bearer(token)))
+        assert attacker.requests["jwks"] == 0
+    finally:
+        attacker.stop()
+
+
+def _forged(header: dict[str, Any], claims: dict[str, Any], signature: str = "") -> str:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(json.dumps(header).encode())
+    body = b64(json.dumps(claims, default=lambda d: int(d.timestamp())).encode())
+    return f"{head}.{body}.{signature}"
+
+
+def _unsigned(claims: dict[str, Any], **header: Any) -> str:
+    return _forged({"alg": "none", **header}, claims)
+
+
+BAD_JWKS_TOKENS: dict[str, Callable[[FakeBetterAuth, dict[str, SigningKey]], str]] = {
+    "alg-none-with-published-kid": lambda f, k: _unsigned(claims(f), kid=k["EdDSA"].kid),
+    "expired": lambda f, k: k["EdDSA"].sign(claims(f, exp=int(time.time()) - 3600)),
+    "wrong-issuer": lambda f, k: k["ES256"].sign(claims(f, iss="https://evil.example")),
+    "wrong-audience": lambda f, k: k["ES256"].sign(claims(f, aud="https://evil.example")),
+    "missing-subject": lambda f, k: k["RS256"].sign(claims(f, subject=None)),
+    "numeric-subject": lambda f, k: k["RS256"].sign(claims(f, subject=12345)),
+    "missing-expiry": lambda f, k: k["PS256"].sign(claims(f, exp=None)),
+    "no-kid": lambda f, k: jwt_without_kid(k["EdDSA"], claims(f)),
+    "kid-not-a-string": lambda f, k: _forged({"alg": "EdDSA", "kid": ["a"]}, claims(f), "c2ln"),
+    "signed-by-another-key-with-a-published-kid": lambda f, k: SigningKey(
+        "EdDSA", kid=k["EdDSA"].kid
+    ).sign(claims(f)),
+    "alg-of-another-key-type": lambda f, k: SigningKey("ES256", kid=k["EdDSA"].kid).sign(claims(f)),
+    "rs256-key-used-as-ps256": lambda f, k: relabelled(k["RS256"], "PS256", claims(f)),
+    "garbage-signature": lambda f, k: k["EdDSA"].sign(claims(f))[:-8] + "AAAAAAAA",
+}
+
+
+def jwt_without_kid(key: SigningKey, claims: dict[str, Any]) -> str:
+    import jwt
+
+    return jwt.encode(claims, key.private, algorithm=key.algorithm)
+
+
+def relabelled(key: SigningKey, algorithm: str, claims: dict[str, Any]) -> str:
+    import jwt
+
+    return jwt.encode(claims, key.private, algorithm=algorithm, headers={"kid": key.kid})
+
+
+@pytest.mark.parametrize("make", BAD_JWKS_TOKENS.values(), ids=BAD_JWKS_TOKENS)
+def test_bad_better_auth_token_is_401(
+    api: TestClient,
+    fake: FakeBetterAuth,
+    keys: dict[str, SigningKey],
+    make: Callable[[FakeBetterAuth, dict[str, SigningKey]], str],
+) -> None:
+    assert_401(api.get("/api/tasks", headers=bearer(make(fake, keys))))
+
+
+def test_rsa_key_published_for_rs256_only_refuses_ps256(
+    fake: FakeBetterAuth, keys: dict[str, SigningKey], serve: Client
+) -> None:
+    fake.published = [keys["RS256"].jwk()]
+    api = serve(better_auth_url=fake.url)
+    good = keys["RS256"].sign(claims(fake))
+    assert api.get("/api/tasks", headers=bearer(good)).status_code == 200
+    assert_401(
+        api.get("/api/tasks", headers=bearer(relabelled(keys["RS256"], "PS256", claims(fake))))
+    )
+
+
+def test_issuer_and_audience_can_be_set(
+    fake: FakeBetterAuth, keys: dict[str, SigningKey], serve: Client
+) -> None:
+    fake.published = [keys["EdDSA"].jwk()]
+    api = serve(
+        better_auth_url=fake.url, jwt_issuer="https://auth.example", jwt_audience="todo-api"
+    )
+    good = keys["EdDSA"].sign(claims(fake, iss="https://auth.example", aud="todo-api"))
+    assert api.get("/api/tasks", headers=bearer(good)).status_code == 200
+    assert_401(api.get("/api/tasks", headers=bearer(keys["EdDSA"].sign(claims(fake)))))
+
+
+def test_jwks_url_overrides_the_default_location(
+    fake: FakeBetterAuth, keys: dict[str, SigningKey], serve: Client
+) -> None:
+    fake.published = [keys["ES512"].jwk()]
+    api = serve(better_auth_url="http://127.0.0.1:9", jwks_url=f"{fake.url}/api/auth/jwks")
+    token = keys["ES512"].sign(better_auth_claims("http://127.0.0.1:9"))
+    assert api.get("/api/tasks", headers=bearer(token)).status_code == 200
+
+
+def test_asymmetric_tokens_are_refused_without_jwks(
+    keys: dict[str, SigningKey], serve: Client
+) -> None:
+    api = serve(auth_secret=SECRET)
+    token = keys["EdDSA"].sign(better_auth_claims("http://localhost:3000"))
+    assert_401(api.get("/api/tasks", headers=bearer(token)))
+
+
+# Sessions
+
+
+def test_session_token_is_checked_with_better_auth_and_cached(
+    api: TestClient, fake: FakeBetterAuth
+) -> None:
+    fake.sessions["qJKeuIy6LyJ9pMgfWMBqa1HmxOpjaLc4.P5WvMGzd+GVMAu7B7/gVuq="] = "ba-user-9"
+    headers = bearer("qJKeuIy6LyJ9pMgfWMBqa1HmxOpjaLc4.P5WvMGzd+GVMAu7B7/gVuq=")
+    created = api.post("/api/tasks", json={"title": "by session"}, headers=headers)
+    assert created.status_code == 201
+    assert created.json()["user_id"] == "ba-user-9"
+    for _ in range(10):
+        assert api.get("/api/ba-user-9/tasks", headers=headers).status_code == 200
+    assert fake.requests["get-session"] == 1
+
+
+def test_unknown_session_is_401_and_not_remembered_for_long(
+    api: TestClient, fake: FakeBetterAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers.sessions, "FAILURE_TTL_SECONDS", 0.2)
+    assert_401(api.get("/api/tasks", headers=bearer("not-yet-signed-in")))
+    assert_401(api.get("/api/tasks", headers=bearer("not-yet-signed-in")))
+    assert fake.requests["get-session"] == 1
+    fake.sessions["not-yet-signed-in"] = "late-user"
+    time.sleep(0.3)
+    response = api.get("/api/tasks", headers=bearer("not-yet-signed-in"))
+    assert response.status_code == 200
+
+
+def test_session_answers_expire_after_the_ttl(fake: FakeBetterAuth, serve: Client) -> None:
+    fake.sessions["s1"] = "u1"
+    api = serve(better_auth_url=fake.url, better_auth_sessions=True, session_cache_ttl=0.2)
+    assert api.get("/api/tasks", headers=bearer("s1")).status_code == 200
+    del fake.sessions["s1"]  # signed out
+    assert api.get("/api/tasks", headers=bearer("s1")).status_code == 200  # cached
+    time.sleep(0.3)
+    assert_401(api.get("/api/tasks", headers=bearer("s1")))
+
+
+def test_sessions_are_off_by_default(fake: FakeBetterAuth, serve: Client) -> None:
+    fake.sessions["s1"] = "u1"
+    api = serve(better_auth_url=fake.url)
+    assert_401(api.get("/api/tasks", headers=bearer("s1")))
+    assert fake.requests["get-session"] == 0
+
+
+def test_sessions_while_better_auth_is_down_are_503(serve: Client) -> None:
+    api = serve(better_auth_url=f"http://127.0.0.1:{_closed_port()}", better_auth_sessions=True)
+    response = api.get("/api/tasks", headers=bearer("some-session-token"))
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_session_of_another_user_gets_403_on_their_path(
+    api: TestClient, fake: FakeBetterAuth
+) -> None:
+    fake.sessions["s-bob"] = "bob"
+    assert api.get("/api/alice/tasks", headers=bearer("s-bob")).status_code == 403
+
+
+# Configuration
+
+
+def test_better_auth_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "BETTER_AUTH_URL": "https://app.example/",
+            "BETTER_AUTH_SESSIONS": "1",
+            "SESSION_CACHE_TTL": "10",
+            "JWKS_REFETCH_COOLDOWN": "120",
+            "AUTH_HTTP_TIMEOUT": "2",
+        }
+    )
+    assert settings.better_auth_url == "https://app.example"
+    assert settings.jwks_endpoint == "https://app.example/api/auth/jwks"
+    assert settings.session_endpoint == "https://app.example/api/auth/get-session"
+    assert settings.session_cache_ttl == 10
+    assert settings.jwks_refetch_cooldown == 120
+    assert settings.auth_http_timeout == 2
+    override = Settings.from_env(
+        {"BETTER_AUTH_URL": "https://app.example", "JWKS_URL": "https://keys.example/jwks"}
+    )
+    assert override.jwks_endpoint == "https://keys.example/jwks"
+    assert override.session_endpoint is None
+
+
+def test_sessions_need_a_better_auth_url() -> None:
+    with pytest.raises(ConfigError, match="BETTER_AUTH_URL"):
+        Settings.from_env({"BETTER_AUTH_SESSIONS": "true"})
+
+
+def test_an_app_with_no_way_to_check_tokens_is_refused() -> None:
+    with pytest.raises(ConfigError, match="BETTER_AUTH_SECRET"):
+        create_app(Settings(database_url="sqlite://"))

@@ -19,13 +19,12 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from dotenv import load_dotenv
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.cors import CORSMiddleware
 
 from handlers import problems
 from handlers.auth import Authenticator, Expected, mint_token
 from handlers.contract import SPEC_DIR, independent_spec
 from handlers.jwks import JwksCache
-from handlers.middleware import TrailingSlash
+from handlers.middleware import CORS, TrailingSlash
 from handlers.sessions import SessionIntrospector
 from handlers.settings import ConfigError, Settings
 from handlers.validation import VALIDATORS
@@ -74,7 +73,7 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
     # Outermost, so that error answers carry CORS headers too and the browser can read them.
     app.add_middleware(
-        CORSMiddleware,
+        CORS,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         allow_origins=list(settings.cors_origins),
         allow_credentials=True,
@@ -195,12 +194,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_level() -> str:
+    level = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; not {level!r}.")
+    return level
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The .env of the directory the command runs in; real environment variables win.
     load_dotenv(Path.cwd() / ".env")
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper())
     try:
+        logging.basicConfig(level=_log_level())
         return args.run(args)
     except ConfigError as exc:
         print(f"todo-api: {exc}", file=sys.stderr)

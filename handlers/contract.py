@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import yaml
+from jsonschema import Draft4Validator, ValidationError, validators
 from starlette.routing import compile_path
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -42,12 +44,67 @@ def writable_task_fields() -> tuple[str, ...]:
     return tuple(name for name, prop in task_properties().items() if not prop.get("readOnly"))
 
 
+# json.loads joins escaped surrogate pairs into one character, so any surrogate left is unpaired,
+# and no UTF-8 database can store it.
+UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def ecma_pattern(
+    validator: Draft4Validator, pattern: str, instance: Any, _schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    """`pattern` as JSON Schema means it (ECMA 262), where `$` is the very end of the string.
+
+    Python's `$` also matches before a final newline, so `^[^\\n]+$` would let "x\\n" through.
+    """
+    if validator.is_type(instance, "string") and not _python_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def _python_regex(pattern: str) -> re.Pattern[str]:
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + "\\Z"
+    return re.compile(pattern)
+
+
+SchemaValidator = validators.extend(Draft4Validator, {"pattern": ecma_pattern})
+
+
+@cache
+def _user_id_validator() -> Draft4Validator:
+    return SchemaValidator(spec()["components"]["parameters"]["UserId"]["schema"])
+
+
+def is_user_id(value: object) -> bool:
+    """Whether a token's subject is a user id as the spec's `UserId` parameter defines one."""
+    return (
+        isinstance(value, str)
+        and _user_id_validator().is_valid(value)
+        and not UNPAIRED_SURROGATE.search(value)
+    )
+
+
 def task_defaults() -> dict[str, Any]:
     """A new task's values for the fields a create leaves out: the spec's defaults, else null."""
     return {name: task_properties()[name].get("default") for name in writable_task_fields()}
 
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        *_, kind, name = node["$ref"].split("/")
+        node = spec()["components"][kind][name]
+    return node
+
+
+def _typed_template(template: str, item: dict[str, Any]) -> str:
+    """The path as Connexion routes it: integer parameters only match digits."""
+    parameters = [_resolve(p) for p in item.get("parameters", [])]
+    for name in (p["name"] for p in parameters if p["schema"].get("type") == "integer"):
+        template = template.replace("{" + name + "}", "{" + name + ":int}")
+    return template
 
 
 @cache
@@ -58,7 +115,7 @@ def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
         methods = {method.upper() for method in item if method in HTTP_METHODS}
         if "GET" in methods:
             methods.add("HEAD")
-        pattern, _, _ = compile_path(base + template)
+        pattern, _, _ = compile_path(base + _typed_template(template, item))
         routes.append((pattern, tuple(sorted(methods))))
     return tuple(routes)
 

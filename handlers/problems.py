@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from connexion import AsyncApp
@@ -13,6 +14,7 @@ from connexion.problem import problem
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from handlers.contract import allowed_methods
 from storage import InvalidCursor, TaskNotFound
@@ -33,6 +35,8 @@ TITLES = {
 }
 REALM = 'Bearer realm="todo-api"'
 RETRY_AFTER_SECONDS = 5
+# Enough to fix a form; a body with thousands of bad keys gets no thousand-line answer.
+MAX_ERRORS = 20
 
 
 class Forbidden(ProblemException):
@@ -56,12 +60,13 @@ class ValidationProblem(ProblemException):
     """422 naming each offending field: `{"pointer": "#/title"}` or `{"parameter": "limit"}`."""
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__(
-            status=422,
-            title=TITLES[422],
-            detail="; ".join(_describe(error) for error in errors),
-            ext={"errors": errors},
-        )
+        # One schema can reach a value along several paths (allOf), each reporting it again.
+        unique = list({tuple(sorted(error.items())): error for error in errors}.values())
+        shown = unique[:MAX_ERRORS]
+        detail = "; ".join(_describe(error) for error in shown)
+        if len(unique) > len(shown):
+            detail += f"; and {len(unique) - len(shown)} more"
+        super().__init__(status=422, title=TITLES[422], detail=detail, ext={"errors": shown})
 
 
 def _describe(error: dict[str, str]) -> str:
@@ -84,6 +89,12 @@ def _answer(
         headers=headers,
         ext=ext,
     )
+
+
+def asgi_response(status: int, detail: str, headers: Mapping[str, str]) -> Response:
+    """The same problem answer, for middleware that runs outside Connexion's error handling."""
+    answer = _answer(status, detail)
+    return Response(answer.body, status, headers=dict(headers), media_type=answer.mimetype)
 
 
 def _problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,8 +75,8 @@ class Settings:
                 value = kind(raw)
             except ValueError:
                 raise ConfigError(f"{name} must be a number, not {raw!r}.") from None
-            if value <= 0:
-                raise ConfigError(f"{name} must be positive, not {raw!r}.")
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a positive number, not {raw!r}.")
             return value
 
         def flag(name: str, default: bool) -> bool:

@@ -6,17 +6,19 @@ Connexion's own validators raise 400 with the first error only, as text.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
+from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
-from jsonschema import Draft4Validator, ValidationError
+from jsonschema import Draft4Validator, ValidationError, validators
+from starlette.datastructures import Headers
 from starlette.types import Scope
 
+from handlers.contract import UNPAIRED_SURROGATE, SchemaValidator, ecma_pattern
 from handlers.problems import ValidationProblem
 
 # jsonschema quotes the offending value; a client's 64 KiB string need not come back in full.
@@ -25,7 +27,7 @@ MAX_DETAIL = 200
 
 def _detail(error: ValidationError) -> str:
     if error.validator == "pattern":
-        return "contains characters that are not allowed here (control characters) or is blank"
+        return "is blank or has characters that are not allowed here"
     message = error.message
     return message if len(message) <= MAX_DETAIL else message[: MAX_DETAIL - 3] + "..."
 
@@ -54,7 +56,7 @@ def body_errors(errors: Iterable[ValidationError]) -> list[dict[str, str]]:
 def unpaired_surrogates(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """Where JSON escapes such as "\\ud800" left a string that no UTF-8 database can store."""
     if isinstance(value, str):
-        if SURROGATE.search(value):
+        if UNPAIRED_SURROGATE.search(value):
             yield path
     elif isinstance(value, dict):
         for key, item in value.items():
@@ -64,15 +66,24 @@ def unpaired_surrogates(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tupl
             yield from unpaired_surrogates(item, (*path, index))
 
 
-# json.loads joins escaped surrogate pairs into one character, so any surrogate left is unpaired.
-SURROGATE = re.compile("[\ud800-\udfff]")
 # What _parse answers for an empty body, as opposed to the JSON literal null.
 NO_BODY = object()
 
 
+# Connexion's request validator (which lets `nullable` values be null), with ECMA patterns.
+BodySchemaValidator = validators.extend(Draft4RequestValidator, {"pattern": ecma_pattern})
+
+
 class BodyValidator(JSONRequestBodyValidator):
+    @property
+    def _validator(self) -> Draft4Validator:
+        return BodySchemaValidator(self._schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
         raw = b"".join([message async for message in stream])
+        if raw and "content-type" not in Headers(scope=scope):
+            # Connexion would validate it as JSON, then hand the handler raw bytes.
+            raise UnsupportedMediaTypeProblem(detail="A body needs Content-Type: application/json.")
         try:
             text = raw.decode(self._encoding)
         except (UnicodeDecodeError, LookupError):
@@ -88,8 +99,8 @@ class BodyValidator(JSONRequestBodyValidator):
 
     def _validate(self, body: Any) -> None:
         if body is NO_BODY:
-            if self._required:
-                raise ValidationProblem([{"pointer": "#", "detail": "a JSON body is required"}])
+            if self._required:  # as Connexion answers a request without Content-Length
+                raise BadRequestProblem(detail="RequestBody is required")
             return
         errors = body_errors(self._validator.iter_errors(body))
         errors += [
@@ -110,14 +121,8 @@ class ParametersValidator(ParameterValidator):
         if value is None:
             return f"the {parameter_type} parameter is required" if param.get("required") else None
         schema = param.get("schema", param)
-        error = next(
-            iter(
-                Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER).iter_errors(
-                    value
-                )
-            ),
-            None,
-        )
+        checker = SchemaValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+        error = next(iter(checker.iter_errors(value)), None)
         return None if error is None else _detail(error)
 
     def validate_request(self, request: ConnexionRequest) -> None:

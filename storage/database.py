@@ -35,7 +35,7 @@ def build_engine(url: str, pool: PoolSettings | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # sslmode and any other libpq option travel in the URL's query string as given.
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_recycle=pool.recycle,
@@ -44,12 +44,29 @@ def build_engine(url: str, pool: PoolSettings | None = None) -> Engine:
         pool_timeout=pool.timeout,
         connect_args={"connect_timeout": pool.connect_timeout},
     )
+    event.listen(engine, "connect", _postgres_utc)
+    return engine
+
+
+def _postgres_utc(dbapi_connection: Any, _record: Any) -> None:
+    # psycopg2 reads timestamptz in the session's time zone: a server default east of UTC
+    # would turn 9999-12-31T23:00Z into a year Python cannot hold. (A SET, not a startup
+    # option, because Neon's connection pooler refuses startup options.)
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite's lower() folds ASCII only; case-insensitive search and sort must fold "Ä" too.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     # WAL lets readers proceed while one writer writes; the busy timeout queues writers.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value

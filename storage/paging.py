@@ -6,91 +6,122 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, tuple_
+from sqlalchemy import ColumnElement, case, func, literal, tuple_
 
 from storage.errors import InvalidCursor
-from storage.models import TaskRow, UTCDateTime
+from storage.models import PRIORITY_NAMES, TaskRow, UTCDateTime
 
-# Undated tasks sort as if due at the end of time: last ascending, first descending.
-_UNDATED = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+# Stands in for a missing due date among undated tasks only (they sort after a flag), so any
+# instant that every driver can read back in any session time zone will do.
+_UNDATED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# What a key decoded from a cursor may be: text a database can compare (no NUL, no surrogate).
+_TEXT = re.compile(r"[^\x00\ud800-\udfff]{0,800}")
 
 
-def sort_key(sort: str) -> ColumnElement[Any]:
+def sort_keys(sort: str) -> tuple[ColumnElement[Any], ...]:
+    """The expressions a sort orders by, before the id that breaks ties."""
     if sort == "created":
-        return TaskRow.created_at
+        return (TaskRow.created_at,)
     if sort == "updated":
-        return TaskRow.updated_at
+        return (TaskRow.updated_at,)
     if sort == "title":
         # People expect "apple, Banana, cherry", not every capital before every small letter.
-        return func.lower(TaskRow.title)
+        return (func.lower(TaskRow.title),)
     if sort == "priority":
-        return TaskRow.priority
+        return (TaskRow.priority,)
     if sort == "due_date":
-        return func.coalesce(TaskRow.due_date, literal(_UNDATED, UTCDateTime))
+        # Undated tasks last ascending (first descending), whatever dates the others have.
+        undated = case((TaskRow.due_date.is_(None), 1), else_=0)
+        return (undated, func.coalesce(TaskRow.due_date, literal(_UNDATED, UTCDateTime)))
     raise ValueError(f"unknown sort {sort!r}")
 
 
-def _key_kind(sort: str) -> type:
-    return {"title": str, "priority": int}.get(sort, dt.datetime)
+def _instant(value: Any) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return parsed.astimezone(dt.UTC)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not _TEXT.fullmatch(value):
+        raise ValueError("not a usable text key")
+    return value
+
+
+def _priority(value: Any) -> int:
+    if type(value) is not int or value not in PRIORITY_NAMES:
+        raise ValueError("not a priority rank")
+    return value
+
+
+def _flag(value: Any) -> int:
+    if type(value) is not int or value not in (0, 1):
+        raise ValueError("not a flag")
+    return value
+
+
+# How each sort's key values travel in a cursor, one reader per key.
+_READERS: dict[str, tuple[Callable[[Any], Any], ...]] = {
+    "created": (_instant,),
+    "updated": (_instant,),
+    "title": (_text,),
+    "priority": (_priority,),
+    "due_date": (_flag, _instant),
+}
+_NOT_OURS = "The cursor is not one this API issued."
 
 
 @dataclass(frozen=True)
 class Position:
-    """The last task of a page: its sort key value and id."""
+    """The last task of a page: its sort key values (as the database computed them) and id."""
 
     sort: str
     order: str
-    key: Any
+    keys: tuple[Any, ...]
     id: int
 
     def after(self) -> ColumnElement[bool]:
         """The rows that come after this position in its sort and order."""
-        key = sort_key(self.sort)
-        value: Any = self.key
-        if isinstance(value, dt.datetime):
-            value = literal(value, UTCDateTime)
-        if self.order == "asc":
-            return tuple_(key, TaskRow.id) > tuple_(value, self.id)
-        return tuple_(key, TaskRow.id) < tuple_(value, self.id)
+        values = [
+            literal(value, UTCDateTime) if isinstance(value, dt.datetime) else value
+            for value in self.keys
+        ]
+        here = tuple_(*values, self.id)
+        row = tuple_(*sort_keys(self.sort), TaskRow.id)
+        return row > here if self.order == "asc" else row < here
 
     def encode(self) -> str:
-        key = self.key.isoformat() if isinstance(self.key, dt.datetime) else self.key
-        raw = json.dumps({"s": self.sort, "o": self.order, "k": key, "i": self.id})
+        keys = [k.isoformat() if isinstance(k, dt.datetime) else k for k in self.keys]
+        raw = json.dumps({"s": self.sort, "o": self.order, "k": keys, "i": self.id})
         return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
-
-    @classmethod
-    def of(cls, row: TaskRow, key: Any, sort: str, order: str) -> Position:
-        """The position of `row`, whose sort key as the database computed it is `key`."""
-        return cls(sort=sort, order=order, key=key, id=row.id)
 
     @classmethod
     def decode(cls, cursor: str, sort: str, order: str) -> Position:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             data = json.loads(raw)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidCursor("The cursor is not one this API issued.") from exc
+        except (binascii.Error, ValueError, RecursionError) as exc:
+            raise InvalidCursor(_NOT_OURS) from exc
         if not isinstance(data, dict) or set(data) != {"s", "o", "k", "i"}:
-            raise InvalidCursor("The cursor is not one this API issued.")
+            raise InvalidCursor(_NOT_OURS)
         if data["s"] != sort or data["o"] != order:
             raise InvalidCursor(
                 f"The cursor was made for sort={data['s']}&order={data['o']}; "
                 f"start again without a cursor to sort by {sort} {order}."
             )
-        task_id, key = data["i"], data["k"]
+        task_id, keys, readers = data["i"], data["k"], _READERS[sort]
         if type(task_id) is not int or not 1 <= task_id < 2**63:
-            raise InvalidCursor("The cursor is not one this API issued.")
-        kind = _key_kind(sort)
+            raise InvalidCursor(_NOT_OURS)
+        if not isinstance(keys, list) or len(keys) != len(readers):
+            raise InvalidCursor(_NOT_OURS)
         try:
-            if kind is dt.datetime:
-                key = dt.datetime.fromisoformat(key)
-                if key.tzinfo is None:
-                    raise ValueError("naive timestamp")
-            elif type(key) is not kind:
-                raise ValueError("wrong key type")
-        except (TypeError, ValueError) as exc:
-            raise InvalidCursor("The cursor is not one this API issued.") from exc
-        return cls(sort=sort, order=order, key=key, id=task_id)
+            values = tuple(read(key) for read, key in zip(readers, keys, strict=True))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidCursor(_NOT_OURS) from exc
+        return cls(sort=sort, order=order, keys=values, id=task_id)

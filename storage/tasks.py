@@ -14,7 +14,7 @@ from sqlalchemy.sql import type_coerce
 
 from storage.errors import TaskNotFound
 from storage.models import PRIORITY_NAMES, PRIORITY_RANKS, TaskRow
-from storage.paging import Position, sort_key
+from storage.paging import Position, sort_keys
 
 
 @dataclass(frozen=True)
@@ -168,18 +168,12 @@ class TaskStore:
 
     def list(self, user_id: str, query: TaskQuery) -> Page:
         filters = [TaskRow.user_id == user_id, *self._filters(query)]
-        key = sort_key(query.sort)
-        ordering = (
-            (key.asc(), TaskRow.id.asc())
-            if query.order == "asc"
-            else (
-                key.desc(),
-                TaskRow.id.desc(),
-            )
-        )
-        # The key is selected too: a cursor must carry the value the database compares, which
-        # Python could not always recompute (lower() and collations differ between engines).
-        page = select(TaskRow, key).where(*filters).order_by(*ordering).limit(query.limit + 1)
+        keys = sort_keys(query.sort)
+        direction = "asc" if query.order == "asc" else "desc"
+        ordering = [getattr(column, direction)() for column in (*keys, TaskRow.id)]
+        # The keys are selected too: a cursor must carry the values the database compares,
+        # which Python could not always recompute (lower() and collations differ).
+        page = select(TaskRow, *keys).where(*filters).order_by(*ordering).limit(query.limit + 1)
         if query.cursor is not None:
             page = page.where(Position.decode(query.cursor, query.sort, query.order).after())
         with self._sessions.begin() as session:
@@ -188,10 +182,11 @@ class TaskStore:
         next_cursor = None
         if len(rows) > query.limit:
             rows = rows[: query.limit]
-            last, last_key = rows[-1]
-            next_cursor = Position.of(last, last_key, query.sort, query.order).encode()
+            last = rows[-1]
+            position = Position(query.sort, query.order, tuple(last[1:]), last[0].id)
+            next_cursor = position.encode()
         return Page(
-            tasks=[Task.of(row) for row, _ in rows], total=total or 0, next_cursor=next_cursor
+            tasks=[Task.of(row[0]) for row in rows], total=total or 0, next_cursor=next_cursor
         )
 
     def _update(self, user_id: str, task_id: int, values: dict[str, Any]) -> Task:

@@ -33,6 +33,8 @@ def _fresh_postgres(url: str) -> Iterator[str]:
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
+        # A server whose default time zone is not UTC, as a hosted one may well be.
+        cursor.execute(f"ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Tokyo'")
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:

@@ -66,7 +66,9 @@ class FakeBetterAuth:
         self.sessions: dict[str, str] = {}  # session token -> user id
         self.requests: dict[str, int] = {"jwks": 0, "get-session": 0}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property

@@ -122,6 +122,14 @@ def test_token_without_a_secret_fails_clearly(tmp_path: Path, clean_env: dict[st
     assert "BETTER_AUTH_SECRET" in result.stderr
 
 
+def test_bad_log_level_is_a_clear_error(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    env = {**clean_env, "BETTER_AUTH_SECRET": SECRET, "LOG_LEVEL": "verbose"}
+    result = run(["token", "alice"], tmp_path, env)
+    assert result.returncode == 2
+    assert "LOG_LEVEL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_db_upgrade_creates_the_schema(tmp_path: Path, clean_env: dict[str, str]) -> None:
     env = {**clean_env, "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"}
     for _ in range(2):  # a second run finds nothing to do

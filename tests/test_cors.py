@@ -44,6 +44,8 @@ def test_other_origins_are_not_allowed(client: TestClient, alice: dict[str, str]
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
     )
     assert preflight.status_code == 400
+    assert preflight.headers["content-type"] == "application/problem+json"
+    assert preflight.json()["status"] == 400
     assert "Access-Control-Allow-Origin" not in preflight.headers
     response = client.get("/api/tasks", headers={**alice, "Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in response.headers

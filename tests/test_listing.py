@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -9,8 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
-
-from storage.paging import Position
 
 SORTS = ["created", "updated", "title", "due_date", "priority"]
 NEXT_LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
@@ -187,6 +187,20 @@ def test_filters(
     assert response.headers["X-Total-Count"] == str(len(expected))
 
 
+def test_search_and_title_sort_fold_case_beyond_ascii(
+    client: TestClient, alice: dict[str, str], create: Callable
+) -> None:
+    upper, lower = create(title="ÄPFEL kaufen"), create(title="äpfel schälen")
+    create(title="Ärger")
+    create(title="Birnen")
+    found = client.get("/api/tasks", params={"q": "äPfEl"}, headers=alice).json()
+    assert {t["id"] for t in found} == {upper["id"], lower["id"]}
+    # Folded, both apple tasks sort together whatever the collation; unfolded, "Ärger"
+    # (capital Ä) would fall between them.
+    titles = [t["title"] for t in client.get("/api/tasks?sort=title", headers=alice).json()]
+    assert abs(titles.index("ÄPFEL kaufen") - titles.index("äpfel schälen")) == 1
+
+
 @pytest.mark.parametrize("q", ["%", "_", "a%", "\\"])
 def test_q_matches_wildcards_literally(
     client: TestClient, alice: dict[str, str], create: Callable, q: str
@@ -209,26 +223,59 @@ def test_cursor_from_another_sort_is_rejected(
         assert response.json()["errors"][0]["parameter"] == "cursor"
 
 
-@pytest.mark.parametrize(
-    "cursor",
-    [
-        "garbage",
-        "e30",  # {}
-        Position("created", "desc", "not a date", 1).encode(),
-        Position("created", "desc", "2030-01-01T00:00:00", 1).encode(),  # no offset
-        Position("priority", "desc", "high", 1).encode(),
-        Position("created", "desc", "2030-01-01T00:00:00+00:00", 0).encode(),
-        Position("created", "desc", "2030-01-01T00:00:00+00:00", True).encode(),
-        "eyJzIjoiY3JlYXRlZCIsIm8iOiJkZXNjIiwiayI6bnVsbCwiaSI6MX0",  # "k": null
-    ],
-)
+def _cursor(data: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _position(sort: str, keys: list, task_id: object = 1) -> str:
+    return _cursor({"s": sort, "o": "desc", "k": keys, "i": task_id})
+
+
+BAD_CURSORS = {
+    "garbage": ("created", "garbage"),
+    "empty object": ("created", _cursor({})),
+    "not an object": ("created", _cursor([1, 2])),
+    "deeply nested": ("created", _cursor({"s": [[[[[[]]]]]]})),
+    "not a date": ("created", _position("created", ["not a date"])),
+    "date without offset": ("created", _position("created", ["2030-01-01T00:00:00"])),
+    "date past 9999 in UTC": ("created", _position("created", ["9999-12-31T23:00:00-05:00"])),
+    "date before year 1 in UTC": ("created", _position("created", ["0001-01-01T00:00:00+05:00"])),
+    "key missing": ("created", _position("created", [])),
+    "key not a list": ("created", _position("created", "2030-01-01T00:00:00+00:00")),
+    "id zero": ("created", _position("created", ["2030-01-01T00:00:00+00:00"], 0)),
+    "id a boolean": ("created", _position("created", ["2030-01-01T00:00:00+00:00"], True)),
+    "id too large": ("created", _position("created", ["2030-01-01T00:00:00+00:00"], 2**63)),
+    "priority a name": ("priority", _position("priority", ["high"])),
+    "priority out of range": ("priority", _position("priority", [2**70])),
+    "title a number": ("title", _position("title", [5])),
+    "title with NUL": ("title", _position("title", ["a\u0000"])),
+    "title with lone surrogate": ("title", _position("title", ["\ud800"])),
+    "due date without flag": ("due_date", _position("due_date", ["2030-01-01T00:00:00+00:00"])),
+    "due date flag 2": ("due_date", _position("due_date", [2, "2030-01-01T00:00:00+00:00"])),
+}
+
+
+@pytest.mark.parametrize(("sort", "cursor"), BAD_CURSORS.values(), ids=BAD_CURSORS)
 def test_cursor_that_does_not_decode_is_422(
-    client: TestClient, alice: dict[str, str], cursor: str
+    client: TestClient, alice: dict[str, str], create: Callable, sort: str, cursor: str
 ) -> None:
-    sort = "priority" if "InByaW9yaXR5" in cursor else "created"
+    create()
     response = client.get(f"/api/tasks?sort={sort}&cursor={cursor}", headers=alice)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["parameter"] == "cursor"
+
+
+def test_undated_tasks_sort_after_tasks_due_at_the_end_of_time(
+    client: TestClient, alice: dict[str, str], create: Callable
+) -> None:
+    undated = create(title="undated")
+    latest = create(title="latest", due_date="9999-12-31T23:59:59.999999Z")
+    earliest = create(title="earliest", due_date="0001-01-01T00:00:00Z")
+    tasks, _ = walk(client, "/api/tasks?sort=due_date&order=asc&limit=1", alice)
+    assert [t["id"] for t in tasks] == [earliest["id"], latest["id"], undated["id"]]
+    tasks, _ = walk(client, "/api/tasks?sort=due_date&order=desc&limit=1", alice)
+    assert [t["id"] for t in tasks] == [undated["id"], latest["id"], earliest["id"]]
 
 
 def test_paging_is_stable_while_tasks_are_added(

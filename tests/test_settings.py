@@ -56,7 +56,13 @@ def test_short_secret_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("DB_POOL_SIZE", "many"), ("DB_POOL_SIZE", "0"), ("AUTO_MIGRATE", "perhaps")],
+    [
+        ("DB_POOL_SIZE", "many"),
+        ("DB_POOL_SIZE", "0"),
+        ("DB_POOL_TIMEOUT", "nan"),
+        ("DB_POOL_TIMEOUT", "inf"),
+        ("AUTO_MIGRATE", "perhaps"),
+    ],
 )
 def test_unusable_values_are_refused_with_their_name(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -319,6 +319,28 @@ def test_wrong_method_is_405_with_allow(client: TestClient, alice: dict[str, str
     assert "PUT" not in response.headers["Allow"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/api/tasks/5/complete", "PATCH, POST"),
+        ("POST", "/api/alice/tasks/5", "DELETE, GET, HEAD, PATCH, PUT"),
+        ("DELETE", "/api/tasks/tasks", "GET, HEAD, POST"),  # `tasks` is a user id here
+    ],
+)
+def test_allow_lists_exactly_the_methods_of_the_matched_path(
+    client: TestClient, alice: dict[str, str], method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path, headers=alice)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed
+
+
+def test_api_root_does_not_redirect_in_a_loop(client: TestClient) -> None:
+    response = client.get("/api/")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
 def test_unknown_path_is_404_problem(client: TestClient, alice: dict[str, str]) -> None:
     response = client.get("/api/nothing/here/at/all", headers=alice)
     assert response.status_code == 404

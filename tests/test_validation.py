@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from handlers.problems import MAX_ERRORS
+
 INVALID_CREATE_BODIES: dict[str, tuple[dict[str, Any], str]] = {
     "missing title": ({"description": "x"}, "#/title"),
     "empty title": ({"title": ""}, "#/title"),
@@ -15,6 +17,7 @@ INVALID_CREATE_BODIES: dict[str, tuple[dict[str, Any], str]] = {
     "title too long": ({"title": "x" * 201}, "#/title"),
     "title with NUL": ({"title": "a\u0000b"}, "#/title"),
     "title with newline": ({"title": "a\nb"}, "#/title"),
+    "title with final newline": ({"title": "ab\n"}, "#/title"),
     "title with C1 control": ({"title": "a\u0085b"}, "#/title"),
     "title not a string": ({"title": 5}, "#/title"),
     "description too long": ({"title": "t", "description": "d" * 1001}, "#/description"),
@@ -29,6 +32,7 @@ INVALID_CREATE_BODIES: dict[str, tuple[dict[str, Any], str]] = {
     "blank tag": ({"title": "t", "tags": ["ok", " "]}, "#/tags/1"),
     "tag too long": ({"title": "t", "tags": ["x" * 31]}, "#/tags/0"),
     "tag with NUL": ({"title": "t", "tags": ["a\u0000"]}, "#/tags/0"),
+    "tag with final newline": ({"title": "t", "tags": ["work\n"]}, "#/tags/0"),
     "due date not a date": ({"title": "t", "due_date": "tomorrow"}, "#/due_date"),
     "due date without offset": ({"title": "t", "due_date": "2030-01-01T10:00:00"}, "#/due_date"),
     "due date leap second": ({"title": "t", "due_date": "2030-06-30T23:59:60Z"}, "#/due_date"),
@@ -128,10 +132,38 @@ def test_malformed_body(
     assert response.json()["status"] == status
 
 
-def test_missing_body_is_a_problem(client: TestClient, alice: dict[str, str]) -> None:
+def test_missing_body_is_400(client: TestClient, alice: dict[str, str]) -> None:
     response = client.post("/api/tasks", headers={**alice, "Content-Type": "application/json"})
-    assert response.status_code in {400, 422}
+    assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/tasks"), ("PATCH", "/api/tasks/{id}"), ("POST", "/api/tasks/{id}/complete")],
+)
+def test_body_without_content_type_is_415(
+    client: TestClient, alice: dict[str, str], create: Callable, method: str, path: str
+) -> None:
+    task = create()
+    response = client.request(
+        method, path.format(id=task["id"]), content=b'{"title": "x"}', headers=alice
+    )
+    assert response.status_code == 415, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert client.get(f"/api/tasks/{task['id']}", headers=alice).json() == task
+
+
+def test_errors_are_listed_once_and_capped(client: TestClient, alice: dict[str, str]) -> None:
+    headers = {**alice, "Content-Type": "application/json"}
+    once = client.post("/api/tasks", content=b"[]", headers=headers).json()
+    assert len(once["errors"]) == len({(e["pointer"], e["detail"]) for e in once["errors"]})
+    many = {f"unknown{i}": i for i in range(5000)}
+    response = client.post("/api/tasks", json={"title": "t", **many}, headers=alice)
+    assert response.status_code == 422
+    problem = response.json()
+    assert 1 <= len(problem["errors"]) <= MAX_ERRORS
+    assert len(response.content) < 10_000
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
@@ -157,6 +189,7 @@ INVALID_QUERIES = {
     "due_after leap second": ("due_after=2030-06-30T23:59:60Z", "due_after"),
     "empty q": ("q=", "q"),
     "q with NUL": ("q=a%00b", "q"),
+    "q with final newline": ("q=ab%0A", "q"),
     "tag too long": ("tag=" + "x" * 31, "tag"),
     "cursor with bad characters": ("cursor=a.b", "cursor"),
     "unknown parameter": ("colour=red", "colour"),

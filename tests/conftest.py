@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,23 @@ def client(app_client: TestClient, engine: Engine) -> Iterator[TestClient]:
     yield app_client
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM tasks"))
+
+
+Client = Callable[..., TestClient]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Client]:
+    """Start another app with the given settings; each call gets an SQLite database of its own."""
+    with ExitStack() as stack:
+
+        def start(**settings: Any) -> TestClient:
+            database = tmp_path / f"{uuid.uuid4().hex}.db"
+            app = create_app(Settings(database_url=f"sqlite:///{database}", **settings))
+            client = TestClient(app, raise_server_exceptions=False)
+            return stack.enter_context(client)
+
+        yield start
 
 
 def make_token(subject: Any = "alice", **overrides: Any) -> str:

@@ -10,8 +10,6 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +19,9 @@ from starlette.testclient import TestClient
 import handlers.jwks
 import handlers.sessions
 from handlers.settings import ConfigError, Settings
-from tests.conftest import SECRET, bearer, make_token
+from tests.conftest import SECRET, Client, bearer, make_token
 from tests.fake_better_auth import ALGORITHMS, FakeBetterAuth, SigningKey, better_auth_claims
 from todo_api import create_app
-
-Client = Callable[..., TestClient]
 
 
 @pytest.fixture
@@ -38,20 +34,6 @@ def fake() -> Iterator[FakeBetterAuth]:
 @pytest.fixture(scope="module")
 def keys() -> dict[str, SigningKey]:
     return {algorithm: SigningKey(algorithm) for algorithm in ALGORITHMS}
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Client]:
-    """Start the app with the given settings; each call gets a database of its own."""
-    with ExitStack() as stack:
-
-        def start(**settings: Any) -> TestClient:
-            database = tmp_path / f"{uuid.uuid4().hex}.db"
-            app = create_app(Settings(database_url=f"sqlite:///{database}", **settings))
-            client = TestClient(app, raise_server_exceptions=False)
-            return stack.enter_context(client)
-
-        yield start
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from handlers.settings import DEFAULT_DATABASE_URL, ConfigError, Settings
@@ -80,3 +83,17 @@ def test_unusable_values_are_refused_with_their_name(name: str, value: str) -> N
 )
 def test_postgres_urls_use_psycopg2_and_keep_sslmode(given: str, expected: str) -> None:
     assert normalize_url(given) == expected
+
+
+def test_env_example_documents_every_variable() -> None:
+    root = Path(__file__).parent.parent
+    read = set(
+        re.findall(
+            r'(?:text|flag|number)\(\s*"([A-Z_]+)"', (root / "handlers/settings.py").read_text()
+        )
+    )
+    read |= set(re.findall(r'environ\.get\("([A-Z_]+)"', (root / "todo_api.py").read_text()))
+    example = root.joinpath(".env.example").read_text()
+    documented = set(re.findall(r"^#? ?([A-Z_]+)=", example, re.MULTILINE))
+    assert "LOG_LEVEL" in read
+    assert read <= documented, read - documented

@@ -28,6 +28,9 @@ HMAC_ALGORITHM = "HS256"
 # Tolerated clock difference between Better Auth and this service.
 LEEWAY = dt.timedelta(seconds=30)
 JWT_FORM = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+# RFC 6750 section 2.1: what a bearer credential may look like at all; nothing else is passed on.
+B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+MAX_CREDENTIAL_LENGTH = 8192
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,15 @@ class Authenticator:
 
     async def subject(self, token: str) -> str:
         """The user id the credential stands for; raises a 401 or 503 problem otherwise."""
+        if len(token) > MAX_CREDENTIAL_LENGTH or not B64TOKEN.fullmatch(token):
+            raise OAuthProblem(detail="Invalid token: malformed bearer credential")
         header = _jwt_header(token)
+        algorithm = header.get("alg") if header is not None else None
         if header is None:
             subject = await self._session_subject(token)
-        elif header.get("alg") == HMAC_ALGORITHM:
+        elif algorithm == HMAC_ALGORITHM:
             subject = self._shared_secret_subject(token)
-        elif header.get("alg") in ASYMMETRIC_ALGORITHMS:
+        elif isinstance(algorithm, str) and algorithm in ASYMMETRIC_ALGORITHMS:
             subject = await self._jwks_subject(token, header)
         else:
             raise OAuthProblem(detail="Invalid token: its algorithm is not accepted")

@@ -399,3 +399,48 @@ def test_sessions_need_a_better_auth_url() -> None:
 def test_an_app_with_no_way_to_check_tokens_is_refused() -> None:
     with pytest.raises(ConfigError, match="BETTER_AUTH_SECRET"):
         create_app(Settings(database_url="sqlite://"))
+
+
+ODD_HEADERS: list[dict[str, Any]] = [
+    {"alg": ["EdDSA"], "kid": "k"},
+    {"alg": {"EdDSA": 1}, "kid": "k"},
+    {"alg": None},
+    {"alg": 5},
+    {"alg": "EdDSA", "kid": 5},
+    {"alg": "EdDSA", "kid": "k" * 10_000},
+    {"alg": "EdDSA", "kid": None},
+    {"alg": "HS256", "kid": {"a": 1}},
+    {"alg": "RS256", "kid": "k", "crit": ["exp"]},
+    {"alg": "ES256", "kid": "k", "b64": False, "crit": ["b64"]},
+    {},
+]
+
+
+@pytest.mark.parametrize("header", ODD_HEADERS, ids=[json.dumps(h)[:40] for h in ODD_HEADERS])
+@pytest.mark.parametrize("payload", [{}, {"sub": []}, {"sub": "u", "exp": "soon"}, {"exp": 1e400}])
+def test_no_token_shape_gives_a_500(
+    api: TestClient, fake: FakeBetterAuth, header: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    token = _forged(header, payload, "c2lnbmF0dXJl")
+    response = api.get("/api/tasks", headers=bearer(token))
+    assert response.status_code == 401, response.text
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        "a",
+        "a.b",
+        "a.b.c.d",
+        "..",
+        "x" * 8000,
+        "x" * 9000,
+        "é",
+        "a b",
+        "Zm9v.YmFy.YmF6",
+        "eyJ.eyJ.eyJ",
+    ],
+)
+def test_no_credential_shape_gives_a_500(api: TestClient, credential: str) -> None:
+    response = api.get("/api/tasks", headers={"Authorization": f"Bearer {credential}".encode()})
+    assert response.status_code == 401, response.text

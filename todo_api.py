@@ -91,14 +91,28 @@ def _authenticator(settings: Settings, client: httpx2.AsyncClient) -> Authentica
     return Authenticator(
         secret=settings.auth_secret,
         secret_claims=_expected(settings),
-        jwks=JwksCache(jwks_url, client, settings.jwks_refetch_cooldown) if jwks_url else None,
+        jwks=(
+            JwksCache(
+                jwks_url,
+                client,
+                refetch_cooldown=settings.jwks_refetch_cooldown,
+                timeout=settings.auth_http_timeout,
+            )
+            if jwks_url
+            else None
+        ),
         # Better Auth's jwt() plugin sets both claims to its base URL unless told otherwise.
         jwks_claims=Expected(
             settings.jwt_issuer or settings.better_auth_url,
             settings.jwt_audience or settings.better_auth_url,
         ),
         sessions=(
-            SessionIntrospector(session_url, client, settings.session_cache_ttl)
+            SessionIntrospector(
+                session_url,
+                client,
+                ttl=settings.session_cache_ttl,
+                timeout=settings.auth_http_timeout,
+            )
             if session_url
             else None
         ),

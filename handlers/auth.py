@@ -87,7 +87,7 @@ class Authenticator:
         if not isinstance(kid, str):
             raise OAuthProblem(detail="Invalid token: it names no signing key (kid)")
         try:
-            key = await self._jwks.key(kid)
+            key = await self._jwks.key(kid, header["alg"])
         except UnknownKey:
             raise OAuthProblem(detail="Invalid token: its signing key is not published") from None
         except KeysUnavailable as exc:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import jwt
-from jwt.exceptions import PyJWKError
+
+from handlers.remote import RemoteError, get_json
 
 logger = logging.getLogger("todo_api.auth")
 
@@ -36,7 +38,7 @@ class KeysUnavailable(Exception):
 
 
 class UnknownKey(LookupError):
-    """The token names a key that Better Auth does not publish."""
+    """The token names a key (or a key and algorithm) that Better Auth does not publish."""
 
 
 @dataclass(frozen=True)
@@ -46,47 +48,63 @@ class VerificationKey:
 
 
 def _parse_key(data: Any) -> tuple[str, VerificationKey] | None:
-    if not isinstance(data, dict) or not isinstance(data.get("kid"), str):
+    """A published signing key this service can use, or None for anything else."""
+    if not isinstance(data, dict):
         return None
-    if data.get("use", "sig") != "sig":
+    kid, kty, crv, alg = (data.get(name) for name in ("kid", "kty", "crv", "alg"))
+    if not isinstance(kid, str) or not isinstance(kty, str) or data.get("use", "sig") != "sig":
         return None
-    kty, crv = data.get("kty"), data.get("crv")
+    if not isinstance(crv, str | None) or not isinstance(alg, str | None):
+        return None
     algorithms = _ALGORITHMS_BY_KEY.get((kty, None if kty == "RSA" else crv))
     if algorithms is None:
         return None
-    if "alg" in data:
-        if data["alg"] not in algorithms:
+    if alg is not None:
+        if alg not in algorithms:
             return None
-        algorithms = frozenset({data["alg"]})
+        algorithms = frozenset({alg})
     try:
         key = jwt.PyJWK(data, algorithm=min(algorithms)).key
-    except (PyJWKError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
         return None
-    return data["kid"], VerificationKey(key, algorithms)
+    return kid, VerificationKey(key, algorithms)
 
 
 class JwksCache:
-    def __init__(self, url: str, client: httpx2.AsyncClient, refetch_cooldown: float) -> None:
+    def __init__(
+        self, url: str, client: httpx2.AsyncClient, *, refetch_cooldown: float, timeout: float
+    ) -> None:
         self._url = url
         self._client = client
         self._cooldown = refetch_cooldown
-        self._keys: dict[str, VerificationKey] = {}
+        self._timeout = timeout
+        self._keys: dict[str, list[VerificationKey]] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._last_attempt_failed = False
         self._lock = asyncio.Lock()
         self.fetches = 0
 
-    async def key(self, kid: str) -> VerificationKey:
-        """The published key `kid`; raises UnknownKey (401) or KeysUnavailable (503)."""
+    async def key(self, kid: str, algorithm: str) -> VerificationKey:
+        """The published key `kid` for `algorithm`; raises UnknownKey (401) or
+        KeysUnavailable (503)."""
+        found = self._find(kid, algorithm)
         stale = self._fetched_at is None or time.monotonic() - self._fetched_at > MAX_AGE_SECONDS
-        if kid not in self._keys or stale:
+        # A known key is served from the cache while someone else refreshes it.
+        if found is None or (stale and not self._lock.locked()):
             await self._refresh()
-        if kid in self._keys:
-            return self._keys[kid]
+            # A fresh key set is the truth (a withdrawn key is gone); a failed fetch is not.
+            if not self._last_attempt_failed:
+                found = self._find(kid, algorithm)
+        if found is not None:
+            return found
         if self._last_attempt_failed:
             raise KeysUnavailable(retry_after=self._retry_after())
         raise UnknownKey(kid)
+
+    def _find(self, kid: str, algorithm: str) -> VerificationKey | None:
+        # Two keys may share a kid; the token's alg picks among keys of its own type only.
+        return next((k for k in self._keys.get(kid, ()) if algorithm in k.algorithms), None)
 
     def _retry_after(self) -> float:
         if self._attempted_at is None:
@@ -100,19 +118,22 @@ class JwksCache:
             if self._attempted_at is not None and now - self._attempted_at < self._cooldown:
                 return
             self._attempted_at = now
+            # Failed until proven otherwise, so a cancelled fetch does not pass for a success.
+            self._last_attempt_failed = True
             self.fetches += 1
             try:
-                response = await self._client.get(self._url)
-                response.raise_for_status()
-                published = response.json()["keys"]
-                if not isinstance(published, list):
-                    raise TypeError("keys is not a list")
-            except (httpx2.HTTPError, ValueError, KeyError, TypeError) as exc:
-                self._last_attempt_failed = True
-                logger.warning("JWKS fetch from %s failed: %r", self._url, exc)
+                status, body = await get_json(self._client, self._url, timeout=self._timeout)
+            except RemoteError as exc:
+                logger.warning("JWKS fetch failed: %s", exc)
                 return
-            keys = dict(filter(None, map(_parse_key, published)))
-            self._keys = keys
+            published = body.get("keys") if isinstance(body, dict) else None
+            if status != 200 or not isinstance(published, list):
+                logger.warning("JWKS fetch from %s answered %s without keys", self._url, status)
+                return
+            keys: dict[str, list[VerificationKey]] = defaultdict(list)
+            for kid, key in filter(None, map(_parse_key, published)):
+                keys[kid].append(key)
+            self._keys = dict(keys)
             self._fetched_at = now
             self._last_attempt_failed = False
-            logger.info("JWKS from %s: %d usable keys", self._url, len(keys))
+            logger.info("JWKS from %s: %d usable of %d keys", self._url, len(keys), len(published))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -10,12 +11,16 @@ from collections import OrderedDict
 
 import httpx2
 
+from handlers.remote import RemoteError, get_json
+
 logger = logging.getLogger("todo_api.auth")
 
 # A refused token is remembered this long at most, so that a user who has just signed in again
 # is not kept out, while a burst of bad tokens does not become a burst of calls to Better Auth.
 FAILURE_TTL_SECONDS = 3.0
-MAX_ENTRIES = 10_000
+MAX_SESSIONS = 10_000
+# Refusals get a smaller cache of their own: a flood of made-up tokens cannot evict real users.
+MAX_REFUSALS = 1_000
 
 
 class SessionsUnavailable(Exception):
@@ -26,66 +31,93 @@ class SessionRejected(Exception):
     """Better Auth does not know this session (signed out, expired, or never issued)."""
 
 
+class _TtlCache:
+    """Least recently used first out, each entry with its own expiry."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def get(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: str, value: str, lifetime: float) -> None:
+        self._entries[key] = (value, time.monotonic() + lifetime)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
 class SessionIntrospector:
-    def __init__(self, url: str, client: httpx2.AsyncClient, ttl: float) -> None:
+    def __init__(self, url: str, client: httpx2.AsyncClient, *, ttl: float, timeout: float) -> None:
         self._url = url
         self._client = client
         self._ttl = ttl
-        # sha256(token) -> (user id or None for a refusal, monotonic expiry)
-        self._cache: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+        self._timeout = timeout
+        self._valid = _TtlCache(MAX_SESSIONS)  # sha256(token) -> user id
+        self._refused = _TtlCache(MAX_REFUSALS)
+        # One question to Better Auth per token at a time, however many requests carry it.
+        self._asking: dict[str, asyncio.Future[str | None]] = {}
         self.calls = 0
 
     async def subject(self, token: str) -> str:
         digest = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
-            if cached[0] is None:
-                raise SessionRejected
-            return cached[0]
-        user_id, lifetime = await self._ask(token)
-        self._remember(digest, user_id, lifetime)
+        user_id = self._valid.get(digest)
+        if user_id is not None:
+            return user_id
+        if self._refused.get(digest) is not None:
+            raise SessionRejected
+        asking = self._asking.get(digest)
+        if asking is None:
+            asking = asyncio.ensure_future(self._ask(digest, token))
+            self._asking[digest] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(digest, None))
+        user_id = await asyncio.shield(asking)
         if user_id is None:
             raise SessionRejected
         return user_id
 
-    async def _ask(self, token: str) -> tuple[str | None, float]:
+    async def _ask(self, digest: str, token: str) -> str | None:
         self.calls += 1
         try:
-            response = await self._client.get(
-                self._url, headers={"Authorization": f"Bearer {token}"}
+            status, body = await get_json(
+                self._client,
+                self._url,
+                timeout=self._timeout,
+                headers={"Authorization": f"Bearer {token}"},
             )
-        except httpx2.HTTPError as exc:
-            logger.warning("session check at %s failed: %r", self._url, exc)
+        except RemoteError as exc:
+            logger.warning("session check failed: %s", exc)
             raise SessionsUnavailable from exc
-        if response.status_code in {401, 403}:
-            return None, FAILURE_TTL_SECONDS
-        if response.status_code != 200:
-            logger.warning("session check at %s answered %s", self._url, response.status_code)
+        if status not in {200, 401, 403}:
+            logger.warning("session check at %s answered %s", self._url, status)
             raise SessionsUnavailable
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise SessionsUnavailable from exc
         user = body.get("user") if isinstance(body, dict) else None
         user_id = user.get("id") if isinstance(user, dict) else None
-        if not isinstance(user_id, str) or not user_id:
-            return None, FAILURE_TTL_SECONDS
-        return user_id, min(self._ttl, _seconds_left(body.get("session")))
-
-    def _remember(self, digest: str, user_id: str | None, lifetime: float) -> None:
-        self._cache[digest] = (user_id, time.monotonic() + lifetime)
-        self._cache.move_to_end(digest)
-        while len(self._cache) > MAX_ENTRIES:
-            self._cache.popitem(last=False)
+        lifetime = min(self._ttl, _seconds_left(body.get("session") if user_id else None))
+        if not isinstance(user_id, str) or not user_id or lifetime <= 0:
+            self._refused.put(digest, "", FAILURE_TTL_SECONDS)
+            return None
+        self._valid.put(digest, user_id, lifetime)
+        return user_id
 
 
 def _seconds_left(session: object) -> float:
-    """How long the session itself still lives (a cached answer must not outlive it)."""
+    """How long the session itself still lives; an answer must not be trusted past that."""
     expires = session.get("expiresAt") if isinstance(session, dict) else None
+    if expires is None:
+        return float("inf")
     try:
         at = dt.datetime.fromisoformat(str(expires))
     except ValueError:
         return float("inf")
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
-    return max(0.0, (at - dt.datetime.now(dt.UTC)).total_seconds())
+    return (at - dt.datetime.now(dt.UTC)).total_seconds()

@@ -43,6 +43,13 @@ class Settings:
             )
         if self.better_auth_sessions and not self.better_auth_url:
             raise ConfigError("BETTER_AUTH_SESSIONS needs BETTER_AUTH_URL to check sessions at.")
+        if (
+            self.jwks_url
+            and not self.better_auth_url
+            and not (self.jwt_issuer and self.jwt_audience)
+        ):
+            # Without BETTER_AUTH_URL there is no default issuer or audience to hold tokens to.
+            raise ConfigError("JWKS_URL without BETTER_AUTH_URL needs JWT_ISSUER and JWT_AUDIENCE.")
 
     @property
     def jwks_endpoint(self) -> str | None:

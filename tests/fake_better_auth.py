@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -64,6 +65,10 @@ class FakeBetterAuth:
     def __init__(self) -> None:
         self.published: list[dict[str, Any]] = []
         self.sessions: dict[str, str] = {}  # session token -> user id
+        # Raw answers that override the well-behaved ones, and a pause between their bytes.
+        self.jwks_answer: bytes | None = None
+        self.session_answer: bytes | None = None
+        self.drip_seconds = 0.0
         self.requests: dict[str, int] = {"jwks": 0, "get-session": 0}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(
@@ -90,9 +95,15 @@ class FakeBetterAuth:
             def do_GET(self) -> None:
                 if self.path == "/api/auth/jwks":
                     fake.requests["jwks"] += 1
-                    self._json(200, {"keys": fake.published})
+                    if fake.jwks_answer is not None:
+                        self._raw(fake.jwks_answer)
+                    else:
+                        self._json(200, {"keys": fake.published})
                 elif self.path == "/api/auth/get-session":
                     fake.requests["get-session"] += 1
+                    if fake.session_answer is not None:
+                        self._raw(fake.session_answer)
+                        return
                     scheme, _, token = self.headers.get("Authorization", "").partition(" ")
                     user_id = fake.sessions.get(token) if scheme == "Bearer" else None
                     if user_id is None:
@@ -108,6 +119,22 @@ class FakeBetterAuth:
                         )
                 else:
                     self._json(404, {"message": "not found"})
+
+            def _raw(self, data: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if not fake.drip_seconds:
+                    self.wfile.write(data)
+                    return
+                for byte in data:  # one byte at a time, for as long as the client listens
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(fake.drip_seconds)
 
             def _json(self, status: int, body: Any) -> None:
                 data = json.dumps(body).encode()

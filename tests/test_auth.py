@@ -124,7 +124,7 @@ def test_unauthenticated_request_is_401_before_validation(client: TestClient) ->
 
 
 def test_token_within_clock_leeway_is_accepted(client: TestClient) -> None:
-    token = make_token(exp=NOW - dt.timedelta(seconds=5))
+    token = make_token(exp=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5))
     assert client.get("/api/tasks", headers=bearer(token)).status_code == 200
 
 

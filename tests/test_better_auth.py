@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -91,12 +92,23 @@ def test_rotation_is_picked_up_without_a_restart(fake: FakeBetterAuth, serve: Cl
 
 
 def test_unknown_kids_refetch_at_most_once_per_cool_down(
-    api: TestClient, fake: FakeBetterAuth
+    fake: FakeBetterAuth, serve: Client
 ) -> None:
-    for _ in range(25):
-        stranger = SigningKey("EdDSA", kid=uuid.uuid4().hex)
-        assert_401(api.get("/api/tasks", headers=bearer(stranger.sign(claims(fake)))))
+    known = SigningKey("EdDSA")
+    fake.published = [known.jwk()]
+    api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=0.5)
+    assert api.get("/api/tasks", headers=bearer(known.sign(claims(fake)))).status_code == 200
     assert fake.requests["jwks"] == 1
+    time.sleep(0.6)  # past the cool-down: the next unknown kid may refetch, once
+
+    def stranger(_: int) -> int:
+        token = SigningKey("EdDSA", kid=uuid.uuid4().hex).sign(claims(fake))
+        return api.get("/api/tasks", headers=bearer(token)).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(stranger, range(30)))
+    assert statuses == [401] * 30
+    assert fake.requests["jwks"] == 2
 
 
 def test_a_withdrawn_key_stops_working_once_keys_are_checked_again(
@@ -427,6 +439,32 @@ def test_no_token_shape_gives_a_500(
 
 
 @pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"sub": []},
+        {"sub": {"id": 1}},
+        {"sub": "u", "exp": "soon"},
+        {"sub": "u", "exp": 1e400},
+        {"sub": "u", "exp": 4102444800, "nbf": "later"},
+        {"sub": "u", "exp": 4102444800, "iat": []},
+        {"sub": "u", "exp": 4102444800, "aud": 5},
+        {"sub": "u", "exp": 4102444800, "aud": ["another-app"]},
+        {"sub": "", "exp": 4102444800},
+        {"sub": "a\u0000b", "exp": 4102444800},
+        {"sub": "\ud800", "exp": 4102444800},
+    ],
+)
+def test_no_signed_payload_gives_a_500(
+    api: TestClient, fake: FakeBetterAuth, keys: dict[str, SigningKey], payload: dict[str, Any]
+) -> None:
+    # Signed with a published key, so that the claims are really read.
+    token = keys["EdDSA"].sign({"iss": fake.url, "aud": fake.url, **payload})
+    response = api.get("/api/tasks", headers=bearer(token))
+    assert response.status_code == 401, response.text
+
+
+@pytest.mark.parametrize(
     "credential",
     [
         "a",
@@ -444,3 +482,113 @@ def test_no_token_shape_gives_a_500(
 def test_no_credential_shape_gives_a_500(api: TestClient, credential: str) -> None:
     response = api.get("/api/tasks", headers={"Authorization": f"Bearer {credential}".encode()})
     assert response.status_code == 401, response.text
+
+
+GOOD = "__good__"  # stands for the published valid key in the lists below
+BROKEN_KEY_SETS: dict[str, list[Any]] = {
+    "rsa-without-modulus": [{"kty": "RSA", "kid": "broken"}, GOOD],
+    "okp-without-x": [{"kty": "OKP", "crv": "Ed25519", "kid": "x"}, GOOD],
+    "kty-a-list": [{"kty": ["EC"], "crv": "P-256", "kid": "k"}, GOOD],
+    "crv-an-object": [{"kty": "EC", "crv": {"a": 1}, "kid": "k"}, GOOD],
+    "alg-a-list": [{"kty": "OKP", "crv": "Ed25519", "alg": ["EdDSA"], "kid": "k", "x": "AA"}, GOOD],
+    "kid-a-number": [{"kty": "OKP", "crv": "Ed25519", "kid": 5, "x": "AA"}, GOOD],
+    "encryption-key": [{"kty": "RSA", "use": "enc", "kid": "e", "n": "AQAB", "e": "AQAB"}, GOOD],
+    "symmetric-key": [{"kty": "oct", "k": "c2VjcmV0", "kid": "s"}, GOOD],
+    "not-an-object": ["a string", 5, None, GOOD],
+}
+
+
+@pytest.mark.parametrize("published", BROKEN_KEY_SETS.values(), ids=BROKEN_KEY_SETS)
+def test_unusable_published_keys_are_skipped(
+    fake: FakeBetterAuth, serve: Client, published: list[Any]
+) -> None:
+    good = SigningKey("EdDSA")
+    fake.published = [good.jwk() if key == GOOD else key for key in published]
+    api = serve(better_auth_url=fake.url)
+    assert api.get("/api/tasks", headers=bearer(good.sign(claims(fake)))).status_code == 200
+
+
+def test_two_keys_may_share_a_kid(fake: FakeBetterAuth, serve: Client) -> None:
+    ec, ed = SigningKey("ES256", kid="shared"), SigningKey("EdDSA", kid="shared")
+    fake.published = [ec.jwk(), ed.jwk()]
+    api = serve(better_auth_url=fake.url)
+    for key in (ec, ed):
+        assert api.get("/api/tasks", headers=bearer(key.sign(claims(fake)))).status_code == 200
+
+
+UNREADABLE_ANSWERS = {
+    "not-json": b"<html>oops</html>",
+    "deeply-nested": b"[" * 100_000,
+    "keys-not-a-list": b'{"keys": {"a": 1}}',
+    "no-keys": b'{"jwks": []}',
+    "a-list": b"[]",
+    "over-a-megabyte": b'{"keys": [], "padding": "' + b"x" * 1_100_000 + b'"}',
+}
+
+
+@pytest.mark.parametrize("answer", UNREADABLE_ANSWERS.values(), ids=UNREADABLE_ANSWERS)
+def test_unreadable_jwks_is_503(fake: FakeBetterAuth, serve: Client, answer: bytes) -> None:
+    fake.jwks_answer = answer
+    api = serve(better_auth_url=fake.url)
+    token = SigningKey("EdDSA").sign(claims(fake))
+    response = api.get("/api/tasks", headers=bearer(token))
+    assert response.status_code == 503, response.text
+    assert "Retry-After" in response.headers
+
+
+@pytest.mark.parametrize("answer", UNREADABLE_ANSWERS.values(), ids=UNREADABLE_ANSWERS)
+def test_unreadable_session_answer_is_not_a_500(
+    fake: FakeBetterAuth, serve: Client, answer: bytes
+) -> None:
+    fake.session_answer = answer
+    api = serve(better_auth_url=fake.url, better_auth_sessions=True)
+    response = api.get("/api/tasks", headers=bearer("some-session"))
+    assert response.status_code in {401, 503}, response.text
+
+
+@pytest.mark.parametrize("endpoint", ["jwks", "get-session"])
+def test_a_server_that_drips_its_answer_is_cut_off(
+    fake: FakeBetterAuth, serve: Client, endpoint: str
+) -> None:
+    fake.jwks_answer = fake.session_answer = b'{"keys": [], "user": null}'
+    fake.drip_seconds = 0.5  # about 13 s for the whole answer
+    api = serve(better_auth_url=fake.url, better_auth_sessions=True, auth_http_timeout=0.5)
+    credential = SigningKey("EdDSA").sign(claims(fake)) if endpoint == "jwks" else "a-session"
+    started = time.monotonic()
+    response = api.get("/api/tasks", headers=bearer(credential))
+    assert response.status_code == 503
+    assert time.monotonic() - started < 5
+
+
+def test_an_expired_session_is_refused(fake: FakeBetterAuth, serve: Client) -> None:
+    fake.session_answer = json.dumps(
+        {
+            "session": {"userId": "u1", "expiresAt": "2020-01-01T00:00:00.000Z"},
+            "user": {"id": "u1"},
+        }
+    ).encode()
+    api = serve(better_auth_url=fake.url, better_auth_sessions=True)
+    assert_401(api.get("/api/tasks", headers=bearer("old-session")))
+
+
+def test_concurrent_requests_with_one_new_session_ask_once(
+    fake: FakeBetterAuth, serve: Client
+) -> None:
+    fake.sessions["fresh"] = "u1"
+    fake.drip_seconds = 0.001  # slow enough that the requests overlap
+    fake.session_answer = json.dumps({"user": {"id": "u1"}, "session": {}}).encode()
+    api = serve(better_auth_url=fake.url, better_auth_sessions=True)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: api.get("/api/tasks", headers=bearer("fresh")).status_code, range(20)
+            )
+        )
+    assert statuses == [200] * 20
+    assert fake.requests["get-session"] == 1
+
+
+def test_jwks_url_alone_needs_an_issuer_and_audience() -> None:
+    with pytest.raises(ConfigError, match="JWT_ISSUER"):
+        Settings(jwks_url="https://keys.example/jwks")
+    Settings(jwks_url="https://keys.example/jwks", jwt_issuer="i", jwt_audience="a")

@@ -24,7 +24,7 @@ from handlers import problems
 from handlers.auth import Authenticator, Expected, mint_token
 from handlers.contract import SPEC_DIR, independent_spec
 from handlers.jwks import JwksCache
-from handlers.middleware import CORS, TrailingSlash
+from handlers.middleware import CORS, BodyLimit, SecurityHeaders, TrailingSlash
 from handlers.sessions import SessionIntrospector
 from handlers.settings import ConfigError, Settings
 from handlers.validation import VALIDATORS
@@ -71,7 +71,12 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     app.add_api(independent_spec())
     app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
-    # Outermost, so that error answers carry CORS headers too and the browser can read them.
+    app.add_middleware(
+        BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes
+    )
+    # Outside the error handling, so that error answers carry these headers too (the first
+    # added is the outermost).
+    app.add_middleware(SecurityHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(
         CORS,
         position=MiddlewarePosition.BEFORE_EXCEPTION,

@@ -1,7 +1,17 @@
 from __future__ import annotations
 
+from connexion import request
+
 from handlers.tasks import JSON
 
+Response = tuple[dict[str, str], int, dict[str, str]]
 
-def get_health() -> tuple[dict[str, str], int, dict[str, str]]:
+
+def get_health() -> Response:
+    return {"status": "ok"}, 200, JSON
+
+
+def get_ready() -> Response:
+    # An unreachable database raises here and is answered 503 (handlers.problems).
+    request.state.store.ping()
     return {"status": "ok"}, 200, JSON

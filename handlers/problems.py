@@ -44,6 +44,15 @@ class Forbidden(ProblemException):
         super().__init__(status=403, title=TITLES[403], detail=detail)
 
 
+class ContentTooLarge(ProblemException):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            status=413,
+            title=TITLES[413],
+            detail=f"The body is over the limit of {max_bytes} bytes.",
+        )
+
+
 class Unavailable(ProblemException):
     """503: something this service depends on is down; the client should retry, not sign out."""
 

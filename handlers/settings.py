@@ -30,6 +30,7 @@ class Settings:
     session_cache_ttl: float = 30.0
     jwks_refetch_cooldown: float = 60.0
     auth_http_timeout: float = 5.0
+    max_body_bytes: int = 64 * 1024
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     auto_migrate: bool = True
     pool: PoolSettings = field(default_factory=PoolSettings)
@@ -110,6 +111,7 @@ class Settings:
             session_cache_ttl=number("SESSION_CACHE_TTL", cls.session_cache_ttl, float),
             jwks_refetch_cooldown=number("JWKS_REFETCH_COOLDOWN", cls.jwks_refetch_cooldown, float),
             auth_http_timeout=number("AUTH_HTTP_TIMEOUT", cls.auth_http_timeout, float),
+            max_body_bytes=int(number("MAX_BODY_BYTES", cls.max_body_bytes)),
             cors_origins=(
                 tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
                 if origins is not None

@@ -102,6 +102,11 @@ class TaskStore:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
 
+    def ping(self) -> None:
+        """Raise unless the database answers."""
+        with self._sessions.begin() as session:
+            session.execute(select(1))
+
     def create(self, user_id: str, fields: Mapping[str, Any]) -> Task:
         """Create a task from a complete set of writable fields."""
         values = _column_values(fields)

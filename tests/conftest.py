@@ -97,8 +97,8 @@ def serve(tmp_path: Path) -> Iterator[Client]:
     with ExitStack() as stack:
 
         def start(**settings: Any) -> TestClient:
-            database = tmp_path / f"{uuid.uuid4().hex}.db"
-            app = create_app(Settings(database_url=f"sqlite:///{database}", **settings))
+            settings.setdefault("database_url", f"sqlite:///{tmp_path / uuid.uuid4().hex}.db")
+            app = create_app(Settings(**settings))
             client = TestClient(app, raise_server_exceptions=False)
             return stack.enter_context(client)
 

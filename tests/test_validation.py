@@ -116,7 +116,7 @@ def test_unicode_text_round_trips(client: TestClient, alice: dict[str, str]) -> 
         (b'{"title": "\xff\xfe"}', 400),
         (b'{"title": NaN}', 400),
         (b"   ", 400),
-        (b"[" * 100_000 + b"]" * 100_000, 400),
+        (b"[" * 30_000 + b"]" * 30_000, 400),
         (b"[]", 422),
         (b'"a string"', 422),
         (b"null", 422),
@@ -158,7 +158,7 @@ def test_errors_are_listed_once_and_capped(client: TestClient, alice: dict[str, 
     headers = {**alice, "Content-Type": "application/json"}
     once = client.post("/api/tasks", content=b"[]", headers=headers).json()
     assert len(once["errors"]) == len({(e["pointer"], e["detail"]) for e in once["errors"]})
-    many = {f"unknown{i}": i for i in range(5000)}
+    many = {f"unknown{i}": i for i in range(2000)}
     response = client.post("/api/tasks", json={"title": "t", **many}, headers=alice)
     assert response.status_code == 422
     problem = response.json()

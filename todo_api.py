@@ -31,6 +31,7 @@ from handlers.validation import VALIDATORS
 from storage import TaskStore, build_engine, upgrade
 
 DEMO_USER = "demo-user"
+GRACEFUL_SHUTDOWN_SECONDS = 30
 PAGING_HEADERS = ["X-Total-Count", "Link", "Location"]
 
 
@@ -163,6 +164,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         proxy_headers=True,
+        # On SIGTERM, requests in flight get this long to finish before the process exits.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0
 

@@ -197,6 +197,9 @@ class TaskStore:
     def _update(self, user_id: str, task_id: int, values: dict[str, Any]) -> Task:
         # One UPDATE ... RETURNING: the ownership check, the write and the read are one statement,
         # so no concurrent writer can slip between them.
+        now = values["updated_at"]
+        # A writer that read the clock first may commit last: updated_at must not go back.
+        values["updated_at"] = case((TaskRow.updated_at > now, TaskRow.updated_at), else_=now)
         statement = (
             update(TaskRow)
             .where(TaskRow.id == task_id, TaskRow.user_id == user_id)

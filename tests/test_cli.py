@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -40,7 +42,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def dev_server(tmp_path: Path, clean_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+def dev_server(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
     port = free_port()
     log = (tmp_path / "serve.log").open("w+")
     process = subprocess.Popen(
@@ -64,17 +68,18 @@ def dev_server(tmp_path: Path, clean_env: dict[str, str]) -> Iterator[tuple[str,
         output = (tmp_path / "serve.log").read_text()
         token = re.search(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$", output, re.MULTILINE)
         assert token, output
-        yield base, token[1]
+        yield base, token[1], process
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
         log.close()
 
 
 def test_serve_dev_runs_on_sqlite_with_a_demo_token(
-    dev_server: tuple[str, str], tmp_path: Path
+    dev_server: tuple[str, str, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
-    base, token = dev_server
+    base, token, _ = dev_server
     headers = {"Authorization": f"Bearer {token}"}
     created = httpx.post(f"{base}/tasks", json={"title": "from the CLI"}, headers=headers)
     assert created.status_code == 201
@@ -87,6 +92,32 @@ def test_serve_dev_runs_on_sqlite_with_a_demo_token(
     assert f"{base}/docs" in log
     with sqlite3.connect(tmp_path / "todo.db") as db:
         assert db.execute("SELECT title FROM tasks").fetchall() == [("from the CLI",)]
+
+
+def test_sigterm_lets_a_request_in_flight_finish(
+    dev_server: tuple[str, str, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    base, token, process = dev_server
+    port = int(base.split(":")[2].split("/")[0])
+    body = json.dumps({"title": "finished during shutdown"}).encode()
+    head = (
+        f"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.sendall(head + body[:10])  # the request is in flight, its body half sent
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.poll() is None, "the server exited with a request in flight"
+        connection.sendall(body[10:])
+        answer = connection.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 201"), answer
+    # uvicorn finishes the request, then ends the way SIGTERM asked it to.
+    assert process.wait(timeout=30) in {0, -signal.SIGTERM}
+    with sqlite3.connect(tmp_path / "todo.db") as db:
+        titles = db.execute("SELECT title FROM tasks").fetchall()
+    assert titles == [("finished during shutdown",)]
 
 
 def test_serve_without_a_secret_refuses_to_start(tmp_path: Path, clean_env: dict[str, str]) -> None:

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import psycopg2
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from handlers.settings import Settings
 from storage import build_engine
+from tests.databases import fresh_postgres
 from todo_api import create_app
 
 SECRET = "test-secret-" + "0123456789abcdef" * 4  # 64+ bytes: long enough even for HS512
@@ -26,29 +25,12 @@ ISSUER = "http://localhost:3000"
 AUDIENCE = "http://localhost:3000"
 
 
-def _fresh_postgres(url: str) -> Iterator[str]:
-    """A database of its own for this run, so leftovers of other runs cannot matter."""
-    server = make_url(url)
-    name = f"todo_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(server.set(drivername="postgresql").render_as_string(False))
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-        # A server whose default time zone is not UTC, as a hosted one may well be.
-        cursor.execute(f"ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Tokyo'")
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
-        yield from _fresh_postgres(url)
+        with fresh_postgres(url) as database:
+            yield database
     else:
         path: Path = tmp_path_factory.mktemp("db") / "todo.db"
         yield f"sqlite:///{path}"

@@ -67,11 +67,34 @@ def test_operations_on_both_families_match() -> None:
         methods = {m for m in paths[own] if m != "parameters"}
         assert methods == {m for m in paths[by_user] if m != "parameters"}
         for method in methods:
-            assert paths[own][method]["responses"] == paths[by_user][method]["responses"]
+            own_responses = dict(paths[own][method]["responses"])
+            user_responses = dict(paths[by_user][method]["responses"])
+            if method == "post" and own == "/tasks":  # links lead into each family's own ops
+                assert own_responses.pop("201") != user_responses.pop("201")
+            assert own_responses == user_responses
             assert paths[own][method].get("requestBody") == paths[by_user][method].get(
                 "requestBody"
             )
             assert "403" in paths[by_user][method]["responses"]
+
+
+def test_create_links_lead_to_every_item_operation_of_its_family() -> None:
+    responses = spec()["components"]["responses"]
+    for component, module in [("TaskCreated", "tasks"), ("UserTaskCreated", "user_tasks")]:
+        links = responses[component]["links"].values()
+        targets = {link["operationId"] for link in links}
+        assert targets == {
+            f"handlers.{module}.{name}"
+            for name in (
+                "get_task",
+                "update_task",
+                "put_task",
+                "complete_task",
+                "post_complete_task",
+                "delete_task",
+            )
+        }
+        assert all(link["parameters"]["task_id"] == "$response.body#/id" for link in links)
 
 
 def test_storage_writes_exactly_the_specs_writable_fields() -> None:

@@ -1,0 +1,26 @@
+"""Schemathesis hooks for the contract fuzzing run (loaded through SCHEMATHESIS_HOOKS)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import schemathesis
+
+
+@schemathesis.check
+def no_other_users_task(_context: Any, response: Any, case: Any) -> bool | None:
+    """In the BOLA run, no answer may read, write or even confirm the victim's task."""
+    victim = os.environ.get("FUZZ_VICTIM")
+    if not victim:
+        return None
+    victim_id = int(os.environ["FUZZ_VICTIM_TASK_ID"])
+    if 200 <= response.status_code < 300:
+        if (case.path_parameters or {}).get("task_id") == victim_id:
+            raise AssertionError(f"{response.status_code} for the victim's task {victim_id}")
+        body = response.json() if response.content else None
+        tasks = body if isinstance(body, list) else [body]
+        for task in tasks:
+            if isinstance(task, dict) and task.get("user_id") == victim:
+                raise AssertionError(f"the answer carries a task of {victim}")
+    return None

@@ -1,0 +1,142 @@
+"""Schemathesis against the live server, as CI runs it: `python -m tests.fuzz.run [--postgres URL]`.
+
+First as user A with every check, mode and phase (links make the stateful phase walk create,
+update, complete and delete); then as user B aimed at A's path and task (BOLA), where every
+answer must be 403 or 404 and A's tasks must be unchanged afterwards. Exits non-zero on any
+failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+
+from handlers.auth import Expected, mint_token
+from tests.databases import fresh_postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def database(postgres: str | None) -> Iterator[str]:
+    if postgres:
+        with fresh_postgres(postgres) as url:
+            yield url
+    else:
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{directory}/fuzz.db"
+
+
+@contextlib.contextmanager
+def server(database_url: str, secret: str) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "BETTER_AUTH_SECRET": secret}
+    env["LOG_LEVEL"] = "WARNING"
+    process = subprocess.Popen(
+        [str(BIN / "todo-api"), "serve", "--port", str(port)], cwd=ROOT, env=env
+    )
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the server did not start")
+            with contextlib.suppress(httpx2.TransportError):
+                if httpx2.get(f"{base}/health").status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def schemathesis(base: str, token: str, config: str, env: dict[str, str], *args: str) -> bool:
+    command = [
+        str(BIN / "schemathesis"),
+        "--config-file",
+        str(HERE / config),
+        "run",
+        str(ROOT / "openapi" / "openapi.yaml"),
+        "--url",
+        base,
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        "all",
+        "--request-timeout",
+        "10",
+        "--no-color",
+        *args,
+    ]
+    hooks = {"SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(command, cwd=ROOT, env={**os.environ, **hooks, **env}).returncode == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--postgres", help="run on a fresh database on this PostgreSQL server")
+    args = parser.parse_args()
+    secret = secrets.token_urlsafe(48)
+    alice, bob = (
+        mint_token(secret, user, dt.timedelta(hours=1), Expected()) for user in ("alice", "bob")
+    )
+    with database(args.postgres) as url, server(url, secret) as base:
+        print(f"== schemathesis as user A on {url.split(':')[0]}", flush=True)
+        passed = schemathesis(base, alice, "main.toml", {})
+        print("== schemathesis as user A on the /{user_id}/tasks family", flush=True)
+        passed &= schemathesis(
+            base,
+            alice,
+            "user.toml",
+            {"FUZZ_USER": "alice"},
+            "--mode",
+            "positive",
+            "--include-path-regex",
+            "^/\\{user_id\\}",
+        )
+
+        headers = {"Authorization": f"Bearer {alice}"}
+        victim = httpx2.post(f"{base}/tasks", json={"title": "A's own"}, headers=headers).json()
+        before = httpx2.get(f"{base}/tasks?limit=500", headers=headers).json()
+        print(f"== schemathesis as user B against user A's task {victim['id']}", flush=True)
+        env = {"FUZZ_VICTIM": "alice", "FUZZ_VICTIM_TASK_ID": str(victim["id"])}
+        passed &= schemathesis(
+            base,
+            bob,
+            "bola.toml",
+            env,
+            "--mode",
+            "positive",
+            "--phases",
+            "examples,coverage,fuzzing",
+        )
+        after = httpx2.get(f"{base}/tasks?limit=500", headers=headers).json()
+        if after != before:
+            print("BOLA: user A's tasks changed while user B was testing", flush=True)
+            passed = False
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

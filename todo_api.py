@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> AsyncApp:
             try:
                 # Starlette hands this state to every request as `request.state`.
                 yield {
-                    "store": TaskStore(engine),
+                    "store": TaskStore(engine, quota=settings.task_quota),
                     "authenticator": _authenticator(settings, client),
                 }
             finally:

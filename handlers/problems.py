@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from handlers.contract import allowed_methods
-from storage import InvalidCursor, TaskNotFound
+from storage import InvalidCursor, QuotaExceeded, TaskNotFound
 
 logger = logging.getLogger("todo_api")
 
@@ -26,6 +26,7 @@ TITLES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    409: "Conflict",
     405: "Method Not Allowed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
@@ -138,6 +139,11 @@ def _not_found(_request: ConnexionRequest, exc: TaskNotFound) -> ConnexionRespon
     return _answer(404, f"There is no task {exc.args[0]}.")
 
 
+def _quota_exceeded(_request: ConnexionRequest, exc: QuotaExceeded) -> ConnexionResponse:
+    detail = f"You already have {exc.quota} tasks, the most one user may keep; delete some first."
+    return _answer(409, detail)
+
+
 def _bad_cursor(_request: ConnexionRequest, exc: InvalidCursor) -> ConnexionResponse:
     errors = [{"parameter": "cursor", "detail": str(exc)}]
     return _answer(422, f"cursor: {exc}", ext={"errors": errors})
@@ -160,6 +166,7 @@ def register(app: AsyncApp) -> None:
     app.add_error_handler(HTTPException, _http_error)
     app.add_error_handler(TaskNotFound, _not_found)
     app.add_error_handler(InvalidCursor, _bad_cursor)
+    app.add_error_handler(QuotaExceeded, _quota_exceeded)
     app.add_error_handler(OperationalError, _database_unavailable)
     app.add_error_handler(PoolTimeout, _database_unavailable)
     app.add_error_handler(Exception, _unexpected)

@@ -31,6 +31,7 @@ class Settings:
     jwks_refetch_cooldown: float = 60.0
     auth_http_timeout: float = 5.0
     max_body_bytes: int = 64 * 1024
+    task_quota: int = 10_000
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     auto_migrate: bool = True
     pool: PoolSettings = field(default_factory=PoolSettings)
@@ -112,6 +113,7 @@ class Settings:
             jwks_refetch_cooldown=number("JWKS_REFETCH_COOLDOWN", cls.jwks_refetch_cooldown, float),
             auth_http_timeout=number("AUTH_HTTP_TIMEOUT", cls.auth_http_timeout, float),
             max_body_bytes=int(number("MAX_BODY_BYTES", cls.max_body_bytes)),
+            task_quota=int(number("TASK_QUOTA", cls.task_quota)),
             cors_origins=(
                 tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
                 if origins is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storage.database import PoolSettings, build_engine
-from storage.errors import InvalidCursor, TaskNotFound
+from storage.errors import InvalidCursor, QuotaExceeded, TaskNotFound
 from storage.migrate import upgrade
 from storage.tasks import WRITABLE_FIELDS, Page, Task, TaskQuery, TaskStore
 
@@ -12,6 +12,7 @@ __all__ = [
     "InvalidCursor",
     "Page",
     "PoolSettings",
+    "QuotaExceeded",
     "Task",
     "TaskNotFound",
     "TaskQuery",

@@ -9,3 +9,11 @@ class TaskNotFound(LookupError):
 
 class InvalidCursor(ValueError):
     """A paging cursor that does not decode, or was made for another sort or order."""
+
+
+class QuotaExceeded(Exception):
+    """The user already has as many tasks as one user may keep."""
+
+    def __init__(self, quota: int) -> None:
+        super().__init__(quota)
+        self.quota = quota

@@ -77,3 +77,12 @@ class TaskRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TaskOwnerRow(Base):
+    """One per user with tasks: the count the quota is checked against, kept in each write."""
+
+    __tablename__ = "task_owners"
+
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    task_count: Mapped[int] = mapped_column(Integer, nullable=False)

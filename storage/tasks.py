@@ -9,11 +9,13 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, case, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import type_coerce
 
-from storage.errors import TaskNotFound
-from storage.models import PRIORITY_NAMES, PRIORITY_RANKS, TaskRow
+from storage.errors import QuotaExceeded, TaskNotFound
+from storage.models import PRIORITY_NAMES, PRIORITY_RANKS, TaskOwnerRow, TaskRow
 from storage.paging import Position, sort_keys
 
 
@@ -98,9 +100,10 @@ def _now() -> dt.datetime:
 class TaskStore:
     """One session and one transaction per call; nothing outlives the call."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, quota: int) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
+        self._quota = quota
 
     def ping(self) -> None:
         """Raise unless the database answers."""
@@ -127,6 +130,7 @@ class TaskStore:
             completed_at=now if values["completed"] else None,
         )
         with self._sessions.begin() as session:
+            self._count(session, user_id, +1)
             session.add(row)
             session.flush()
             return Task.of(row)
@@ -170,6 +174,7 @@ class TaskStore:
             ).one_or_none()
             if deleted is None:
                 raise TaskNotFound(task_id)
+            self._count(session, user_id, -1)
 
     def list(self, user_id: str, query: TaskQuery) -> Page:
         filters = [TaskRow.user_id == user_id, *self._filters(query)]
@@ -193,6 +198,27 @@ class TaskStore:
         return Page(
             tasks=[Task.of(row[0]) for row in rows], total=total or 0, next_cursor=next_cursor
         )
+
+    def _count(self, session: Session, user_id: str, change: int) -> None:
+        """Move the owner's task count by `change`, within the quota, in the caller's transaction.
+
+        The conditional UPDATE is the check and the write in one: concurrent creates cannot
+        both take the last place (on PostgreSQL the row lock also queues one user's creates).
+        """
+        owner = {"user_id": user_id, "task_count": 0}
+        upsert = (pg_insert if self._dialect == "postgresql" else sqlite_insert)(TaskOwnerRow)
+        session.execute(upsert.values(owner).on_conflict_do_nothing(index_elements=["user_id"]))
+        counted = session.execute(
+            update(TaskOwnerRow)
+            .where(
+                TaskOwnerRow.user_id == user_id,
+                TaskOwnerRow.task_count + change <= self._quota,
+            )
+            .values(task_count=TaskOwnerRow.task_count + change)
+            .returning(TaskOwnerRow.task_count)
+        ).one_or_none()
+        if counted is None:
+            raise QuotaExceeded(self._quota)
 
     def _update(self, user_id: str, task_id: int, values: dict[str, Any]) -> Task:
         # One UPDATE ... RETURNING: the ownership check, the write and the read are one statement,

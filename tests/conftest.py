@@ -68,6 +68,7 @@ def client(app_client: TestClient, engine: Engine) -> Iterator[TestClient]:
     yield app_client
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM tasks"))
+        connection.execute(text("DELETE FROM task_owners"))
 
 
 Client = Callable[..., TestClient]

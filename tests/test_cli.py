@@ -17,6 +17,9 @@ from pathlib import Path
 import httpx2 as httpx
 import jwt
 import pytest
+from alembic.script import ScriptDirectory
+
+from storage.migrate import alembic_config
 
 TODO_API = str(Path(sys.executable).parent / "todo-api")
 SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
@@ -169,5 +172,6 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, clean_env: dict[str, str]
     with sqlite3.connect(tmp_path / "fresh.db") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         version = db.execute("SELECT version_num FROM alembic_version").fetchall()
-    assert "tasks" in tables
-    assert version == [("0001",)]
+    assert {"tasks", "task_owners"} <= tables
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert version == [(head,)]

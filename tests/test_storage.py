@@ -20,7 +20,7 @@ from todo_api import create_app
 
 @pytest.fixture
 def store(engine: Engine, client: TestClient) -> TaskStore:
-    return TaskStore(engine)
+    return TaskStore(engine, quota=100)
 
 
 def new_task(**fields: object) -> dict[str, object]:

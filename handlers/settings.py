@@ -124,5 +124,7 @@ class Settings:
                 size=int(number("DB_POOL_SIZE", defaults.size)),
                 max_overflow=int(number("DB_MAX_OVERFLOW", defaults.max_overflow)),
                 timeout=number("DB_POOL_TIMEOUT", defaults.timeout, float),
+                connect_timeout=int(number("DB_CONNECT_TIMEOUT", defaults.connect_timeout)),
+                statement_timeout=int(number("DB_STATEMENT_TIMEOUT", defaults.statement_timeout)),
             ),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,10 @@ class PoolSettings:
     timeout: float = 10.0
     # Neon closes idle connections (and suspends idle computes), so never keep one for long.
     recycle: int = 300
+    # Seconds: to open a connection, and for the server to run one statement. A Neon compute
+    # waking from suspension takes a few seconds to accept a connection.
     connect_timeout: int = 10
+    statement_timeout: int = 15
 
 
 def normalize_url(url: str) -> str:
@@ -42,19 +46,33 @@ def build_engine(url: str, pool: PoolSettings | None = None) -> Engine:
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
         pool_timeout=pool.timeout,
-        connect_args={"connect_timeout": pool.connect_timeout},
+        connect_args={
+            "connect_timeout": pool.connect_timeout,
+            # A server that vanishes mid-query (no reset, no answer) is given up on within
+            # seconds, rather than the many minutes the kernel would otherwise wait.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "tcp_user_timeout": pool.connect_timeout * 1000,
+        },
     )
-    event.listen(engine, "connect", _postgres_utc)
+    event.listen(engine, "connect", _postgres_session(pool.statement_timeout))
     return engine
 
 
-def _postgres_utc(dbapi_connection: Any, _record: Any) -> None:
-    # psycopg2 reads timestamptz in the session's time zone: a server default east of UTC
-    # would turn 9999-12-31T23:00Z into a year Python cannot hold. (A SET, not a startup
-    # option, because Neon's connection pooler refuses startup options.)
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET TIME ZONE 'UTC'")
-    dbapi_connection.commit()
+def _postgres_session(statement_timeout: int) -> Callable[[Any, Any], None]:
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        # psycopg2 reads timestamptz in the session's time zone: a server default east of UTC
+        # would turn 9999-12-31T23:00Z into a year Python cannot hold. (SETs, not startup
+        # options, because Neon's connection pooler refuses startup options.)
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(
+                "SET TIME ZONE 'UTC'; SET statement_timeout = %s", (statement_timeout * 1000,)
+            )
+        dbapi_connection.commit()
+
+    return configure
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

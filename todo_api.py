@@ -25,6 +25,7 @@ from handlers.auth import Authenticator, Expected, mint_token
 from handlers.contract import SPEC_DIR, independent_spec
 from handlers.jwks import JwksCache
 from handlers.middleware import CORS, BodyLimit, SecurityHeaders, TrailingSlash
+from handlers.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
 from handlers.sessions import SessionIntrospector
 from handlers.settings import ConfigError, Settings
 from handlers.validation import VALIDATORS
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> AsyncApp:
     if not settings.accepts_credentials:
         raise ConfigError(NO_CREDENTIALS)
     engine = build_engine(settings.database_url, settings.pool)
+    limiter = _rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
@@ -57,9 +59,12 @@ def create_app(settings: Settings) -> AsyncApp:
                 yield {
                     "store": TaskStore(engine, quota=settings.task_quota),
                     "authenticator": _authenticator(settings, client),
+                    "rate_limiter": limiter,
                 }
             finally:
                 engine.dispose()
+                if limiter is not None:
+                    await limiter.close()
 
     app = AsyncApp(
         __name__,
@@ -88,8 +93,26 @@ def create_app(settings: Settings) -> AsyncApp:
         expose_headers=PAGING_HEADERS,
         max_age=600,
     )
+    if limiter is not None:
+        # Inside CORS (preflights are not counted), outside the error handling (so that a
+        # refused request never reaches it, and every answer carries the headers).
+        app.add_middleware(
+            RateLimits, position=MiddlewarePosition.BEFORE_EXCEPTION, limiter=limiter
+        )
     problems.register(app)
     return app
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter | None:
+    if not settings.rate_limit_enabled:
+        return None
+    counter = RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
+    window = settings.rate_limit_window
+    return RateLimiter(
+        counter,
+        user=Policy("user", settings.rate_limit_per_user, window),
+        address=Policy("address", settings.rate_limit_per_address, window),
+    )
 
 
 def _authenticator(settings: Settings, client: httpx2.AsyncClient) -> Authenticator:

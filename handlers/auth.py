@@ -21,7 +21,9 @@ from connexion.lifecycle import ConnexionRequest
 
 from handlers.contract import is_user_id
 from handlers.jwks import ASYMMETRIC_ALGORITHMS, JwksCache, KeysUnavailable, UnknownKey
-from handlers.problems import Forbidden, Unavailable
+from handlers.problems import Forbidden, TooManyRequests, Unavailable
+from handlers.ratelimit import SCOPE_KEY as RATE_LIMIT_SCOPE_KEY
+from handlers.ratelimit import RateLimiter
 from handlers.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
 
 HMAC_ALGORITHM = "HS256"
@@ -155,7 +157,21 @@ async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, str]:
     """
     authenticator: Authenticator = request.state.authenticator
     subject = await authenticator.subject(token)
+    await _count_for_user(request, subject)
     path_user = request.path_params.get("user_id")
     if path_user is not None and path_user != subject:
         raise Forbidden("The user id in the path is not the signed-in user.")
     return {"sub": subject}
+
+
+async def _count_for_user(request: ConnexionRequest, subject: str) -> None:
+    """The per-user rate limit: only here is the user known for certain."""
+    limiter: RateLimiter | None = request.state.rate_limiter
+    decisions = request.scope.get(RATE_LIMIT_SCOPE_KEY)
+    if limiter is None or decisions is None:
+        return
+    decision = await limiter.hit(limiter.user, subject)
+    if decision is not None:
+        decisions["user"] = decision
+        if not decision.allowed:
+            raise TooManyRequests(decision.headers())

@@ -31,6 +31,7 @@ TITLES = {
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -51,6 +52,16 @@ class ContentTooLarge(ProblemException):
             status=413,
             title=TITLES[413],
             detail=f"The body is over the limit of {max_bytes} bytes.",
+        )
+
+
+class TooManyRequests(ProblemException):
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__(
+            status=429,
+            title=TITLES[429],
+            detail="Too many requests for this user; slow down.",
+            headers=headers,
         )
 
 

@@ -32,6 +32,11 @@ class Settings:
     auth_http_timeout: float = 5.0
     max_body_bytes: int = 64 * 1024
     task_quota: int = 10_000
+    rate_limit_enabled: bool = True
+    rate_limit_per_user: int = 600
+    rate_limit_per_address: int = 120
+    rate_limit_window: int = 60
+    redis_url: str | None = None
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     auto_migrate: bool = True
     pool: PoolSettings = field(default_factory=PoolSettings)
@@ -114,6 +119,13 @@ class Settings:
             auth_http_timeout=number("AUTH_HTTP_TIMEOUT", cls.auth_http_timeout, float),
             max_body_bytes=int(number("MAX_BODY_BYTES", cls.max_body_bytes)),
             task_quota=int(number("TASK_QUOTA", cls.task_quota)),
+            rate_limit_enabled=flag("RATE_LIMIT_ENABLED", cls.rate_limit_enabled),
+            rate_limit_per_user=int(number("RATE_LIMIT_PER_USER", cls.rate_limit_per_user)),
+            rate_limit_per_address=int(
+                number("RATE_LIMIT_PER_ADDRESS", cls.rate_limit_per_address)
+            ),
+            rate_limit_window=int(number("RATE_LIMIT_WINDOW", cls.rate_limit_window)),
+            redis_url=text("REDIS_URL"),
             cors_origins=(
                 tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
                 if origins is not None

@@ -1,0 +1,187 @@
+"""Rate limits per user and per client address, in process or shared through Redis."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from tests.conftest import SECRET, Client, bearer, make_token
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POLICY = re.compile(r'^"(?P<name>\w+)";q=(?P<q>\d+);w=(?P<w>\d+)$')
+STATE = re.compile(r'^"(?P<name>\w+)";r=(?P<r>\d+);t=(?P<t>\d+)$')
+
+
+def redis_answers() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+needs_redis = pytest.mark.skipif(not redis_answers(), reason=f"needs Redis at {REDIS_URL}")
+
+
+def user() -> dict[str, str]:
+    """A user of their own, so that no other test's count (in a shared Redis) matters."""
+    return bearer(make_token(f"u-{uuid.uuid4().hex[:12]}", iss=None, aud=None))
+
+
+def limited(serve: Client, **settings: object) -> TestClient:
+    defaults: dict[str, object] = {
+        "auth_secret": SECRET,
+        "rate_limit_per_user": 5,
+        "rate_limit_per_address": 3,
+        "rate_limit_window": 60,
+    }
+    return serve(**(defaults | settings))
+
+
+def state(response: httpx2.Response) -> tuple[str, int, int, int]:
+    policy = POLICY.match(response.headers["RateLimit-Policy"])
+    current = STATE.match(response.headers["RateLimit"])
+    assert policy, response.headers["RateLimit-Policy"]
+    assert current, response.headers["RateLimit"]
+    assert policy["name"] == current["name"]
+    return policy["name"], int(policy["q"]), int(current["r"]), int(current["t"])
+
+
+def test_every_answer_carries_the_limit(serve: Client) -> None:
+    api = limited(serve)
+    alice = user()
+    name, quota, remaining, reset = state(api.get("/api/tasks", headers=alice))
+    assert (name, quota, remaining) == ("user", 5, 4)
+    assert 1 <= reset <= 60
+    assert state(api.get("/api/tasks/99", headers=alice))[:3] == ("user", 5, 3)  # a 404 counts
+    assert state(api.get("/api/health"))[:3] == ("address", 3, 2)
+
+
+def test_a_user_over_the_limit_gets_429(serve: Client) -> None:
+    api = limited(serve)
+    alice, bob = user(), user()
+    for _ in range(5):
+        assert api.get("/api/tasks", headers=alice).status_code == 200
+    refused = api.post("/api/tasks", json={"title": "x"}, headers=alice)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert state(refused)[2] == 0
+    assert api.get("/api/tasks", headers=bob).status_code == 200  # a count of their own
+
+
+def test_the_count_is_per_window(serve: Client) -> None:
+    api = limited(serve, rate_limit_per_user=2, rate_limit_window=1)
+    alice = user()
+    while state(api.get("/api/tasks", headers=alice))[3] < 1:
+        pass  # start near the beginning of a window
+    statuses = [api.get("/api/tasks", headers=alice).status_code for _ in range(3)]
+    assert 429 in statuses
+    time.sleep(1.1)
+    assert api.get("/api/tasks", headers=alice).status_code == 200
+
+
+def test_calls_without_a_credential_are_limited_per_address(serve: Client) -> None:
+    api = limited(serve)
+    statuses = [api.get("/api/health").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    # An address over its limit is refused whatever it sends, a credential included.
+    assert api.get("/api/tasks", headers=user()).status_code == 429
+
+
+def test_refused_credentials_are_counted_per_address(serve: Client) -> None:
+    api = limited(serve)
+    statuses = [api.get("/api/tasks", headers=bearer("guess")).status_code for _ in range(5)]
+    assert statuses[:3] == [401, 401, 401]
+    assert statuses[3:] == [429, 429]
+
+
+def test_limits_can_be_switched_off(serve: Client) -> None:
+    api = limited(serve, rate_limit_enabled=False)
+    alice = user()
+    for _ in range(10):
+        response = api.get("/api/tasks", headers=alice)
+        assert response.status_code == 200
+        assert "RateLimit" not in response.headers
+
+
+@needs_redis
+def test_two_apps_share_one_count_in_redis(serve: Client) -> None:
+    first, second = (limited(serve, redis_url=REDIS_URL) for _ in range(2))
+    alice = user()
+    statuses = [
+        (first if i % 2 else second).get("/api/tasks", headers=alice).status_code for i in range(7)
+    ]
+    assert statuses == [200] * 5 + [429] * 2
+
+
+def test_an_unreachable_redis_limits_nothing_and_breaks_nothing(serve: Client) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    api = limited(serve, redis_url=f"redis://127.0.0.1:{port}/0")
+    alice = user()
+    for _ in range(7):
+        assert api.get("/api/tasks", headers=alice).status_code == 200
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def two_servers(tmp_path: Path) -> Iterator[list[str]]:
+    env = {
+        **os.environ,
+        "BETTER_AUTH_SECRET": SECRET,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/shared.db",
+        "REDIS_URL": REDIS_URL,
+        "RATE_LIMIT_PER_USER": "5",
+        "LOG_LEVEL": "WARNING",
+    }
+    todo_api = str(Path(sys.executable).parent / "todo-api")
+    processes, bases = [], []
+    try:
+        for _ in range(2):
+            port = free_port()
+            processes.append(
+                subprocess.Popen([todo_api, "serve", "--port", str(port)], cwd=tmp_path, env=env)
+            )
+            bases.append(f"http://127.0.0.1:{port}/api")
+        for base in bases:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx2.get(f"{base}/health").status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "a server did not start"
+                time.sleep(0.1)
+        yield bases
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@needs_redis
+def test_two_server_processes_share_one_limit(two_servers: list[str]) -> None:
+    alice = user()
+    statuses = [
+        httpx2.get(f"{two_servers[i % 2]}/tasks", headers=alice).status_code for i in range(7)
+    ]
+    assert statuses == [200] * 5 + [429] * 2

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
+from storage import PoolSettings, build_engine
 from tests.conftest import SECRET, Client, bearer, make_token
 from tests.tcp_proxy import TcpProxy
 
@@ -99,3 +101,12 @@ def test_readiness_while_the_database_is_gone(
     assert api.get("/api/health").status_code == 200
     proxy.restore()
     assert api.get("/api/health/ready").status_code == 200
+
+
+def test_a_statement_past_the_timeout_is_cut_off(database_url: str) -> None:
+    engine = build_engine(database_url, PoolSettings(statement_timeout=1))
+    started = time.monotonic()
+    with pytest.raises(OperationalError), engine.connect() as connection:
+        connection.execute(text("SELECT pg_sleep(5)"))
+    assert time.monotonic() - started < 4
+    engine.dispose()

@@ -8,6 +8,7 @@ headers (draft-ietf-httpapi-ratelimit-headers); a request over the limit is answ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -21,8 +22,6 @@ from handlers.problems import asgi_response
 
 logger = logging.getLogger("todo_api.ratelimit")
 SCOPE_KEY = "todo_api.rate_limit"
-# Windows this many behind the current one are forgotten by the in-process counter.
-_KEPT_WINDOWS = 2
 
 
 @dataclass(frozen=True)
@@ -63,16 +62,19 @@ class Counter(Protocol):
 
 
 class MemoryCounter:
+    """Counts in this process: one table for the current window, dropped when it ends."""
+
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, int], int] = {}
+        self._window: tuple[int, int] | None = None  # (length, index)
+        self._counts: dict[str, int] = {}
 
     async def add(self, key: str, window: int, amount: int) -> tuple[int, float]:
         now = time.time()
         index = int(now // window)
-        count = self._counts.get((key, index), 0) + amount
-        self._counts[(key, index)] = count
-        if len(self._counts) > 100_000:
-            self._counts = {k: v for k, v in self._counts.items() if k[1] >= index - _KEPT_WINDOWS}
+        if self._window != (window, index):
+            self._window, self._counts = (window, index), {}
+        count = self._counts.get(key, 0) + amount
+        self._counts[key] = count
         return count, (index + 1) * window - now
 
     async def close(self) -> None:
@@ -80,21 +82,38 @@ class MemoryCounter:
 
 
 class RedisCounter:
-    """Counts in Redis, shared by every process that uses the same server."""
+    """Counts in Redis, shared by every process that uses the same server.
+
+    Redis that fails or stalls is left alone for a while, so that its outage costs requests
+    at most one short timeout now and then rather than one each.
+    """
+
+    TIMEOUT_SECONDS = 0.25
+    PAUSE_AFTER_FAILURE_SECONDS = 5.0
 
     def __init__(self, url: str) -> None:
         import redis.asyncio
 
-        self._redis = redis.asyncio.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self._redis = redis.asyncio.Redis.from_url(
+            url, socket_timeout=self.TIMEOUT_SECONDS, socket_connect_timeout=self.TIMEOUT_SECONDS
+        )
+        self._paused_until = 0.0
 
     async def add(self, key: str, window: int, amount: int) -> tuple[int, float]:
         now = time.time()
+        if time.monotonic() < self._paused_until:
+            raise ConnectionError("Redis failed a moment ago; not asking it yet")
         index = int(now // window)
         name = f"todo-api:rate:{key}:{index}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(name, amount)
-            pipe.expire(name, window * _KEPT_WINDOWS)
-            count, _ = await pipe.execute()
+        try:
+            async with asyncio.timeout(self.TIMEOUT_SECONDS * 2):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.incrby(name, amount)
+                    pipe.expire(name, window * 2)
+                    count, _ = await pipe.execute()
+        except Exception:
+            self._paused_until = time.monotonic() + self.PAUSE_AFTER_FAILURE_SECONDS
+            raise
         return int(count), (index + 1) * window - now
 
     async def close(self) -> None:
@@ -129,8 +148,11 @@ class RateLimits:
     """ASGI middleware: limits by client address, and carries the headers of either limit.
 
     A request with a credential is counted for its user once the credential is verified
-    (handlers.auth puts that decision into the scope); one whose credential is refused, or that
-    has none, is counted for its client address, so that guessing tokens is limited too.
+    (handlers.auth puts that decision into the scope). One without a credential is counted for
+    its client address; so is one whose credential was not counted for a user (refused, or
+    never checked), in a separate count for the address, which alone can refuse credentials up
+    front: guessing tokens stops there, while anonymous calls (health checks) from an address
+    never lock its signed-in users out.
     """
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
@@ -141,16 +163,14 @@ class RateLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        address = (scope.get("client") or ("unknown", 0))[0]
+        client = (scope.get("client") or ("unknown", 0))[0]
         has_credential = "authorization" in Headers(scope=scope)
-        decision: Decision | None = None
-        if not has_credential:
-            decision = await self.limiter.hit(self.limiter.address, address)
+        policy = self.limiter.address
+        key = f"credential:{client}" if has_credential else client
+        if has_credential:
+            decision = await self.limiter.peek(policy, key)
         else:
-            # Only look: a refused credential is counted below, once it is known. An address
-            # over its limit is refused whatever it sends, so that guessing credentials (each
-            # session token costs a call to Better Auth) stops there.
-            decision = await self.limiter.peek(self.limiter.address, address)
+            decision = await self.limiter.hit(policy, key)
         if decision is not None and not decision.allowed:
             response = asgi_response(
                 429, "Too many requests from this address; slow down.", decision.headers()
@@ -165,8 +185,8 @@ class RateLimits:
             if message["type"] == "http.response.start":
                 if "user" in holder:
                     decision = holder["user"]
-                elif has_credential and message["status"] == 401:
-                    decision = await self.limiter.hit(self.limiter.address, address)
+                elif has_credential:
+                    decision = await self.limiter.hit(policy, key)
                 if decision is not None:
                     headers = MutableHeaders(scope=message)
                     for name, value in decision.headers().items():

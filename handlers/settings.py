@@ -12,6 +12,8 @@ from storage import PoolSettings
 DEFAULT_DATABASE_URL = "sqlite:///todo.db"
 # RFC 7518 section 3.2: an HS256 key must have at least as many bits as the hash.
 MIN_SECRET_LENGTH = 32
+# A day: the longest Retry-After the spec declares.
+MAX_RATE_LIMIT_WINDOW = 86_400
 
 
 class ConfigError(ValueError):
@@ -48,6 +50,8 @@ class Settings:
                 f"BETTER_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters long "
                 "(generate one with `openssl rand -base64 32`)."
             )
+        if self.rate_limit_window > MAX_RATE_LIMIT_WINDOW:
+            raise ConfigError(f"RATE_LIMIT_WINDOW must be at most {MAX_RATE_LIMIT_WINDOW} seconds.")
         if self.better_auth_sessions and not self.better_auth_url:
             raise ConfigError("BETTER_AUTH_SESSIONS needs BETTER_AUTH_URL to check sessions at.")
         if (

@@ -208,12 +208,11 @@ class TaskStore:
         owner = {"user_id": user_id, "task_count": 0}
         upsert = (pg_insert if self._dialect == "postgresql" else sqlite_insert)(TaskOwnerRow)
         session.execute(upsert.values(owner).on_conflict_do_nothing(index_elements=["user_id"]))
+        # Only a growing count is held to the quota: a user over a lowered quota may delete.
+        within = TaskOwnerRow.task_count + change <= self._quota if change > 0 else True
         counted = session.execute(
             update(TaskOwnerRow)
-            .where(
-                TaskOwnerRow.user_id == user_id,
-                TaskOwnerRow.task_count + change <= self._quota,
-            )
+            .where(TaskOwnerRow.user_id == user_id, within)
             .values(task_count=TaskOwnerRow.task_count + change)
             .returning(TaskOwnerRow.task_count)
         ).one_or_none()

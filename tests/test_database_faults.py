@@ -40,6 +40,7 @@ def test_database_cut_mid_load(
     api = serve(database_url=proxied.render_as_string(hide_password=False), auth_secret=SECRET)
     created: list[int] = []
     failures: list[int] = []
+    unexpected: list[str] = []
     slowest = [0.0]
     stop = threading.Event()
 
@@ -53,9 +54,10 @@ def test_database_cut_mid_load(
             if response.status_code == 201:
                 created.append(response.json()["id"])
             else:
-                assert response.status_code == 503, response.text
-                assert int(response.headers["Retry-After"]) >= 1
+                # Collected, not asserted: a failed assert in a thread would fail no test.
                 failures.append(response.status_code)
+                if response.status_code != 503 or "Retry-After" not in response.headers:
+                    unexpected.append(f"{response.status_code} {response.text}")
 
     workers = [threading.Thread(target=load, args=(i,)) for i in range(4)]
     for worker in workers:
@@ -71,6 +73,7 @@ def test_database_cut_mid_load(
         worker.join(timeout=60)
 
     assert during > 0, "no request failed while the database was gone"
+    assert unexpected == [], unexpected[:3]
     assert slowest[0] < 12, f"a request hung for {slowest[0]:.1f} s"
     recovered = api.post("/api/tasks", json={"title": "after"}, headers=ALICE)
     assert recovered.status_code == 201, "the service did not recover by itself"

@@ -53,6 +53,19 @@ def test_concurrent_creates_never_pass_the_quota(serve: Client) -> None:
     assert api.get("/api/tasks", headers=ALICE).headers["X-Total-Count"] == "10"
 
 
+def test_a_user_over_a_lowered_quota_can_still_delete(serve: Client, tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path}/lowered.db"
+    before = serve(auth_secret=SECRET, task_quota=5, database_url=database)
+    ids = [
+        before.post("/api/tasks", json={"title": "t"}, headers=ALICE).json()["id"] for _ in range(5)
+    ]
+    after = serve(auth_secret=SECRET, task_quota=2, database_url=database)
+    assert after.post("/api/tasks", json={"title": "no room"}, headers=ALICE).status_code == 409
+    for task_id in ids[:4]:
+        assert after.delete(f"/api/tasks/{task_id}", headers=ALICE).status_code == 204
+    assert after.post("/api/tasks", json={"title": "room again"}, headers=ALICE).status_code == 201
+
+
 def test_failed_deletes_do_not_free_a_place(serve: Client) -> None:
     api = quota_api(serve, 1)
     task = api.post("/api/tasks", json={"title": "only"}, headers=ALICE).json()

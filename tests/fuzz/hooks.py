@@ -14,9 +14,10 @@ def no_other_users_task(_context: Any, response: Any, case: Any) -> bool | None:
     victim = os.environ.get("FUZZ_VICTIM")
     if not victim:
         return None
-    victim_id = int(os.environ["FUZZ_VICTIM_TASK_ID"])
+    victim_id = os.environ["FUZZ_VICTIM_TASK_ID"]
     if 200 <= response.status_code < 300:
-        if (case.path_parameters or {}).get("task_id") == victim_id:
+        # Compared as text: the configured parameter reaches the case as a string.
+        if str((case.path_parameters or {}).get("task_id")) == victim_id:
             raise AssertionError(f"{response.status_code} for the victim's task {victim_id}")
         body = response.json() if response.content else None
         tasks = body if isinstance(body, list) else [body]

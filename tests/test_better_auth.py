@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import handlers.sessions
 from handlers.settings import ConfigError, Settings
 from tests.conftest import SECRET, Client, bearer, make_token
 from tests.fake_better_auth import ALGORITHMS, FakeBetterAuth, SigningKey, better_auth_claims
+from tests.network import free_port
 from todo_api import create_app
 
 
@@ -136,14 +136,8 @@ def test_cached_keys_keep_working_while_better_auth_is_down(
     assert api.get("/api/tasks", headers=bearer(key.sign(claims(fake)))).status_code == 200
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_no_usable_key_while_better_auth_is_down_is_503(serve: Client) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     api = serve(better_auth_url=url, jwks_refetch_cooldown=30)
     token = SigningKey("EdDSA").sign(better_auth_claims(url))
     for _ in range(2):
@@ -364,7 +358,7 @@ def test_sessions_are_off_by_default(fake: FakeBetterAuth, serve: Client) -> Non
 
 
 def test_sessions_while_better_auth_is_down_are_503(serve: Client) -> None:
-    api = serve(better_auth_url=f"http://127.0.0.1:{_closed_port()}", better_auth_sessions=True)
+    api = serve(better_auth_url=f"http://127.0.0.1:{free_port()}", better_auth_sessions=True)
     response = api.get("/api/tasks", headers=bearer("some-session-token"))
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) >= 1

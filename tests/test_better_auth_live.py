@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -17,6 +16,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Client, bearer
 from tests.fake_better_auth import ALGORITHMS
+from tests.network import free_port
 
 HARNESS = Path(__file__).parent / "better_auth"
 
@@ -28,12 +28,6 @@ def installed() -> None:
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"], cwd=HARNESS, check=True, timeout=600
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class BetterAuth:

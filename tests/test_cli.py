@@ -20,6 +20,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from storage.migrate import alembic_config
+from tests.network import free_port, wait_until_healthy
 
 TODO_API = str(Path(sys.executable).parent / "todo-api")
 SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
@@ -38,12 +39,6 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def dev_server(
     tmp_path: Path, clean_env: dict[str, str]
@@ -59,15 +54,7 @@ def dev_server(
     )
     base = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_healthy(base, process)
         output = (tmp_path / "serve.log").read_text()
         token = re.search(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$", output, re.MULTILINE)
         assert token, output

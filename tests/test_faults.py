@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -11,6 +9,7 @@ from starlette.testclient import TestClient
 
 from storage import TaskStore
 from tests.conftest import SECRET, Client, bearer, make_token
+from tests.network import free_port
 
 
 def test_unexpected_error_is_a_generic_500(
@@ -51,12 +50,6 @@ def test_database_unavailable_is_503_with_retry_after(
     assert "10.0.0.1" not in response.text
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_readiness_follows_the_database(client: TestClient) -> None:
     response = client.get("/api/health/ready")
     assert response.status_code == 200
@@ -64,7 +57,7 @@ def test_readiness_follows_the_database(client: TestClient) -> None:
 
 
 def test_unreachable_database_is_not_ready_but_alive(serve: Client) -> None:
-    url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/nothing"
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     api = serve(auth_secret=SECRET, auto_migrate=False, database_url=url)
     assert api.get("/api/health").status_code == 200
     response = api.get("/api/health/ready")

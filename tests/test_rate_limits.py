@@ -18,6 +18,7 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import SECRET, Client, bearer, make_token
+from tests.network import free_port, wait_until_healthy
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POLICY = re.compile(r'^"(?P<name>\w+)";q=(?P<q>\d+);w=(?P<w>\d+)$')
@@ -149,12 +150,6 @@ def test_an_unreachable_redis_limits_nothing_and_breaks_nothing(serve: Client) -
         assert api.get("/api/tasks", headers=alice).status_code == 200
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def two_servers(tmp_path: Path) -> Iterator[list[str]]:
     env = {
@@ -174,16 +169,8 @@ def two_servers(tmp_path: Path) -> Iterator[list[str]]:
                 subprocess.Popen([todo_api, "serve", "--port", str(port)], cwd=tmp_path, env=env)
             )
             bases.append(f"http://127.0.0.1:{port}/api")
-        for base in bases:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx2.get(f"{base}/health").status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "a server did not start"
-                time.sleep(0.1)
+        for base, process in zip(bases, processes, strict=True):
+            wait_until_healthy(base, process)
         yield bases
     finally:
         for process in processes:

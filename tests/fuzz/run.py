@@ -13,11 +13,9 @@ import contextlib
 import datetime as dt
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,16 +23,11 @@ import httpx2
 
 from handlers.auth import Expected, mint_token
 from tests.databases import fresh_postgres
+from tests.network import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -58,14 +51,7 @@ def server(database_url: str, secret: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            with contextlib.suppress(httpx2.TransportError):
-                if httpx2.get(f"{base}/health").status_code == 200:
-                    break
-            time.sleep(0.1)
+        wait_until_healthy(base, process)
         yield base
     finally:
         process.terminate()

@@ -25,5 +25,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        elif connection.dialect.name == "sqlite":
+            # The database's write lock, taken first: a second process waits (busy timeout),
+            # then finds the migrations done, instead of racing to create the same tables.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

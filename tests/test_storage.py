@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from starlette.testclient import TestClient
 
 from handlers.contract import task_defaults
 from handlers.settings import Settings
-from storage import TaskNotFound, TaskQuery, TaskStore, build_engine
+from storage import TaskNotFound, TaskQuery, TaskStore, build_engine, upgrade
 from storage.models import Base
 from tests.conftest import SECRET
 from todo_api import create_app
@@ -69,3 +70,26 @@ def test_auto_migrate_can_be_switched_off(tmp_path: Path) -> None:
     with TestClient(app) as client:
         assert client.get("/api/health").status_code == 200
     assert inspect(build_engine(url)).get_table_names() == []
+
+
+def test_processes_starting_at_once_migrate_one_after_the_other(tmp_path: Path) -> None:
+    for attempt in range(5):
+        url = f"sqlite:///{tmp_path}/race{attempt}.db"
+        engines = [build_engine(url) for _ in range(4)]
+        errors: list[BaseException] = []
+
+        threads = [threading.Thread(target=_migrate, args=(e, errors)) for e in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for engine in engines:
+            engine.dispose()
+        assert errors == []
+
+
+def _migrate(engine: Engine, errors: list[BaseException]) -> None:
+    try:
+        upgrade(engine)
+    except BaseException as exc:  # collected: a thread's exception fails no test
+        errors.append(exc)

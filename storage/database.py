@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+logger = logging.getLogger("todo_api.storage")
 
 
 @dataclass(frozen=True)
@@ -79,10 +83,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # SQLite's lower() folds ASCII only; case-insensitive search and sort must fold "Ä" too.
     dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
     cursor = dbapi_connection.cursor()
-    # WAL lets readers proceed while one writer writes; the busy timeout queues writers.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The busy timeout queues writers; WAL lets readers proceed while one writer writes.
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        # Another connection holds the lock the switch needs (SQLite answers at once, without
+        # waiting); WAL is a property of the file, so a later connection switches it.
+        logger.debug("SQLite journal mode not switched to WAL on this connection")
     cursor.close()
 
 

@@ -73,7 +73,7 @@ def test_auto_migrate_can_be_switched_off(tmp_path: Path) -> None:
 
 
 def test_processes_starting_at_once_migrate_one_after_the_other(tmp_path: Path) -> None:
-    for attempt in range(5):
+    for attempt in range(20):
         url = f"sqlite:///{tmp_path}/race{attempt}.db"
         engines = [build_engine(url) for _ in range(4)]
         errors: list[BaseException] = []

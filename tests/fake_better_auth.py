@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import threading
@@ -57,6 +58,16 @@ def better_auth_claims(issuer: str, subject: Any = "ba-user-1", **overrides: Any
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forged_token(header: dict[str, Any], claims: dict[str, Any], signature: str = "") -> str:
+    """A JWT put together by hand, for the shapes PyJWT (rightly) refuses to produce."""
+    body = json.dumps(claims, default=lambda d: int(d.timestamp()))
+    return f"{b64url(json.dumps(header).encode())}.{b64url(body.encode())}.{signature}"
 
 
 class FakeBetterAuth:

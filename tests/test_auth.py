@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -14,18 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.testclient import TestClient
 
 from tests.conftest import AUDIENCE, ISSUER, SECRET, bearer, make_token
+from tests.fake_better_auth import b64url, forged_token
 
 NOW = dt.datetime.now(dt.UTC)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _unsigned(claims: dict) -> str:
-    header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    body = _b64(json.dumps(claims, default=int).encode())
-    return f"{header}.{body}."
+    return forged_token({"alg": "none", "typ": "JWT"}, claims)
 
 
 def _rsa_token() -> str:
@@ -65,7 +59,7 @@ BAD_AUTHORIZATION: dict[str, Callable[[], str]] = {
             lambda t: (
                 t.split(".")[0]
                 + "."
-                + _b64(json.dumps(_claims(sub="bob")).encode())
+                + b64url(json.dumps(_claims(sub="bob")).encode())
                 + "."
                 + t.split(".")[2]
             )
@@ -87,8 +81,8 @@ BAD_AUTHORIZATION: dict[str, Callable[[], str]] = {
     "subject-with-newline": lambda: "Bearer " + make_token("alice\n"),
     "no-expiry": lambda: "Bearer " + make_token(exp=None),
     "not-yet-valid": lambda: "Bearer " + make_token(nbf=NOW + dt.timedelta(hours=1)),
-    "non-json-header": lambda: "Bearer " + _b64(b"\xff\xfe") + "." + _b64(b"{}") + ".sig",
-    "header-not-object": lambda: "Bearer " + _b64(b"[1]") + "." + _b64(b"{}") + ".sig",
+    "non-json-header": lambda: "Bearer " + b64url(b"\xff\xfe") + "." + b64url(b"{}") + ".sig",
+    "header-not-object": lambda: "Bearer " + b64url(b"[1]") + "." + b64url(b"{}") + ".sig",
 }
 
 

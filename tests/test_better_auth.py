@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -20,7 +19,14 @@ import handlers.jwks
 import handlers.sessions
 from handlers.settings import ConfigError, Settings
 from tests.conftest import SECRET, Client, bearer, make_token
-from tests.fake_better_auth import ALGORITHMS, FakeBetterAuth, SigningKey, better_auth_claims
+from tests.fake_better_auth import (
+    ALGORITHMS,
+    FakeBetterAuth,
+    SigningKey,
+    b64url,
+    better_auth_claims,
+    forged_token,
+)
 from tests.network import free_port
 from todo_api import create_app
 
@@ -162,14 +168,9 @@ def test_unknown_kid_while_better_auth_is_down_is_503_not_401(
 
 def _hs256(claims: dict[str, Any], secret: bytes, **headers: Any) -> str:
     """HS256 signed by hand: PyJWT (rightly) refuses to use a public key as an HMAC secret."""
-
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", **headers}).encode())
-    payload = b64(json.dumps(claims, default=lambda d: int(d.timestamp())).encode())
-    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
-    return f"{header}.{payload}.{b64(signature)}"
+    unsigned = forged_token({"alg": "HS256", "typ": "JWT", **headers}, claims)
+    signature = hmac.new(secret, unsigned[:-1].encode(), hashlib.sha256).digest()
+    return unsigned + b64url(signature)
 
 
 def _confusion_secrets(key: SigningKey) -> dict[str, bytes]:
@@ -216,17 +217,8 @@ def test_key_location_headers_are_ignored(fake: FakeBetterAuth, serve: Client, h
         attacker.stop()
 
 
-def _forged(header: dict[str, Any], claims: dict[str, Any], signature: str = "") -> str:
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    head = b64(json.dumps(header).encode())
-    body = b64(json.dumps(claims, default=lambda d: int(d.timestamp())).encode())
-    return f"{head}.{body}.{signature}"
-
-
 def _unsigned(claims: dict[str, Any], **header: Any) -> str:
-    return _forged({"alg": "none", **header}, claims)
+    return forged_token({"alg": "none", **header}, claims)
 
 
 BAD_JWKS_TOKENS: dict[str, Callable[[FakeBetterAuth, dict[str, SigningKey]], str]] = {
@@ -238,7 +230,9 @@ BAD_JWKS_TOKENS: dict[str, Callable[[FakeBetterAuth, dict[str, SigningKey]], str
     "numeric-subject": lambda f, k: k["RS256"].sign(claims(f, subject=12345)),
     "missing-expiry": lambda f, k: k["PS256"].sign(claims(f, exp=None)),
     "no-kid": lambda f, k: jwt_without_kid(k["EdDSA"], claims(f)),
-    "kid-not-a-string": lambda f, k: _forged({"alg": "EdDSA", "kid": ["a"]}, claims(f), "c2ln"),
+    "kid-not-a-string": lambda f, k: forged_token(
+        {"alg": "EdDSA", "kid": ["a"]}, claims(f), "c2ln"
+    ),
     "signed-by-another-key-with-a-published-kid": lambda f, k: SigningKey(
         "EdDSA", kid=k["EdDSA"].kid
     ).sign(claims(f)),
@@ -427,7 +421,7 @@ ODD_HEADERS: list[dict[str, Any]] = [
 def test_no_token_shape_gives_a_500(
     api: TestClient, fake: FakeBetterAuth, header: dict[str, Any], payload: dict[str, Any]
 ) -> None:
-    token = _forged(header, payload, "c2lnbmF0dXJl")
+    token = forged_token(header, payload, "c2lnbmF0dXJl")
     response = api.get("/api/tasks", headers=bearer(token))
     assert response.status_code == 401, response.text
 

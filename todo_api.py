@@ -18,6 +18,7 @@ from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from dotenv import load_dotenv
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from handlers import problems
@@ -33,7 +34,15 @@ from storage import TaskStore, build_engine, upgrade
 
 DEMO_USER = "demo-user"
 GRACEFUL_SHUTDOWN_SECONDS = 30
-PAGING_HEADERS = ["X-Total-Count", "Link", "Location"]
+# What a browser's script may read of an answer, and send, across origins.
+EXPOSED_HEADERS = ["X-Total-Count", "Link", "Location", "ETag", "Idempotent-Replayed"]
+ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+]
 
 
 NO_CREDENTIALS = (
@@ -57,7 +66,7 @@ def create_app(settings: Settings) -> AsyncApp:
             try:
                 # Starlette hands this state to every request as `request.state`.
                 yield {
-                    "store": TaskStore(engine, quota=settings.task_quota),
+                    "store": _store(settings, engine),
                     "authenticator": _authenticator(settings, client),
                     "rate_limiter": limiter,
                 }
@@ -89,8 +98,8 @@ def create_app(settings: Settings) -> AsyncApp:
         allow_origins=list(settings.cors_origins),
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
-        expose_headers=PAGING_HEADERS,
+        allow_headers=ALLOWED_HEADERS,
+        expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
     if limiter is not None:
@@ -101,6 +110,15 @@ def create_app(settings: Settings) -> AsyncApp:
         )
     problems.register(app)
     return app
+
+
+def _store(settings: Settings, engine: Engine) -> TaskStore:
+    return TaskStore(
+        engine,
+        quota=settings.task_quota,
+        retention=settings.tombstone_retention,
+        idempotency_ttl=settings.idempotency_key_lifetime,
+    )
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter | None:
@@ -213,6 +231,20 @@ def _db_upgrade(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_purge(_args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    engine = build_engine(settings.database_url, settings.pool)
+    try:
+        purged = _store(settings, engine).purge()
+    finally:
+        engine.dispose()
+    print(
+        f"purged {purged.tasks} deleted tasks older than {settings.tombstone_retention_days} "
+        f"days and {purged.idempotency_keys} expired idempotency keys"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="todo-api", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -236,6 +268,9 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply pending migrations").set_defaults(run=_db_upgrade)
+    db_commands.add_parser(
+        "purge", help="remove deleted tasks past their retention and expired idempotency keys"
+    ).set_defaults(run=_db_purge)
     return parser
 
 

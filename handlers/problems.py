@@ -17,7 +17,15 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from handlers.contract import allowed_methods
-from storage import InvalidCursor, QuotaExceeded, TaskNotFound
+from handlers.representation import task_etag, task_json
+from storage import (
+    CursorExpired,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    PreconditionFailed,
+    QuotaExceeded,
+    TaskNotFound,
+)
 
 logger = logging.getLogger("todo_api")
 
@@ -26,8 +34,10 @@ TITLES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
-    409: "Conflict",
     405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    412: "Precondition Failed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
@@ -155,6 +165,31 @@ def _quota_exceeded(_request: ConnexionRequest, exc: QuotaExceeded) -> Connexion
     return _answer(409, detail)
 
 
+def _precondition_failed(_request: ConnexionRequest, exc: PreconditionFailed) -> ConnexionResponse:
+    # The current task comes along, so that a client can merge and retry without a GET.
+    detail = "The task has changed since the version in If-Match; nothing was written."
+    return _answer(
+        412,
+        detail,
+        headers={"ETag": task_etag(exc.current)},
+        ext={"task": task_json(exc.current)},
+    )
+
+
+def _cursor_expired(_request: ConnexionRequest, _exc: CursorExpired) -> ConnexionResponse:
+    detail = (
+        "Changes from before this cursor are no longer kept (deletions are purged after the "
+        "retention period); sync again from the beginning, without a cursor."
+    )
+    return _answer(410, detail)
+
+
+def _key_reused(_request: ConnexionRequest, _exc: IdempotencyKeyReused) -> ConnexionResponse:
+    detail = "was already used with a different request; use a new key for a new task"
+    errors = [{"parameter": "Idempotency-Key", "detail": detail}]
+    return _answer(422, f"Idempotency-Key: {detail}", ext={"errors": errors})
+
+
 def _bad_cursor(_request: ConnexionRequest, exc: InvalidCursor) -> ConnexionResponse:
     errors = [{"parameter": "cursor", "detail": str(exc)}]
     return _answer(422, f"cursor: {exc}", ext={"errors": errors})
@@ -178,6 +213,9 @@ def register(app: AsyncApp) -> None:
     app.add_error_handler(TaskNotFound, _not_found)
     app.add_error_handler(InvalidCursor, _bad_cursor)
     app.add_error_handler(QuotaExceeded, _quota_exceeded)
+    app.add_error_handler(PreconditionFailed, _precondition_failed)
+    app.add_error_handler(CursorExpired, _cursor_expired)
+    app.add_error_handler(IdempotencyKeyReused, _key_reused)
     app.add_error_handler(OperationalError, _database_unavailable)
     app.add_error_handler(PoolTimeout, _database_unavailable)
     app.add_error_handler(Exception, _unexpected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ class Settings:
     auth_http_timeout: float = 5.0
     max_body_bytes: int = 64 * 1024
     task_quota: int = 10_000
+    tombstone_retention_days: int = 30
+    idempotency_key_ttl: float = 86_400.0
     rate_limit_enabled: bool = True
     rate_limit_per_user: int = 600
     rate_limit_per_address: int = 120
@@ -61,6 +64,14 @@ class Settings:
         ):
             # Without BETTER_AUTH_URL there is no default issuer or audience to hold tokens to.
             raise ConfigError("JWKS_URL without BETTER_AUTH_URL needs JWT_ISSUER and JWT_AUDIENCE.")
+
+    @property
+    def tombstone_retention(self) -> dt.timedelta:
+        return dt.timedelta(days=self.tombstone_retention_days)
+
+    @property
+    def idempotency_key_lifetime(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.idempotency_key_ttl)
 
     @property
     def jwks_endpoint(self) -> str | None:
@@ -123,6 +134,10 @@ class Settings:
             auth_http_timeout=number("AUTH_HTTP_TIMEOUT", cls.auth_http_timeout, float),
             max_body_bytes=int(number("MAX_BODY_BYTES", cls.max_body_bytes)),
             task_quota=int(number("TASK_QUOTA", cls.task_quota)),
+            tombstone_retention_days=int(
+                number("TOMBSTONE_RETENTION_DAYS", cls.tombstone_retention_days)
+            ),
+            idempotency_key_ttl=number("IDEMPOTENCY_KEY_TTL", cls.idempotency_key_ttl, float),
             rate_limit_enabled=flag("RATE_LIMIT_ENABLED", cls.rate_limit_enabled),
             rate_limit_per_user=int(number("RATE_LIMIT_PER_USER", cls.rate_limit_per_user)),
             rate_limit_per_address=int(

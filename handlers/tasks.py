@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -10,8 +9,10 @@ from urllib.parse import parse_qsl, quote, urlencode
 from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
+from handlers import preconditions
 from handlers.contract import task_defaults, writable_task_fields
 from handlers.problems import ValidationProblem
+from handlers.representation import changes_json, list_etag, task_etag, task_json
 from storage import Task, TaskQuery, TaskStore
 
 Response = tuple[Any, int, dict[str, str]] | ConnexionResponse
@@ -45,23 +46,34 @@ def list_tasks(
         cursor=cursor,
     )
     page = _store().list(user, query)
-    headers = {"X-Total-Count": str(page.total)}
+    etag = list_etag(page.as_of, _path(), query)
+    if preconditions.none_match(etag):
+        return _not_modified(etag)
+    headers = {"X-Total-Count": str(page.total), "ETag": etag}
     if page.next_cursor is not None:
         headers["Link"] = f'<{_next_page(page.next_cursor)}>; rel="next"'
-    return [_json(task) for task in page.tasks], 200, JSON | headers
+    return [task_json(task) for task in page.tasks], 200, JSON | headers
 
 
 def create_task(user: str, body: dict[str, Any]) -> Response:
-    task = _store().create(user, task_defaults() | _writable(body))
-    return _json(task), 201, JSON | {"Location": f"{_path()}/{task.id}"}
+    key = request.headers.get("idempotency-key")
+    created = _store().create(user, task_defaults() | _writable(body), idempotency_key=key)
+    headers = {"Location": f"{_path()}/{created.task.id}"}
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return _task(created.task, 201, headers)
 
 
 def get_task(user: str, task_id: int) -> Response:
-    return _json(_store().get(user, task_id)), 200, JSON
+    task = _store().get(user, task_id)
+    if preconditions.none_match(task_etag(task)):
+        return _not_modified(task_etag(task))
+    return _task(task)
 
 
 def update_task(user: str, task_id: int, body: dict[str, Any]) -> Response:
-    return _json(_store().update(user, task_id, _writable(body))), 200, JSON
+    if_match = preconditions.if_match(task_id)
+    return _task(_store().update(user, task_id, _writable(body), if_match=if_match))
 
 
 # PUT is partial too: an older frontend must not wipe fields it does not know about.
@@ -69,20 +81,37 @@ put_task = update_task
 
 
 def delete_task(user: str, task_id: int) -> Response:
-    _store().delete(user, task_id)
+    _store().delete(user, task_id, if_match=preconditions.if_match(task_id))
     return ConnexionResponse(status_code=204)
 
 
 def complete_task(user: str, task_id: int, body: dict[str, Any] | None = None) -> Response:
     completed = (body or {}).get("completed")
-    return _json(_store().set_completed(user, task_id, completed)), 200, JSON
+    if_match = preconditions.if_match(task_id)
+    return _task(_store().set_completed(user, task_id, completed, if_match=if_match))
 
 
 post_complete_task = complete_task
 
 
+def restore_task(user: str, task_id: int) -> Response:
+    return _task(_store().restore(user, task_id))
+
+
+def list_changes(user: str, limit: int, cursor: str | None = None) -> Response:
+    return changes_json(_store().changes(user, cursor, limit)), 200, JSON
+
+
 def _store() -> TaskStore:
     return request.state.store
+
+
+def _task(task: Task, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return task_json(task), status, JSON | {"ETag": task_etag(task)} | (headers or {})
+
+
+def _not_modified(etag: str) -> Response:
+    return ConnexionResponse(status_code=304, headers={"ETag": etag})
 
 
 def _writable(body: dict[str, Any]) -> dict[str, Any]:
@@ -105,18 +134,6 @@ def _instant(value: str | None, **where: str) -> dt.datetime | None:
         # Leap seconds and instants outside years 1-9999 in UTC pass the format check.
         detail = "must be an RFC 3339 date-time between years 1 and 9999 in UTC"
         raise ValidationProblem([{**where, "detail": detail}]) from None
-
-
-def _json(task: Task) -> dict[str, Any]:
-    return {
-        name: _rfc3339(value) if isinstance(value, dt.datetime) else value
-        for name, value in dataclasses.asdict(task).items()
-    }
-
-
-def _rfc3339(value: dt.datetime) -> str:
-    # isoformat, unlike strftime, pads years before 1000 to the four digits RFC 3339 requires.
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _path() -> str:

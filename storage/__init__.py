@@ -3,20 +3,46 @@
 from __future__ import annotations
 
 from storage.database import PoolSettings, build_engine
-from storage.errors import InvalidCursor, QuotaExceeded, TaskNotFound
+from storage.errors import (
+    CursorExpired,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    PreconditionFailed,
+    QuotaExceeded,
+    TaskNotFound,
+)
 from storage.migrate import upgrade
-from storage.tasks import WRITABLE_FIELDS, Page, Task, TaskQuery, TaskStore
+from storage.tasks import (
+    WRITABLE_FIELDS,
+    Changes,
+    Created,
+    IfMatch,
+    Page,
+    Purged,
+    Task,
+    TaskQuery,
+    TaskStore,
+    Tombstone,
+)
 
 __all__ = [
     "WRITABLE_FIELDS",
+    "Changes",
+    "Created",
+    "CursorExpired",
+    "IdempotencyKeyReused",
+    "IfMatch",
     "InvalidCursor",
     "Page",
     "PoolSettings",
+    "PreconditionFailed",
+    "Purged",
     "QuotaExceeded",
     "Task",
     "TaskNotFound",
     "TaskQuery",
     "TaskStore",
+    "Tombstone",
     "build_engine",
     "upgrade",
 ]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from storage.tasks import Task
+
 
 class TaskNotFound(LookupError):
     """No such task for this user; another user's task is reported the same way."""
@@ -17,3 +22,19 @@ class QuotaExceeded(Exception):
     def __init__(self, quota: int) -> None:
         super().__init__(quota)
         self.quota = quota
+
+
+class PreconditionFailed(Exception):
+    """A conditional write named a version the task no longer has; nothing was written."""
+
+    def __init__(self, current: Task) -> None:
+        super().__init__(current.id)
+        self.current = current
+
+
+class CursorExpired(Exception):
+    """A changes-feed cursor from before a purge of deletions (or from another database)."""
+
+
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key sent again with a different request."""

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
 )
@@ -61,6 +62,9 @@ class TaskRow(Base):
     __table_args__ = (
         Index("ix_tasks_user_created", "user_id", "created_at", "id"),
         Index("ix_tasks_user_completed", "user_id", "completed"),
+        # The changes feed reads a user's rows in the order their writes committed.
+        Index("ix_tasks_user_seq", "user_id", "seq", unique=True),
+        Index("ix_tasks_deleted_at", "deleted_at"),
         # Never hand a deleted task's id to a new task: a client may still hold the old one.
         {"sqlite_autoincrement": True},
     )
@@ -77,12 +81,39 @@ class TaskRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Counts the writes of this task: its ETag. A timestamp alone could repeat within a tick.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    # The owner's change sequence number of the latest write of this task (the changes feed).
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # Set while the task is deleted but restorable; the row is then the delete's tombstone.
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class TaskOwnerRow(Base):
-    """One per user with tasks: the count the quota is checked against, kept in each write."""
+    """One per user with tasks, updated (and so locked) by each of the user's writes.
+
+    It keeps the count the quota is checked against, and hands out the user's change sequence
+    numbers: taken under this row's lock, they are in the order the writes commit.
+    """
 
     __tablename__ = "task_owners"
 
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     task_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    change_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # The latest sequence number of a purged tombstone: an older feed cursor missed a delete.
+    purged_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+class IdempotencyKeyRow(Base):
+    """A create made with an Idempotency-Key: what was asked (hashed) and the task it made."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (PrimaryKeyConstraint("user_id", "key"),)
+
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The created task as it was answered, so that a replay answers the same.
+    response: Mapped[str] = mapped_column(TextType, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)

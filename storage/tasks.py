@@ -7,15 +7,38 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, case, delete, exists, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import type_coerce
 
-from storage.errors import QuotaExceeded, TaskNotFound
-from storage.models import PRIORITY_NAMES, PRIORITY_RANKS, TaskOwnerRow, TaskRow
+from storage import feed, snapshots
+from storage.errors import (
+    CursorExpired,
+    IdempotencyKeyReused,
+    PreconditionFailed,
+    QuotaExceeded,
+    TaskNotFound,
+)
+from storage.models import (
+    PRIORITY_NAMES,
+    PRIORITY_RANKS,
+    IdempotencyKeyRow,
+    TaskOwnerRow,
+    TaskRow,
+)
 from storage.paging import Position, sort_keys
 
 
@@ -32,6 +55,8 @@ class Task:
     created_at: dt.datetime
     updated_at: dt.datetime
     completed_at: dt.datetime | None
+    # Counts the task's writes: what its ETag is made of.
+    version: int
 
     @classmethod
     def of(cls, row: TaskRow) -> Task:
@@ -47,6 +72,7 @@ class Task:
             created_at=row.created_at,
             updated_at=row.updated_at,
             completed_at=row.completed_at,
+            version=row.version,
         )
 
 
@@ -69,6 +95,45 @@ class Page:
     tasks: list[Task]
     total: int
     next_cursor: str | None
+    # The user's change sequence number when the page was read: any write since changes it.
+    as_of: int
+
+
+@dataclass(frozen=True)
+class IfMatch:
+    """A write's precondition: the versions the task may have; None means any (it exists)."""
+
+    versions: frozenset[int] | None
+
+
+@dataclass(frozen=True)
+class Created:
+    task: Task
+    # The task was made by an earlier request with the same idempotency key.
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A deleted task, restorable until it is purged."""
+
+    id: int
+    deleted_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Changes:
+    """One page of the changes feed: each task once, at its latest state, in commit order."""
+
+    changes: list[Task | Tombstone]
+    cursor: str
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class Purged:
+    tasks: int
+    idempotency_keys: int
 
 
 # The fields a client may write, each with how its value is stored. This explicit list is the
@@ -97,27 +162,277 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class TaskStore:
-    """One session and one transaction per call; nothing outlives the call."""
+class _NothingToRestore(Exception):
+    """Restore found no restorable tombstone: nothing may be written, so the transaction ends."""
 
-    def __init__(self, engine: Engine, *, quota: int) -> None:
+
+class TaskStore:
+    """One session and one transaction per call; nothing outlives the call.
+
+    Every write locks the owner's task_owners row first (always in that order, so writers never
+    deadlock) and takes the user's next change sequence number under that lock.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        quota: int,
+        retention: dt.timedelta = dt.timedelta(days=30),
+        idempotency_ttl: dt.timedelta = dt.timedelta(hours=24),
+    ) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
         self._quota = quota
+        self._retention = retention
+        self._idempotency_ttl = idempotency_ttl
 
     def ping(self) -> None:
         """Raise unless the database answers."""
         with self._sessions.begin() as session:
             session.execute(select(1))
 
-    def create(self, user_id: str, fields: Mapping[str, Any]) -> Task:
-        """Create a task from a complete set of writable fields."""
+    def create(
+        self, user_id: str, fields: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Created:
+        """Create a task from a complete set of writable fields.
+
+        With an idempotency key, at most once per (user, key) while the key lives: the key's
+        row is claimed first, under its primary key, so a concurrent request with the same key
+        waits for this transaction and then finds the row, and one task is made.
+        """
+        row = self._new_row(user_id, fields)
+        if idempotency_key is None:
+            with self._sessions.begin() as session:
+                return Created(self._insert(session, row), replayed=False)
+        key = idempotency_key
+        asked = snapshots.fingerprint(fields)
+        now = _now()
+        claim = {
+            "user_id": user_id,
+            "key": key,
+            "fingerprint": asked,
+            "response": "",
+            "expires_at": now + self._idempotency_ttl,
+        }
+        with self._sessions.begin() as session:
+            session.execute(
+                delete(IdempotencyKeyRow).where(
+                    IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.expires_at <= now
+                )
+            )
+            claimed = session.execute(
+                self._insert_ignoring_conflict(
+                    IdempotencyKeyRow, claim, ["user_id", "key"]
+                ).returning(IdempotencyKeyRow.key)
+            ).one_or_none()
+            if claimed is not None:
+                task = self._insert(session, row)
+                session.execute(
+                    update(IdempotencyKeyRow)
+                    .where(IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.key == key)
+                    .values(response=snapshots.dump(task))
+                )
+                return Created(task, replayed=False)
+            earlier = session.execute(
+                select(IdempotencyKeyRow.fingerprint, IdempotencyKeyRow.response).where(
+                    IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.key == key
+                )
+            ).one()
+        if earlier.fingerprint != asked:
+            raise IdempotencyKeyReused(key)
+        return Created(snapshots.load(earlier.response, Task), replayed=True)
+
+    def get(self, user_id: str, task_id: int) -> Task:
+        with self._sessions.begin() as session:
+            row = session.scalars(select(TaskRow).where(*_live(user_id, task_id))).one_or_none()
+            if row is None:
+                raise TaskNotFound(task_id)
+            return Task.of(row)
+
+    def update(
+        self,
+        user_id: str,
+        task_id: int,
+        fields: Mapping[str, Any],
+        *,
+        if_match: IfMatch | None = None,
+    ) -> Task:
+        """Change only the given fields; None clears a nullable field."""
+        values: dict[str, Any] = _column_values(fields)
+        now = _now()
+        if "completed" in values:
+            values["completed_at"] = _completed_at(values["completed"], now)
+        values["updated_at"] = now
+        return self._update(user_id, task_id, values, if_match)
+
+    def set_completed(
+        self,
+        user_id: str,
+        task_id: int,
+        completed: bool | None,
+        *,
+        if_match: IfMatch | None = None,
+    ) -> Task:
+        """Set completion, or toggle it when `completed` is None."""
+        now = _now()
+        if completed is None:
+            values = {
+                "completed": ~TaskRow.completed,
+                "completed_at": case((TaskRow.completed, None), else_=now),
+            }
+        else:
+            values = {"completed": completed, "completed_at": _completed_at(completed, now)}
+        return self._update(user_id, task_id, {**values, "updated_at": now}, if_match)
+
+    def delete(self, user_id: str, task_id: int, *, if_match: IfMatch | None = None) -> None:
+        """Delete a task, keeping it restorable (a tombstone) for the retention period."""
+        now = _now()
+        with self._sessions.begin() as session:
+            seq = self._count(session, user_id, -1)
+            if seq is None:
+                raise TaskNotFound(task_id)
+            deleted = session.execute(
+                update(TaskRow)
+                .where(*_live(user_id, task_id), *_precondition(if_match))
+                .values(deleted_at=now, version=TaskRow.version + 1, seq=seq)
+                .returning(TaskRow.id)
+            ).one_or_none()
+            if deleted is None:
+                self._refuse(session, user_id, task_id, if_match)
+            # Opportunistic: the owner's row is locked already, so this costs one statement.
+            self._purge_user(session, user_id, now - self._retention)
+
+    def restore(self, user_id: str, task_id: int) -> Task:
+        """Bring back a deleted task within the retention period; a live task is returned as is."""
+        now = _now()
+        try:
+            with self._sessions.begin() as session:
+                seq = self._count(session, user_id, 0)
+                if seq is None:
+                    raise TaskNotFound(task_id)
+                row = session.scalars(
+                    update(TaskRow)
+                    .where(
+                        TaskRow.id == task_id,
+                        TaskRow.user_id == user_id,
+                        TaskRow.deleted_at >= now - self._retention,
+                    )
+                    .values(
+                        deleted_at=None,
+                        version=TaskRow.version + 1,
+                        seq=seq,
+                        updated_at=_not_before(now),
+                    )
+                    .returning(TaskRow)
+                    .execution_options(synchronize_session=False)
+                ).one_or_none()
+                if row is None:
+                    raise _NothingToRestore
+                self._count(session, user_id, +1, sequence=False)
+                return Task.of(row)
+        except _NothingToRestore:
+            # Live (say, a repeated undo) or gone for good: whatever get() finds.
+            return self.get(user_id, task_id)
+
+    def list(self, user_id: str, query: TaskQuery) -> Page:
+        filters = [*_live(user_id), *self._filters(query)]
+        keys = sort_keys(query.sort)
+        direction = "asc" if query.order == "asc" else "desc"
+        ordering = [getattr(column, direction)() for column in (*keys, TaskRow.id)]
+        # The keys are selected too: a cursor must carry the values the database compares,
+        # which Python could not always recompute (lower() and collations differ).
+        page = select(TaskRow, *keys).where(*filters).order_by(*ordering).limit(query.limit + 1)
+        if query.cursor is not None:
+            page = page.where(Position.decode(query.cursor, query.sort, query.order).after())
+        with self._sessions.begin() as session:
+            # Read before the page: a write in between makes the page newer than `as_of`, which
+            # costs a client one refetch, never a stale page under a current tag.
+            owner = session.execute(
+                select(TaskOwnerRow.change_seq, TaskOwnerRow.task_count).where(
+                    TaskOwnerRow.user_id == user_id
+                )
+            ).one_or_none()
+            rows = list(session.execute(page).all())
+            if owner is None:
+                total = 0
+            elif _unfiltered(query):
+                # The count every create, delete and restore keeps: no count(*) over the tasks.
+                total = owner.task_count
+            else:
+                total = session.scalar(select(func.count()).select_from(TaskRow).where(*filters))
+        next_cursor = None
+        if len(rows) > query.limit:
+            rows = rows[: query.limit]
+            last = rows[-1]
+            position = Position(query.sort, query.order, tuple(last[1:]), last[0].id)
+            next_cursor = position.encode()
+        return Page(
+            tasks=[Task.of(row[0]) for row in rows],
+            total=total or 0,
+            next_cursor=next_cursor,
+            as_of=owner.change_seq if owner is not None else 0,
+        )
+
+    def changes(self, user_id: str, cursor: str | None, limit: int) -> Changes:
+        """The user's writes after `cursor` (from the beginning without one), oldest first."""
+        after = feed.decode(cursor) if cursor is not None else 0
+        with self._sessions.begin() as session:
+            rows = session.scalars(
+                select(TaskRow)
+                .where(TaskRow.user_id == user_id, TaskRow.seq > after)
+                .order_by(TaskRow.seq)
+                .limit(limit + 1)
+            ).all()
+            # Read after the rows: a purge that took rows this read missed has moved it.
+            owner = session.execute(
+                select(TaskOwnerRow.change_seq, TaskOwnerRow.purged_seq).where(
+                    TaskOwnerRow.user_id == user_id
+                )
+            ).one_or_none()
+        latest, purged = (owner.change_seq, owner.purged_seq) if owner else (0, 0)
+        if cursor is not None and (after < purged or after > latest):
+            raise CursorExpired
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        changes: list[Task | Tombstone] = [
+            Task.of(row) if row.deleted_at is None else Tombstone(row.id, row.deleted_at)
+            for row in rows
+        ]
+        return Changes(
+            changes=changes,
+            cursor=feed.encode(rows[-1].seq if rows else after),
+            has_more=has_more,
+        )
+
+    def purge(self, now: dt.datetime | None = None) -> Purged:
+        """Remove tombstones past the retention period and idempotency keys past their life."""
+        now = now or _now()
+        horizon = now - self._retention
+        with self._sessions.begin() as session:
+            users = session.scalars(
+                select(TaskRow.user_id).where(TaskRow.deleted_at < horizon).distinct()
+            ).all()
+        tasks = 0
+        for user_id in users:
+            # One user at a time, owner row first, as every write locks them.
+            with self._sessions.begin() as session:
+                tasks += self._purge_user(session, user_id, horizon)
+        with self._sessions.begin() as session:
+            keys = session.execute(
+                delete(IdempotencyKeyRow)
+                .where(IdempotencyKeyRow.expires_at <= now)
+                .returning(IdempotencyKeyRow.key)
+            ).all()
+        return Purged(tasks=tasks, idempotency_keys=len(keys))
+
+    def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> TaskRow:
         values = _column_values(fields)
         missing = set(WRITABLE_FIELDS) - set(values)
         if missing:
             raise ValueError(f"missing fields: {sorted(missing)}")
         now = _now()
-        row = TaskRow(
+        return TaskRow(
             user_id=user_id,
             title=values["title"],
             description=values["description"],
@@ -128,115 +443,103 @@ class TaskStore:
             created_at=now,
             updated_at=now,
             completed_at=now if values["completed"] else None,
-        )
-        with self._sessions.begin() as session:
-            self._count(session, user_id, +1)
-            session.add(row)
-            session.flush()
-            return Task.of(row)
-
-    def get(self, user_id: str, task_id: int) -> Task:
-        with self._sessions.begin() as session:
-            row = session.scalars(
-                select(TaskRow).where(TaskRow.id == task_id, TaskRow.user_id == user_id)
-            ).one_or_none()
-            if row is None:
-                raise TaskNotFound(task_id)
-            return Task.of(row)
-
-    def update(self, user_id: str, task_id: int, fields: Mapping[str, Any]) -> Task:
-        """Change only the given fields; None clears a nullable field."""
-        values: dict[str, Any] = _column_values(fields)
-        now = _now()
-        if "completed" in values:
-            values["completed_at"] = _completed_at(values["completed"], now)
-        values["updated_at"] = now
-        return self._update(user_id, task_id, values)
-
-    def set_completed(self, user_id: str, task_id: int, completed: bool | None) -> Task:
-        """Set completion, or toggle it when `completed` is None."""
-        now = _now()
-        if completed is None:
-            values = {
-                "completed": ~TaskRow.completed,
-                "completed_at": case((TaskRow.completed, None), else_=now),
-            }
-        else:
-            values = {"completed": completed, "completed_at": _completed_at(completed, now)}
-        return self._update(user_id, task_id, {**values, "updated_at": now})
-
-    def delete(self, user_id: str, task_id: int) -> None:
-        with self._sessions.begin() as session:
-            deleted = session.execute(
-                delete(TaskRow)
-                .where(TaskRow.id == task_id, TaskRow.user_id == user_id)
-                .returning(TaskRow.id)
-            ).one_or_none()
-            if deleted is None:
-                raise TaskNotFound(task_id)
-            self._count(session, user_id, -1)
-
-    def list(self, user_id: str, query: TaskQuery) -> Page:
-        filters = [TaskRow.user_id == user_id, *self._filters(query)]
-        keys = sort_keys(query.sort)
-        direction = "asc" if query.order == "asc" else "desc"
-        ordering = [getattr(column, direction)() for column in (*keys, TaskRow.id)]
-        # The keys are selected too: a cursor must carry the values the database compares,
-        # which Python could not always recompute (lower() and collations differ).
-        page = select(TaskRow, *keys).where(*filters).order_by(*ordering).limit(query.limit + 1)
-        if query.cursor is not None:
-            page = page.where(Position.decode(query.cursor, query.sort, query.order).after())
-        with self._sessions.begin() as session:
-            rows = list(session.execute(page).all())
-            total = session.scalar(select(func.count()).select_from(TaskRow).where(*filters))
-        next_cursor = None
-        if len(rows) > query.limit:
-            rows = rows[: query.limit]
-            last = rows[-1]
-            position = Position(query.sort, query.order, tuple(last[1:]), last[0].id)
-            next_cursor = position.encode()
-        return Page(
-            tasks=[Task.of(row[0]) for row in rows], total=total or 0, next_cursor=next_cursor
+            version=1,
         )
 
-    def _count(self, session: Session, user_id: str, change: int) -> None:
-        """Move the owner's task count by `change`, within the quota, in the caller's transaction.
+    def _insert(self, session: Session, row: TaskRow) -> Task:
+        seq = self._count(session, row.user_id, +1)
+        assert seq is not None  # a create makes the owner's row
+        row.seq = seq
+        session.add(row)
+        session.flush()
+        return Task.of(row)
+
+    def _insert_ignoring_conflict(
+        self, table: type[Any], values: dict[str, Any], index: list[str]
+    ) -> Any:
+        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        return insert(table).values(values).on_conflict_do_nothing(index_elements=index)
+
+    def _count(
+        self, session: Session, user_id: str, change: int, *, sequence: bool = True
+    ) -> int | None:
+        """Lock the owner's row, move its task count by `change` within the quota, and take the
+        user's next change sequence number (None if the user has no row: never had a task).
 
         The conditional UPDATE is the check and the write in one: concurrent creates cannot
-        both take the last place (on PostgreSQL the row lock also queues one user's creates).
+        both take the last place, and the row lock orders the user's writes as they commit.
         """
-        owner = {"user_id": user_id, "task_count": 0}
-        upsert = (pg_insert if self._dialect == "postgresql" else sqlite_insert)(TaskOwnerRow)
-        session.execute(upsert.values(owner).on_conflict_do_nothing(index_elements=["user_id"]))
+        if change > 0:
+            owner = {"user_id": user_id, "task_count": 0}
+            session.execute(self._insert_ignoring_conflict(TaskOwnerRow, owner, ["user_id"]))
         # Only a growing count is held to the quota: a user over a lowered quota may delete.
         within = TaskOwnerRow.task_count + change <= self._quota if change > 0 else True
+        values: dict[str, Any] = {"task_count": TaskOwnerRow.task_count + change}
+        if sequence:
+            values["change_seq"] = TaskOwnerRow.change_seq + 1
         counted = session.execute(
             update(TaskOwnerRow)
             .where(TaskOwnerRow.user_id == user_id, within)
-            .values(task_count=TaskOwnerRow.task_count + change)
-            .returning(TaskOwnerRow.task_count)
-        ).one_or_none()
-        if counted is None:
-            raise QuotaExceeded(self._quota)
-
-    def _update(self, user_id: str, task_id: int, values: dict[str, Any]) -> Task:
-        # One UPDATE ... RETURNING: the ownership check, the write and the read are one statement,
-        # so no concurrent writer can slip between them.
-        now = values["updated_at"]
-        # A writer that read the clock first may commit last: updated_at must not go back.
-        values["updated_at"] = case((TaskRow.updated_at > now, TaskRow.updated_at), else_=now)
-        statement = (
-            update(TaskRow)
-            .where(TaskRow.id == task_id, TaskRow.user_id == user_id)
             .values(values)
-            .returning(TaskRow)
-            .execution_options(synchronize_session=False)
-        )
+            .returning(TaskOwnerRow.change_seq)
+        ).one_or_none()
+        if counted is None and change > 0:
+            raise QuotaExceeded(self._quota)
+        return None if counted is None else counted.change_seq
+
+    def _update(
+        self, user_id: str, task_id: int, values: dict[str, Any], if_match: IfMatch | None
+    ) -> Task:
+        # One UPDATE ... RETURNING: the ownership check, the precondition, the write and the
+        # read are one statement, so no concurrent writer can slip between them.
+        values["updated_at"] = _not_before(values["updated_at"])
         with self._sessions.begin() as session:
+            seq = self._count(session, user_id, 0)
+            if seq is None:
+                raise TaskNotFound(task_id)
+            values["seq"] = seq
+            values["version"] = TaskRow.version + 1
+            statement = (
+                update(TaskRow)
+                .where(*_live(user_id, task_id), *_precondition(if_match))
+                .values(values)
+                .returning(TaskRow)
+                .execution_options(synchronize_session=False)
+            )
             row = session.scalars(statement).one_or_none()
             if row is None:
-                raise TaskNotFound(task_id)
+                self._refuse(session, user_id, task_id, if_match)
             return Task.of(row)
+
+    def _refuse(
+        self, session: Session, user_id: str, task_id: int, if_match: IfMatch | None
+    ) -> None:
+        """Say why a conditional write matched no row: no such task, or another version."""
+        current = None
+        if if_match is not None:
+            current = session.scalars(select(TaskRow).where(*_live(user_id, task_id))).one_or_none()
+        if current is None:
+            raise TaskNotFound(task_id)
+        raise PreconditionFailed(Task.of(current))
+
+    def _purge_user(self, session: Session, user_id: str, horizon: dt.datetime) -> int:
+        expired = (TaskRow.user_id == user_id, TaskRow.deleted_at < horizon)
+        newest = select(func.max(TaskRow.seq)).where(*expired).scalar_subquery()
+        # The owner's row first (and the purged position with it): a feed reader that missed
+        # a purged tombstone must learn that it did.
+        marked = session.execute(
+            update(TaskOwnerRow)
+            .where(TaskOwnerRow.user_id == user_id, exists().where(*expired))
+            .values(
+                purged_seq=case(
+                    (TaskOwnerRow.purged_seq < newest, newest), else_=TaskOwnerRow.purged_seq
+                )
+            )
+            .returning(TaskOwnerRow.user_id)
+        ).one_or_none()
+        if marked is None:
+            return 0
+        return len(session.execute(delete(TaskRow).where(*expired).returning(TaskRow.id)).all())
 
     def _filters(self, query: TaskQuery) -> list[ColumnElement[bool]]:
         filters: list[ColumnElement[bool]] = []
@@ -262,6 +565,31 @@ class TaskStore:
             return type_coerce(TaskRow.tags, JSONB).contains([tag])
         elements = func.json_each(TaskRow.tags).table_valued("value")
         return exists().select_from(elements).where(elements.c.value == tag)
+
+
+def _live(user_id: str, task_id: int | None = None) -> tuple[ColumnElement[bool], ...]:
+    """The user's tasks that are not deleted (a deleted task is invisible but to restore)."""
+    owned = (TaskRow.user_id == user_id, TaskRow.deleted_at.is_(None))
+    return owned if task_id is None else (TaskRow.id == task_id, *owned)
+
+
+def _precondition(if_match: IfMatch | None) -> tuple[ColumnElement[bool], ...]:
+    if if_match is None or if_match.versions is None:
+        return ()
+    if not if_match.versions:
+        return (false(),)
+    return (TaskRow.version.in_(sorted(if_match.versions)),)
+
+
+def _unfiltered(query: TaskQuery) -> bool:
+    return query.status == "all" and not any(
+        (query.priority, query.tag, query.q, query.due_before, query.due_after)
+    )
+
+
+def _not_before(now: dt.datetime) -> ColumnElement[Any]:
+    # A writer that read the clock first may commit last: updated_at must not go back.
+    return case((TaskRow.updated_at > now, TaskRow.updated_at), else_=now)
 
 
 def _completed_at(completed: bool, now: dt.datetime) -> Any:

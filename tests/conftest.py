@@ -72,6 +72,7 @@ def client(app_client: TestClient, engine: Engine) -> Iterator[TestClient]:
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM tasks"))
         connection.execute(text("DELETE FROM task_owners"))
+        connection.execute(text("DELETE FROM idempotency_keys"))
 
 
 Client = Callable[..., TestClient]

@@ -162,3 +162,22 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, clean_env: dict[str, str]
     assert {"tasks", "task_owners"} <= tables
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert version == [(head,)]
+
+
+def test_db_purge_removes_expired_deletions(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    env = {**clean_env, "DATABASE_URL": f"sqlite:///{tmp_path}/purge.db"}
+    assert run(["db", "upgrade"], tmp_path, env).returncode == 0
+    with sqlite3.connect(tmp_path / "purge.db") as db:
+        db.execute("INSERT INTO task_owners (user_id, task_count) VALUES ('alice', 0)")
+        db.executemany(
+            "INSERT INTO tasks (user_id, title, completed, priority, tags, created_at,"
+            " updated_at, version, seq, deleted_at) VALUES ('alice', 't', 0, 2, '[]',"
+            " '2026-01-01 00:00:00', '2026-01-01 00:00:00', 2, ?, ?)",
+            [(1, "2000-01-01 00:00:00"), (2, None)],
+        )
+    result = run(["db", "purge"], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert "purged 1 deleted tasks older than 30 days" in result.stdout
+    with sqlite3.connect(tmp_path / "purge.db") as db:
+        assert db.execute("SELECT seq FROM tasks").fetchall() == [(2,)]
+        assert db.execute("SELECT purged_seq FROM task_owners").fetchall() == [(1,)]

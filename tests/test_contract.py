@@ -63,6 +63,8 @@ def test_operations_on_both_families_match() -> None:
         ("/tasks", "/{user_id}/tasks"),
         ("/tasks/{task_id}", "/{user_id}/tasks/{task_id}"),
         ("/tasks/{task_id}/complete", "/{user_id}/tasks/{task_id}/complete"),
+        ("/tasks/{task_id}/restore", "/{user_id}/tasks/{task_id}/restore"),
+        ("/tasks/changes", "/{user_id}/tasks/changes"),
     ]:
         methods = {m for m in paths[own] if m != "parameters"}
         assert methods == {m for m in paths[by_user] if m != "parameters"}
@@ -92,6 +94,7 @@ def test_create_links_lead_to_every_item_operation_of_its_family() -> None:
                 "complete_task",
                 "post_complete_task",
                 "delete_task",
+                "restore_task",
             )
         }
         assert all(link["parameters"]["task_id"] == "$response.body#/id" for link in links)
@@ -127,4 +130,4 @@ def test_app_starts_and_resolves_every_operation(client: TestClient) -> None:
         for key, operation in item.items()
         if key != "parameters"
     ]
-    assert len(operations) == len(set(operations)) == 18
+    assert len(operations) == len(set(operations)) == 22

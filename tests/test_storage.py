@@ -29,7 +29,7 @@ def new_task(**fields: object) -> dict[str, object]:
 
 
 def test_every_task_function_is_scoped_to_its_owner(store: TaskStore) -> None:
-    task = store.create("alice", new_task(title="mine"))
+    task = store.create("alice", new_task(title="mine")).task
     with pytest.raises(TaskNotFound):
         store.get("bob", task.id)
     with pytest.raises(TaskNotFound):
@@ -45,7 +45,7 @@ def test_every_task_function_is_scoped_to_its_owner(store: TaskStore) -> None:
 def test_only_writable_fields_reach_a_row(store: TaskStore) -> None:
     with pytest.raises(ValueError, match="user_id"):
         store.create("alice", new_task(user_id="mallory"))
-    task = store.create("alice", new_task())
+    task = store.create("alice", new_task()).task
     with pytest.raises(ValueError, match="id"):
         store.update("alice", task.id, {"id": 5})
     with pytest.raises(ValueError, match="missing"):
@@ -93,3 +93,25 @@ def _migrate(engine: Engine, errors: list[BaseException]) -> None:
         upgrade(engine)
     except BaseException as exc:  # collected: a thread's exception fails no test
         errors.append(exc)
+
+
+def test_the_sync_migration_orders_existing_tasks_before_new_writes(tmp_path: Path) -> None:
+    engine = build_engine(f"sqlite:///{tmp_path}/old.db")
+    upgrade(engine, "0002")
+    with engine.begin() as connection:
+        for title in ("older", "newer"):
+            connection.exec_driver_sql(
+                "INSERT INTO tasks (user_id, title, completed, priority, tags, created_at,"
+                " updated_at) VALUES ('alice', ?, 0, 2, '[]', '2026-01-01 00:00:00',"
+                " '2026-01-01 00:00:00')",
+                (title,),
+            )
+        connection.exec_driver_sql("INSERT INTO task_owners VALUES ('alice', 2)")
+    upgrade(engine)
+    store = TaskStore(engine, quota=100)
+    added = store.create("alice", new_task(title="added")).task
+    changes = store.changes("alice", None, 10).changes
+    assert [task.title for task in changes] == ["older", "newer", "added"]  # type: ignore[union-attr]
+    assert all(task.version == 1 for task in changes)  # type: ignore[union-attr]
+    assert added.version == 1
+    engine.dispose()

@@ -1,0 +1,60 @@
+"""How tasks and changes look on the wire, and the entity tags that name those looks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from typing import Any
+
+from handlers.contract import task_properties
+from storage import Changes, Task, TaskQuery, Tombstone
+
+# A task's strong tag names the task and its write count: "17-3".
+_TASK_TAG = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """The task's fields the spec's Task schema names, and no other."""
+    return {name: _wire(getattr(task, name)) for name in task_properties()}
+
+
+def changes_json(page: Changes) -> dict[str, Any]:
+    return {
+        "changes": [_change(change) for change in page.changes],
+        "cursor": page.cursor,
+        "has_more": page.has_more,
+    }
+
+
+def _change(change: Task | Tombstone) -> dict[str, Any]:
+    if isinstance(change, Tombstone):
+        return {"op": "delete", "id": change.id, "deleted_at": rfc3339(change.deleted_at)}
+    return {"op": "upsert", "task": task_json(change)}
+
+
+def task_etag(task: Task) -> str:
+    return f'"{task.id}-{task.version}"'
+
+
+def version_in(opaque_tag: str, task_id: int) -> int | None:
+    """The version a strong tag of `task_id` names; None for any other tag."""
+    match = _TASK_TAG.fullmatch(opaque_tag)
+    if match is None or int(match[1]) != task_id:
+        return None
+    return int(match[2])
+
+
+def list_etag(as_of: int, path: str, query: TaskQuery) -> str:
+    """Weak: the page is the same for as long as the user's change sequence stands still."""
+    digest = hashlib.blake2b(repr((path, query)).encode(), digest_size=8).hexdigest()
+    return f'W/"{as_of}-{digest}"'
+
+
+def _wire(value: Any) -> Any:
+    return rfc3339(value) if isinstance(value, dt.datetime) else value
+
+
+def rfc3339(value: dt.datetime) -> str:
+    # isoformat, unlike strftime, pads years before 1000 to the four digits RFC 3339 requires.
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

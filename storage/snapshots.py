@@ -1,0 +1,39 @@
+"""Tasks as stored answers: what an idempotent create replays, and the request it answered."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from storage.tasks import Task
+
+_TIMES = ("due_date", "created_at", "updated_at", "completed_at")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def fingerprint(fields: Mapping[str, Any]) -> str:
+    """A digest of what a create asked for: the same request always gives the same one."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=_default)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def dump(task: Task) -> str:
+    return json.dumps(dataclasses.asdict(task), default=_default)
+
+
+def load(snapshot: str, task_type: type[Task]) -> Task:
+    data = json.loads(snapshot)
+    for name in _TIMES:
+        if data[name] is not None:
+            data[name] = dt.datetime.fromisoformat(data[name])
+    return task_type(**data)

@@ -30,6 +30,10 @@ HARNESS = ROOT / "tests" / "better_auth"
 BIN = Path(sys.executable).parent
 NODE_BIN = HERE / "node_modules" / ".bin"
 CHROMIUM = "/usr/bin/chromium"
+# As the README tells a Next.js app to generate them. Without `--default-non-nullable false`,
+# a field with a default (`priority`, `tags`, `completed`) is required in every schema that is
+# not inline in a request body, so a body typed by `TaskCreate` would have to send them all.
+TYPES_OPTIONS = ["--default-non-nullable", "false", "-o", str(HERE / "generated" / "api.d.ts")]
 TSX_TEST = [str(NODE_BIN / "tsx"), "--test", "--test-reporter=spec"]
 
 
@@ -131,10 +135,9 @@ def main() -> int:
             "SCREENSHOTS": str(screenshots),
             "CHROMIUM": CHROMIUM,
         }
-        generated = HERE / "generated" / "api.d.ts"
         passed = step(
             "types from the served contract (openapi-typescript)",
-            [str(NODE_BIN / "openapi-typescript"), f"{base}/openapi.json", "-o", str(generated)],
+            [str(NODE_BIN / "openapi-typescript"), f"{base}/openapi.json", *TYPES_OPTIONS],
         )
         passed = passed and step("type-check (tsc --noEmit)", [str(NODE_BIN / "tsc"), "--noEmit"])
         passed = passed and step(

@@ -1,0 +1,236 @@
+// The API client as a Next.js app keeps it (lib/api.ts): typed only by what openapi-typescript
+// generates from the served contract (../generated/api.d.ts), so a change to the contract that
+// this code no longer fits fails `tsc --noEmit`. One function per operation.
+import createClient from "openapi-fetch";
+import type { components, paths } from "../generated/api";
+
+export type Task = components["schemas"]["Task"];
+export type Problem = components["schemas"]["Problem"];
+export type NewTask = paths["/tasks"]["post"]["requestBody"]["content"]["application/json"];
+export type TaskChanges =
+  paths["/tasks/{task_id}"]["patch"]["requestBody"]["content"]["application/json"];
+export type ListQuery = NonNullable<paths["/tasks"]["get"]["parameters"]["query"]>;
+
+/** A problem+json answer (RFC 9457), thrown so that callers deal with failures in one place. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly problem: Problem | undefined;
+  readonly response: Response;
+
+  constructor(response: Response, problem: Problem | undefined) {
+    super(`${response.status} ${problem?.title ?? response.statusText}: ${problem?.detail ?? ""}`);
+    this.status = response.status;
+    this.problem = problem;
+    this.response = response;
+  }
+}
+
+/** One page of a list: the tasks, `X-Total-Count`, and the query of the `Link: rel="next"` page. */
+export interface Page {
+  tasks: Task[];
+  total: number;
+  next: ListQuery | null;
+}
+
+export interface Created {
+  task: Task;
+  location: string | null;
+}
+
+interface Answer<T> {
+  data?: T;
+  error?: unknown;
+  response: Response;
+}
+
+function ok<T>({ data, error, response }: Answer<T>): T {
+  if (!response.ok) throw new ApiError(response, error as Problem | undefined);
+  return data as T;
+}
+
+/** The target of the `rel="next"` link of an RFC 8288 `Link` header, if there is one. */
+export function nextLink(header: string | null): string | null {
+  for (const link of header?.split(/,(?=\s*<)/) ?? []) {
+    const match = /^\s*<([^>]*)>(.*)$/s.exec(link);
+    const rel = match?.[2]?.match(/;\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))/i);
+    const relations = (rel?.[1] ?? rel?.[2] ?? "").toLowerCase().split(/\s+/);
+    if (match?.[1] !== undefined && relations.includes("next")) return match[1];
+  }
+  return null;
+}
+
+function toPage(tasks: Task[], query: ListQuery, response: Response): Page {
+  const link = nextLink(response.headers.get("Link"));
+  // The link keeps the filters; the frontend only needs its cursor to ask for the next page.
+  const cursor = link ? new URL(link, response.url).searchParams.get("cursor") : null;
+  return {
+    tasks,
+    total: Number(response.headers.get("X-Total-Count")),
+    next: cursor ? { ...query, cursor } : null,
+  };
+}
+
+/**
+ * The API for one signed-in user. `getToken` is called for every request; in a Next.js app it is
+ * `async () => (await authClient.token()).data!.token` (Better Auth's jwtClient plugin).
+ */
+export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) {
+  const client = createClient<paths>({ baseUrl });
+  client.use({
+    async onRequest({ request }) {
+      request.headers.set("Authorization", `Bearer ${await getToken()}`);
+      return request;
+    },
+  });
+
+  const health = async () => ok(await client.GET("/health"));
+  const ready = async () => ok(await client.GET("/health/ready"));
+
+  const listTasks = async (query: ListQuery = {}): Promise<Page> => {
+    const answer = await client.GET("/tasks", { params: { query } });
+    return toPage(ok(answer), query, answer.response);
+  };
+
+  const createTask = async (task: NewTask): Promise<Created> => {
+    const answer = await client.POST("/tasks", { body: task });
+    return { task: ok(answer), location: answer.response.headers.get("Location") };
+  };
+
+  const getTask = async (taskId: number): Promise<Task> =>
+    ok(await client.GET("/tasks/{task_id}", { params: { path: { task_id: taskId } } }));
+
+  const updateTask = async (taskId: number, changes: TaskChanges): Promise<Task> =>
+    ok(
+      await client.PATCH("/tasks/{task_id}", {
+        params: { path: { task_id: taskId } },
+        body: changes,
+      }),
+    );
+
+  const putTask = async (taskId: number, changes: TaskChanges): Promise<Task> =>
+    ok(
+      await client.PUT("/tasks/{task_id}", { params: { path: { task_id: taskId } }, body: changes }),
+    );
+
+  const deleteTask = async (taskId: number): Promise<void> => {
+    ok(await client.DELETE("/tasks/{task_id}", { params: { path: { task_id: taskId } } }));
+  };
+
+  const setCompleted = async (taskId: number, completed: boolean): Promise<Task> =>
+    ok(
+      await client.PATCH("/tasks/{task_id}/complete", {
+        params: { path: { task_id: taskId } },
+        body: { completed },
+      }),
+    );
+
+  /** POST, with no body: toggles (for clients that cannot send PATCH). */
+  const toggleCompleted = async (taskId: number): Promise<Task> =>
+    ok(
+      await client.POST("/tasks/{task_id}/complete", { params: { path: { task_id: taskId } } }),
+    );
+
+  // The same operations addressed by user id, as a page that shows one user's tasks would.
+  const listUserTasks = async (userId: string, query: ListQuery = {}): Promise<Page> => {
+    const answer = await client.GET("/{user_id}/tasks", {
+      params: { path: { user_id: userId }, query },
+    });
+    return toPage(ok(answer), query, answer.response);
+  };
+
+  const createUserTask = async (userId: string, task: NewTask): Promise<Created> => {
+    const answer = await client.POST("/{user_id}/tasks", {
+      params: { path: { user_id: userId } },
+      body: task,
+    });
+    return { task: ok(answer), location: answer.response.headers.get("Location") };
+  };
+
+  const getUserTask = async (userId: string, taskId: number): Promise<Task> =>
+    ok(
+      await client.GET("/{user_id}/tasks/{task_id}", {
+        params: { path: { user_id: userId, task_id: taskId } },
+      }),
+    );
+
+  const updateUserTask = async (
+    userId: string,
+    taskId: number,
+    changes: TaskChanges,
+  ): Promise<Task> =>
+    ok(
+      await client.PATCH("/{user_id}/tasks/{task_id}", {
+        params: { path: { user_id: userId, task_id: taskId } },
+        body: changes,
+      }),
+    );
+
+  const putUserTask = async (userId: string, taskId: number, changes: TaskChanges): Promise<Task> =>
+    ok(
+      await client.PUT("/{user_id}/tasks/{task_id}", {
+        params: { path: { user_id: userId, task_id: taskId } },
+        body: changes,
+      }),
+    );
+
+  const deleteUserTask = async (userId: string, taskId: number): Promise<void> => {
+    ok(
+      await client.DELETE("/{user_id}/tasks/{task_id}", {
+        params: { path: { user_id: userId, task_id: taskId } },
+      }),
+    );
+  };
+
+  const setUserTaskCompleted = async (
+    userId: string,
+    taskId: number,
+    completed: boolean,
+  ): Promise<Task> =>
+    ok(
+      await client.PATCH("/{user_id}/tasks/{task_id}/complete", {
+        params: { path: { user_id: userId, task_id: taskId } },
+        body: { completed },
+      }),
+    );
+
+  const toggleUserTaskCompleted = async (userId: string, taskId: number): Promise<Task> =>
+    ok(
+      await client.POST("/{user_id}/tasks/{task_id}/complete", {
+        params: { path: { user_id: userId, task_id: taskId } },
+      }),
+    );
+
+  /** Every page of a list, following `Link: rel="next"` until there is none. */
+  async function* pages(query: ListQuery = {}): AsyncGenerator<Page> {
+    let next: ListQuery | null = query;
+    while (next) {
+      const page: Page = await listTasks(next);
+      yield page;
+      next = page.next;
+    }
+  }
+
+  return {
+    health,
+    ready,
+    listTasks,
+    pages,
+    createTask,
+    getTask,
+    updateTask,
+    putTask,
+    deleteTask,
+    setCompleted,
+    toggleCompleted,
+    listUserTasks,
+    createUserTask,
+    getUserTask,
+    updateUserTask,
+    putUserTask,
+    deleteUserTask,
+    setUserTaskCompleted,
+    toggleUserTaskCompleted,
+  };
+}
+
+export type TodoApi = ReturnType<typeof createTodoApi>;

@@ -10,6 +10,9 @@ export type NewTask = paths["/tasks"]["post"]["requestBody"]["content"]["applica
 export type TaskChanges =
   paths["/tasks/{task_id}"]["patch"]["requestBody"]["content"]["application/json"];
 export type ListQuery = NonNullable<paths["/tasks"]["get"]["parameters"]["query"]>;
+export type ChangesPage = components["schemas"]["ChangesPage"];
+export type Change = components["schemas"]["Change"];
+export type PreconditionProblem = components["schemas"]["PreconditionProblem"];
 
 /** A problem+json answer (RFC 9457), thrown so that callers deal with failures in one place. */
 export class ApiError extends Error {
@@ -35,6 +38,29 @@ export interface Page {
 export interface Created {
   task: Task;
   location: string | null;
+  etag: string | null;
+  /** The answer is the stored one of an earlier create with the same Idempotency-Key. */
+  replayed: boolean;
+}
+
+/** A task with the `ETag` it was answered with: what a conditional save sends back. */
+export interface Versioned {
+  task: Task;
+  etag: string;
+}
+
+function versioned(answer: Answer<Task>): Versioned {
+  return { task: ok(answer), etag: answer.response.headers.get("ETag") ?? "" };
+}
+
+function created(answer: Answer<Task>): Created {
+  const headers = answer.response.headers;
+  return {
+    task: ok(answer),
+    location: headers.get("Location"),
+    etag: headers.get("ETag"),
+    replayed: headers.get("Idempotent-Replayed") === "true",
+  };
 }
 
 interface Answer<T> {
@@ -91,9 +117,10 @@ export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) 
     return toPage(ok(answer), query, answer.response);
   };
 
-  const createTask = async (task: NewTask): Promise<Created> => {
-    const answer = await client.POST("/tasks", { body: task });
-    return { task: ok(answer), location: answer.response.headers.get("Location") };
+  /** With `idempotencyKey`, a retry of the same create (same key, same body) makes no task. */
+  const createTask = async (task: NewTask, idempotencyKey?: string): Promise<Created> => {
+    const header = idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {};
+    return created(await client.POST("/tasks", { params: { header }, body: task }));
   };
 
   const getTask = async (taskId: number): Promise<Task> =>
@@ -138,12 +165,104 @@ export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) 
     return toPage(ok(answer), query, answer.response);
   };
 
-  const createUserTask = async (userId: string, task: NewTask): Promise<Created> => {
-    const answer = await client.POST("/{user_id}/tasks", {
-      params: { path: { user_id: userId } },
-      body: task,
+  const createUserTask = async (
+    userId: string,
+    task: NewTask,
+    idempotencyKey?: string,
+  ): Promise<Created> => {
+    const header = idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {};
+    return created(
+      await client.POST("/{user_id}/tasks", {
+        params: { path: { user_id: userId }, header },
+        body: task,
+      }),
+    );
+  };
+
+  /** The task and its ETag, or null (304) while it still has the version `etag` names. */
+  const getTaskIfChanged = async (taskId: number, etag?: string): Promise<Versioned | null> => {
+    const header = etag ? { "If-None-Match": etag } : {};
+    const answer = await client.GET("/tasks/{task_id}", {
+      params: { path: { task_id: taskId }, header },
     });
-    return { task: ok(answer), location: answer.response.headers.get("Location") };
+    return answer.response.status === 304 ? null : versioned(answer);
+  };
+
+  /** A save that applies only to the version `etag` names; else ApiError 412 (`problem.task`). */
+  const saveTask = async (taskId: number, changes: TaskChanges, etag: string): Promise<Versioned> =>
+    versioned(
+      await client.PATCH("/tasks/{task_id}", {
+        params: { path: { task_id: taskId }, header: { "If-Match": etag } },
+        body: changes,
+      }),
+    );
+
+  const completeTaskIf = async (taskId: number, completed: boolean, etag: string) =>
+    versioned(
+      await client.PATCH("/tasks/{task_id}/complete", {
+        params: { path: { task_id: taskId }, header: { "If-Match": etag } },
+        body: { completed },
+      }),
+    );
+
+  const deleteTaskIf = async (taskId: number, etag: string): Promise<void> => {
+    ok(
+      await client.DELETE("/tasks/{task_id}", {
+        params: { path: { task_id: taskId }, header: { "If-Match": etag } },
+      }),
+    );
+  };
+
+  /** Undo of a delete, within the server's retention period. */
+  const restoreTask = async (taskId: number): Promise<Versioned> =>
+    versioned(
+      await client.POST("/tasks/{task_id}/restore", { params: { path: { task_id: taskId } } }),
+    );
+
+  const restoreUserTask = async (userId: string, taskId: number): Promise<Versioned> =>
+    versioned(
+      await client.POST("/{user_id}/tasks/{task_id}/restore", {
+        params: { path: { user_id: userId, task_id: taskId } },
+      }),
+    );
+
+  /** One page of the changes feed after `cursor` (from the beginning without one). */
+  const changes = async (cursor?: string, limit?: number): Promise<ChangesPage> =>
+    ok(await client.GET("/tasks/changes", { params: { query: { cursor, limit } } }));
+
+  const userChanges = async (userId: string, cursor?: string): Promise<ChangesPage> =>
+    ok(
+      await client.GET("/{user_id}/tasks/changes", {
+        params: { path: { user_id: userId }, query: { cursor } },
+      }),
+    );
+
+  /**
+   * Incremental sync: applies every change after `cursor` to `local` and returns the cursor to
+   * keep. A 410 (deletions purged since `cursor`) starts over from an empty copy.
+   */
+  const sync = async (
+    local: Map<number, Task>,
+    cursor: string | null,
+    limit = 100,
+  ): Promise<string> => {
+    for (;;) {
+      let page: ChangesPage;
+      try {
+        page = await changes(cursor ?? undefined, limit);
+      } catch (error) {
+        if (!(error instanceof ApiError && error.status === 410)) throw error;
+        local.clear();
+        cursor = null;
+        continue;
+      }
+      for (const change of page.changes) {
+        if (change.op === "upsert") local.set(change.task.id, change.task);
+        else local.delete(change.id);
+      }
+      cursor = page.cursor;
+      if (!page.has_more) return cursor;
+    }
   };
 
   const getUserTask = async (userId: string, taskId: number): Promise<Task> =>
@@ -217,6 +336,15 @@ export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) 
     pages,
     createTask,
     getTask,
+    getTaskIfChanged,
+    saveTask,
+    completeTaskIf,
+    deleteTaskIf,
+    restoreTask,
+    restoreUserTask,
+    changes,
+    userChanges,
+    sync,
     updateTask,
     putTask,
     deleteTask,

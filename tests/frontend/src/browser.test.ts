@@ -52,29 +52,40 @@ interface Fetched {
   total?: string | null;
   link?: string | null;
   location?: string | null;
+  etag?: string | null;
+  replayed?: string | null;
   titles?: string[];
   error?: string;
 }
 
 /** `fetch` from inside the page, with the bearer token, as the frontend's code would call it. */
-async function fetchFromPage(page: Page, url: string, token: string, body?: object) {
+async function fetchFromPage(
+  page: Page,
+  url: string,
+  token: string,
+  body?: object,
+  headers: Record<string, string> = {},
+) {
   return page.evaluate(
-    async ({ url, token, body }): Promise<Fetched> => {
+    async ({ url, token, body, headers }): Promise<Fetched> => {
       try {
         const response = await fetch(url, {
           method: body ? "POST" : "GET",
           headers: {
             Authorization: `Bearer ${token}`,
             ...(body ? { "Content-Type": "application/json" } : {}),
+            ...headers,
           },
           body: body ? JSON.stringify(body) : undefined,
         });
-        const json: unknown = await response.json();
+        const json: unknown = response.status === 304 ? [] : await response.json();
         const result: Fetched = {
           status: response.status,
           total: response.headers.get("X-Total-Count"),
           link: response.headers.get("Link"),
           location: response.headers.get("Location"),
+          etag: response.headers.get("ETag"),
+          replayed: response.headers.get("Idempotent-Replayed"),
           titles: Array.isArray(json)
             ? json.map((task: { title: string }) => task.title)
             : [(json as { title: string }).title],
@@ -86,7 +97,7 @@ async function fetchFromPage(page: Page, url: string, token: string, body?: obje
         return { error: String(error) };
       }
     },
-    { url, token, body },
+    { url, token, body, headers },
   );
 }
 
@@ -174,7 +185,7 @@ describe("in Chromium", () => {
     await page.close();
   });
 
-  test("the frontend's origin reads X-Total-Count, Link and Location through CORS", async () => {
+  test("the frontend's origin sends and reads the paging, ETag and idempotency headers", async () => {
     const page = await context.newPage();
     await page.goto(env.frontendOrigin);
     const titles = ["cors a", "cors b", "cors c"];
@@ -198,6 +209,20 @@ describe("in Chromium", () => {
     assert.equal(second.total, "3");
     assert.deepEqual(second.titles, ["cors c"]);
     assert.equal(second.link, null, "the last page links no further");
+
+    // The headers of safe concurrent clients cross origins too (sent and read).
+    const key = { "Idempotency-Key": "cors-once" };
+    const once = await fetchFromPage(page, `${env.apiUrl}/tasks`, token, { title: "cors d" }, key);
+    const again = await fetchFromPage(page, `${env.apiUrl}/tasks`, token, { title: "cors d" }, key);
+    assert.equal(once.status, 201, once.error);
+    assert.equal(again.status, 201, again.error);
+    assert.equal(again.replayed, "true");
+    assert.equal(again.location, once.location);
+    assert.match(once.etag ?? "", /^"[^"]+"$/);
+    const taskUrl = new URL(once.location ?? "", env.apiUrl).href;
+    const unchanged = { "If-None-Match": once.etag ?? "" };
+    const cached = await fetchFromPage(page, taskUrl, token, undefined, unchanged);
+    assert.equal(cached.status, 304, cached.error);
     await page.close();
   });
 

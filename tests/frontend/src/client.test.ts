@@ -2,7 +2,15 @@
 // operation, as the frontend calls it, and what it gets back. Run by `python -m tests.frontend.run`.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { ApiError, createTodoApi, nextLink, type Page, type TodoApi } from "./api";
+import {
+  ApiError,
+  createTodoApi,
+  nextLink,
+  type Page,
+  type PreconditionProblem,
+  type Task,
+  type TodoApi,
+} from "./api";
 import { signUp } from "./auth";
 import { environment } from "./environment";
 
@@ -164,9 +172,79 @@ describe("the typed client against the live API", () => {
     assert.equal((await api.getTask(mine.id)).title, "private");
   });
 
-  // Issue 6 adds ETag with If-Match (412) and If-None-Match (304), Idempotency-Key on create
-  // (Idempotent-Replayed), GET /tasks/changes and POST /tasks/{task_id}/restore: each is one
-  // function in api.ts and one test here.
+  test("a conditional save: 412 with the current task when another tab saved first", async () => {
+    const { task, etag } = await api.createTask({ title: "draft" });
+    assert.ok(etag);
+    const tabA = await api.saveTask(task.id, { title: "tab A" }, etag);
+    assert.notEqual(tabA.etag, etag, "every write makes a new ETag");
+
+    const conflict = await refused(api.saveTask(task.id, { title: "tab B" }, etag), 412);
+    const current = (conflict.problem as PreconditionProblem).task;
+    assert.deepEqual(current, tabA.task, "the problem carries the current task");
+    assert.equal(conflict.response.headers.get("ETag"), tabA.etag);
+    assert.equal((await api.getTask(task.id)).title, "tab A", "nothing was written");
+
+    const merged = await api.completeTaskIf(task.id, true, tabA.etag);
+    assert.equal(merged.task.completed, true);
+    await refused(api.deleteTaskIf(task.id, tabA.etag), 412);
+    await api.deleteTaskIf(task.id, merged.etag);
+  });
+
+  test("If-None-Match: 304 while the task is unchanged", async () => {
+    const { task, etag } = await api.createTask({ title: "cached" });
+    assert.ok(etag);
+    assert.equal(await api.getTaskIfChanged(task.id, etag), null);
+    await api.updateTask(task.id, { title: "changed" });
+    const fresh = await api.getTaskIfChanged(task.id, etag);
+    assert.equal(fresh?.task.title, "changed");
+    assert.notEqual(fresh?.etag, etag);
+  });
+
+  test("a retried create with its Idempotency-Key makes one task", async () => {
+    const key = crypto.randomUUID();
+    const first = await api.createTask({ title: "exactly once" }, key);
+    const retry = await api.createTask({ title: "exactly once" }, key);
+    assert.equal(first.replayed, false);
+    assert.equal(retry.replayed, true);
+    assert.deepEqual(retry.task, first.task);
+    assert.equal((await api.listTasks({ q: "exactly once" })).total, 1);
+    await refused(api.createTask({ title: "another body" }, key), 422);
+    const byUser = await api.createUserTask(userId, { title: "exactly once" }, key);
+    assert.equal(byUser.task.id, first.task.id, "one key, whichever path family");
+  });
+
+  test("incremental sync through the changes feed, with undo of a delete", async () => {
+    const local = new Map<number, Task>();
+    let cursor = await api.sync(local, null, 5);
+    const listed = [];
+    for await (const page of api.pages({ limit: 500 })) listed.push(...page.tasks);
+    assert.deepEqual(
+      new Map(listed.map((task) => [task.id, task])),
+      local,
+      "a full sync equals the list",
+    );
+
+    const { task } = await api.createTask({ title: "synced" });
+    await api.updateTask(task.id, { priority: "high" });
+    await api.deleteTask(task.id);
+    const page = await api.changes(cursor);
+    assert.deepEqual(
+      page.changes.map((change) => change.op),
+      ["delete"],
+      "the create, update and delete of one task arrive as its latest state only",
+    );
+    cursor = await api.sync(local, cursor);
+    assert.equal(local.has(task.id), false);
+
+    const restored = await api.restoreTask(task.id);
+    assert.equal(restored.task.priority, "high");
+    cursor = await api.sync(local, cursor);
+    assert.deepEqual(local.get(task.id), restored.task);
+    assert.deepEqual((await api.userChanges(userId, cursor)).changes, []);
+
+    await api.deleteTask(task.id);
+    assert.equal((await api.restoreUserTask(userId, task.id)).task.id, task.id);
+  });
 });
 
 test("nextLink finds rel=next among several links", () => {

@@ -5,9 +5,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
 
 import httpx2
+
+TODO_API = str(Path(sys.executable).parent / "todo-api")
 
 
 def free_port() -> int:
@@ -29,3 +35,28 @@ def wait_until_healthy(base: str, process: subprocess.Popen, seconds: float = 30
             if httpx2.get(f"{base}/health").status_code == 200:
                 return
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def running_server(
+    env: Mapping[str, str],
+    cwd: Path | str,
+    stdout: IO[Any] | int | None = None,
+    stderr: IO[Any] | int | None = None,
+) -> Iterator[str]:
+    """`todo-api serve` on a free loopback port; yields its API base URL, stops it after."""
+    port = free_port()
+    process = subprocess.Popen(
+        [TODO_API, "serve", "--port", str(port)],
+        cwd=cwd,
+        env=dict(env),
+        stdout=stdout,
+        stderr=stderr,
+    )
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_until_healthy(base, process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from storage import TaskStore
 from storage.models import TaskRow
+from tests.replica import apply_changes
 
 FAMILIES = ["/api/tasks", "/api/alice/tasks"]
 Create = Callable[..., dict[str, Any]]
@@ -168,11 +169,7 @@ def test_a_reader_polling_through_concurrent_writes_ends_with_the_databases_stat
     def poll_once() -> None:
         while True:
             page = feed(client, "/api/tasks", alice, cursor[0], limit=7)
-            for change in page["changes"]:
-                if change["op"] == "upsert":
-                    replica[change["task"]["id"]] = change["task"]
-                else:
-                    replica.pop(change["id"], None)
+            apply_changes(replica, page)
             cursor[0] = page["cursor"]
             if not page["has_more"]:
                 return

@@ -6,14 +6,13 @@ are one consistent state whichever process answers, under real concurrent reques
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import cycle
-from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -21,9 +20,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import SECRET, bearer, make_token
-from tests.network import free_port, wait_until_healthy
+from tests.network import running_server
+from tests.replica import apply_changes
 
-TODO_API = str(Path(sys.executable).parent / "todo-api")
 ALICE = bearer(make_token("alice"))
 
 
@@ -41,27 +40,19 @@ def started(
         "RATE_LIMIT_PER_ADDRESS": "1000000",
         "LOG_LEVEL": "WARNING",
     }
-    processes, bases = [], []
-    try:
-        for i in range(2):
-            port = free_port()
-            log = (tmp_path / f"server{i}.log").open("w")
-            processes.append(
-                subprocess.Popen(
-                    [TODO_API, "serve", "--port", str(port)],
-                    cwd=tmp_path,
-                    env=env,
-                    stdout=log,
+    with contextlib.ExitStack() as stack:
+        bases = [
+            stack.enter_context(
+                running_server(
+                    env,
+                    tmp_path,
+                    stdout=stack.enter_context((tmp_path / f"server{i}.log").open("w")),
                     stderr=subprocess.STDOUT,
                 )
             )
-            bases.append(f"http://127.0.0.1:{port}/api")
-            wait_until_healthy(bases[-1], processes[-1])
+            for i in range(2)
+        ]
         yield bases
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -128,11 +119,7 @@ def test_a_feed_reader_on_one_server_sees_every_write_made_on_both(
             response = httpx.get(f"{servers[0]}/tasks/changes", params=params, headers=ALICE)
             assert response.status_code == 200, response.text
             page = response.json()
-            for change in page["changes"]:
-                if change["op"] == "upsert":
-                    replica[change["task"]["id"]] = change["task"]
-                else:
-                    replica.pop(change["id"], None)
+            apply_changes(replica, page)
             cursor[0] = page["cursor"]
             if not page["has_more"]:
                 return

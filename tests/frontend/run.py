@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.network import free_port, wait_until_healthy
+from tests.network import free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -67,7 +67,6 @@ def better_auth() -> Iterator[str]:
 
 @contextlib.contextmanager
 def api(better_auth_url: str, frontend_origin: str) -> Iterator[str]:
-    port = free_port()
     with tempfile.TemporaryDirectory() as directory:
         env = {
             key: value
@@ -85,19 +84,8 @@ def api(better_auth_url: str, frontend_origin: str) -> Iterator[str]:
         )
         # cwd outside the repository, so that no developer's .env is read.
         # stdout carries only uvicorn's access log; errors go to stderr.
-        process = subprocess.Popen(
-            [str(BIN / "todo-api"), "serve", "--port", str(port)],
-            cwd=directory,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}/api"
-        try:
-            wait_until_healthy(base, process)
+        with running_server(env, directory, stdout=subprocess.DEVNULL) as base:
             yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def step(title: str, command: list[str], env: dict[str, str] | None = None) -> bool:

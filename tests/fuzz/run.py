@@ -23,7 +23,7 @@ import httpx2
 
 from handlers.auth import Expected, mint_token
 from tests.databases import fresh_postgres
-from tests.network import free_port, wait_until_healthy
+from tests.network import running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -42,20 +42,11 @@ def database(postgres: str | None) -> Iterator[str]:
 
 @contextlib.contextmanager
 def server(database_url: str, secret: str) -> Iterator[str]:
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "BETTER_AUTH_SECRET": secret}
     # Limits on as deployed, but above the fuzzer's pace: their headers are checked, not 429s.
     env.update(LOG_LEVEL="WARNING", RATE_LIMIT_PER_USER="1000000", RATE_LIMIT_PER_ADDRESS="1000000")
-    process = subprocess.Popen(
-        [str(BIN / "todo-api"), "serve", "--port", str(port)], cwd=ROOT, env=env
-    )
-    base = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_until_healthy(base, process)
+    with running_server(env, ROOT) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def schemathesis(base: str, token: str, config: str, env: dict[str, str], *args: str) -> bool:

@@ -10,8 +10,11 @@ from typing import Any
 from handlers.contract import task_properties
 from storage import Changes, Task, TaskQuery, Tombstone
 
-# A task's strong tag names the task and its write count: "17-3".
-_TASK_TAG = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
+# A task's strong tag names the task and its write count: "17-3". No leading zeros, so that a
+# tag that matches is the very string this API sent (strong comparison is character by character).
+_TASK_TAG = re.compile(r"([1-9][0-9]{0,18})-([1-9][0-9]{0,9})")
+# What the version column can hold; a larger number is no version of any task.
+_MAX_VERSION = 2**31 - 1
 
 
 def task_json(task: Task) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def task_etag(task: Task) -> str:
 def version_in(opaque_tag: str, task_id: int) -> int | None:
     """The version a strong tag of `task_id` names; None for any other tag."""
     match = _TASK_TAG.fullmatch(opaque_tag)
-    if match is None or int(match[1]) != task_id:
+    if match is None or int(match[1]) != task_id or int(match[2]) > _MAX_VERSION:
         return None
     return int(match[2])
 

@@ -15,6 +15,9 @@ DEFAULT_DATABASE_URL = "sqlite:///todo.db"
 MIN_SECRET_LENGTH = 32
 # A day: the longest Retry-After the spec declares.
 MAX_RATE_LIMIT_WINDOW = 86_400
+# Bounds that keep "now minus the period" a date Python and the databases can hold.
+MAX_TOMBSTONE_RETENTION_DAYS = 3_650
+MAX_IDEMPOTENCY_KEY_TTL = 30 * 86_400
 
 
 class ConfigError(ValueError):
@@ -55,6 +58,14 @@ class Settings:
             )
         if self.rate_limit_window > MAX_RATE_LIMIT_WINDOW:
             raise ConfigError(f"RATE_LIMIT_WINDOW must be at most {MAX_RATE_LIMIT_WINDOW} seconds.")
+        if self.tombstone_retention_days > MAX_TOMBSTONE_RETENTION_DAYS:
+            raise ConfigError(
+                f"TOMBSTONE_RETENTION_DAYS must be at most {MAX_TOMBSTONE_RETENTION_DAYS} days."
+            )
+        if self.idempotency_key_ttl > MAX_IDEMPOTENCY_KEY_TTL:
+            raise ConfigError(
+                f"IDEMPOTENCY_KEY_TTL must be at most {MAX_IDEMPOTENCY_KEY_TTL} seconds (30 days)."
+            )
         if self.better_auth_sessions and not self.better_auth_url:
             raise ConfigError("BETTER_AUTH_SESSIONS needs BETTER_AUTH_URL to check sessions at.")
         if (

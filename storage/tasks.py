@@ -162,6 +162,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# An idempotent create retries its claim when the key in its way vanished before it was read;
+# each try deletes expired keys first, so the next one finds the place free.
+_CLAIM_ATTEMPTS = 5
+
+
 class _NothingToRestore(Exception):
     """Restore found no restorable tombstone: nothing may be written, so the transaction ends."""
 
@@ -205,7 +210,17 @@ class TaskStore:
         if idempotency_key is None:
             with self._sessions.begin() as session:
                 return Created(self._insert(session, row), replayed=False)
-        key = idempotency_key
+        for _attempt in range(_CLAIM_ATTEMPTS):
+            created = self._create_once(user_id, idempotency_key, row, fields)
+            if created is not None:
+                return created
+        raise RuntimeError(f"could not claim idempotency key {idempotency_key!r}")
+
+    def _create_once(
+        self, user_id: str, key: str, row: TaskRow, fields: Mapping[str, Any]
+    ) -> Created | None:
+        """One try at an idempotent create; None if the key that was in the way expired (and
+        was deleted by another request) before it could be read, so that a new try claims it."""
         asked = snapshots.fingerprint(fields)
         now = _now()
         claim = {
@@ -234,11 +249,14 @@ class TaskStore:
                     .values(response=snapshots.dump(task))
                 )
                 return Created(task, replayed=False)
+            # On PostgreSQL this reads a newer snapshot than the insert saw: the row may be gone.
             earlier = session.execute(
                 select(IdempotencyKeyRow.fingerprint, IdempotencyKeyRow.response).where(
                     IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.key == key
                 )
-            ).one()
+            ).one_or_none()
+        if earlier is None:
+            return None
         if earlier.fingerprint != asked:
             raise IdempotencyKeyReused(key)
         return Created(snapshots.load(earlier.response, Task), replayed=True)
@@ -419,12 +437,27 @@ class TaskStore:
             with self._sessions.begin() as session:
                 tasks += self._purge_user(session, user_id, horizon)
         with self._sessions.begin() as session:
-            keys = session.execute(
-                delete(IdempotencyKeyRow)
+            owners = session.scalars(
+                select(IdempotencyKeyRow.user_id)
                 .where(IdempotencyKeyRow.expires_at <= now)
-                .returning(IdempotencyKeyRow.key)
+                .distinct()
             ).all()
-        return Purged(tasks=tasks, idempotency_keys=len(keys))
+        keys = 0
+        for user_id in owners:
+            # Per user through the primary key, in the order a keyed create deletes them, so the
+            # two never lock the same rows in opposite orders.
+            with self._sessions.begin() as session:
+                keys += len(
+                    session.execute(
+                        delete(IdempotencyKeyRow)
+                        .where(
+                            IdempotencyKeyRow.user_id == user_id,
+                            IdempotencyKeyRow.expires_at <= now,
+                        )
+                        .returning(IdempotencyKeyRow.key)
+                    ).all()
+                )
+        return Purged(tasks=tasks, idempotency_keys=keys)
 
     def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> TaskRow:
         values = _column_values(fields)

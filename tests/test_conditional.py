@@ -123,7 +123,11 @@ def test_a_weak_or_foreign_tag_never_matches(
     url = f"/api/tasks/{first['id']}"
     tag = fetch(client, url, alice)[1]
     other = fetch(client, f"/api/tasks/{second['id']}", alice)[1]
-    for refused in [f"W/{tag}", other, '"garbage"']:
+    # Strong comparison is character by character: "01-01" is not the tag "1-1", and a version
+    # past what the column holds is no version at all.
+    padded = '"0' + tag.strip('"').replace("-", "-0") + '"'
+    huge = f'"{first["id"]}-99999999999999999999"'
+    for refused in [f"W/{tag}", other, '"garbage"', padded, huge, f'"{first["id"]}-2147483648"']:
         response = client.patch(url, json={"title": "x"}, headers=alice | {"If-Match": refused})
         assert response.status_code == 412, refused
     assert fetch(client, url, alice)[0]["title"] == first["title"]
@@ -132,6 +136,7 @@ def test_a_weak_or_foreign_tag_never_matches(
 def test_if_match_on_a_missing_or_foreign_task_is_404(
     client: TestClient, alice: dict[str, str], bob: dict[str, str], create: Create
 ) -> None:
+    create(headers=bob)  # bob has tasks too: the refusal is the owner check on alice's row
     task = create()
     tag = fetch(client, f"/api/tasks/{task['id']}", alice)[1]
     response = client.patch(

@@ -6,13 +6,17 @@ import datetime as dt
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, event, func, select, update
 from starlette.testclient import TestClient
 
+from handlers.contract import task_defaults
 from handlers.settings import Settings
+from storage import TaskStore
 from storage.models import IdempotencyKeyRow, TaskRow
+from tests.conftest import SECRET, Client, bearer, make_token
 from todo_api import create_app
 
 FAMILIES = ["/api/tasks", "/api/alice/tasks"]
@@ -96,15 +100,17 @@ def test_an_unusable_key_is_422(client: TestClient, alice: dict[str, str], key: 
     assert response.json()["errors"][0]["parameter"] == "Idempotency-Key"
 
 
-def test_a_failed_create_keeps_no_key(
-    client: TestClient, alice: dict[str, str], engine: Engine
-) -> None:
+def test_a_create_refused_by_the_store_keeps_no_key(serve: Client) -> None:
+    api = serve(auth_secret=SECRET, task_quota=1)
+    alice = bearer(make_token("alice", iss=None, aud=None))
+    first = api.post("/api/tasks", json={"title": "first"}, headers=alice).json()
     headers = alice | {"Idempotency-Key": "retry-me"}
-    bad = client.post("/api/tasks", json={"title": "t", "priority": "urgent"}, headers=headers)
-    assert bad.status_code == 422
-    good = client.post("/api/tasks", json={"title": "t"}, headers=headers)
-    assert good.status_code == 201
-    assert "Idempotent-Replayed" not in good.headers
+    assert api.post("/api/tasks", json={"title": "t"}, headers=headers).status_code == 409
+    api.delete(f"/api/tasks/{first['id']}", headers=alice)
+    # The refusal was not remembered: the retry creates, and is no replay.
+    again = api.post("/api/tasks", json={"title": "t"}, headers=headers)
+    assert again.status_code == 201
+    assert "Idempotent-Replayed" not in again.headers
 
 
 def test_an_expired_key_creates_again(
@@ -155,6 +161,34 @@ def test_concurrent_creates_with_one_key_make_one_task(
         assert len({task_id for _, task_id, _ in answers}) == 1
         assert sum(1 for *_, replayed in answers if not replayed) == 1
         assert count_tasks(engine, "alice") == attempt + 1
+
+
+def test_a_key_that_vanishes_while_it_is_read_is_claimed_again(
+    client: TestClient, alice: dict[str, str], engine: Engine, settings: Settings
+) -> None:
+    """An expired key in the way may be deleted by another request between this request's
+    insert (which it stopped) and its read: the create then claims the key afresh."""
+    headers = alice | {"Idempotency-Key": "vanishing"}
+    client.post("/api/tasks", json={"title": "first"}, headers=headers)
+    store = TaskStore(engine, quota=100)
+    vanished: list[bool] = []
+
+    def delete_before_the_read(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT idempotency_keys.fingerprint") and not vanished:
+            vanished.append(True)
+            connection.exec_driver_sql("DELETE FROM idempotency_keys")
+
+    event.listen(engine, "before_cursor_execute", delete_before_the_read)
+    try:
+        created = store.create(
+            "alice", task_defaults() | {"title": "second"}, idempotency_key="vanishing"
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", delete_before_the_read)
+    assert vanished == [True]
+    assert created.replayed is False
+    assert created.task.title == "second"
+    assert count_tasks(engine, "alice") == 2
 
 
 @pytest.fixture

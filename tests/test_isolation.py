@@ -16,12 +16,16 @@ ITEM_OPERATIONS: list[tuple[str, str, Any]] = [
     ("DELETE", "/{id}", None),
     ("PATCH", "/{id}/complete", None),
     ("POST", "/{id}/complete", {"completed": True}),
+    ("POST", "/{id}/restore", None),
 ]
 IDS = [f"{method} {path}" for method, path, _ in ITEM_OPERATIONS]
 
 
 @pytest.fixture
-def alices_task(create: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+def alices_task(create: Callable[..., dict[str, Any]], bob: dict[str, str]) -> dict[str, Any]:
+    # Bob keeps tasks too: his writes must be refused by the owner check on alice's row itself,
+    # not because he has never written anything.
+    create(headers=bob, title="bob's own")
     return create(title="alice's secret", description="private", tags=["x"])
 
 
@@ -42,10 +46,27 @@ def test_other_users_task_is_404(
     family: str,
 ) -> None:
     url = family + path.format(id=alices_task["id"])
-    response = client.request(method, url, json=body, headers=bob)
+    tag = client.get(f"/api/tasks/{alices_task['id']}", headers=alice).headers["ETag"]
+    for conditions in ({}, {"If-Match": tag}, {"If-Match": '"1-999"'}):
+        response = client.request(method, url, json=body, headers=bob | conditions)
+        assert response.status_code == 404, conditions
+        assert "alice" not in response.text
+    _unchanged(client, alice, alices_task)
+
+
+@pytest.mark.parametrize("family", ["/api/tasks", "/api/bob/tasks"])
+def test_other_users_deleted_task_cannot_be_restored(
+    client: TestClient,
+    alice: dict[str, str],
+    bob: dict[str, str],
+    alices_task: dict[str, Any],
+    family: str,
+) -> None:
+    client.delete(f"/api/tasks/{alices_task['id']}", headers=alice)
+    response = client.post(f"{family}/{alices_task['id']}/restore", headers=bob)
     assert response.status_code == 404
     assert "alice" not in response.text
-    _unchanged(client, alice, alices_task)
+    assert client.get(f"/api/tasks/{alices_task['id']}", headers=alice).status_code == 404
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ITEM_OPERATIONS, ids=IDS)
@@ -79,9 +100,11 @@ def test_lists_show_only_own_tasks(
 ) -> None:
     for url in ("/api/tasks", "/api/bob/tasks"):
         response = client.get(url, headers=bob)
-        assert response.json() == []
-        assert response.headers["X-Total-Count"] == "0"
+        assert [task["title"] for task in response.json()] == ["bob's own"]
+        assert response.headers["X-Total-Count"] == "1"
     assert client.get("/api/tasks?q=secret", headers=bob).json() == []
+    feed = client.get("/api/tasks/changes", headers=bob).json()["changes"]
+    assert [change["task"]["user_id"] for change in feed] == ["bob"]
 
 
 def test_created_task_belongs_to_the_token_subject(

@@ -86,6 +86,7 @@ def test_restoring_a_live_task_answers_it_unchanged(
 def test_only_the_owner_can_restore(
     client: TestClient, alice: dict[str, str], bob: dict[str, str], create: Create
 ) -> None:
+    create(headers=bob)  # bob has tasks too: the refusal is the owner check on alice's row
     task = create()
     client.delete(f"/api/tasks/{task['id']}", headers=alice)
     assert client.post(f"/api/tasks/{task['id']}/restore", headers=bob).status_code == 404

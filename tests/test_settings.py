@@ -65,6 +65,9 @@ def test_short_secret_is_refused() -> None:
         ("DB_POOL_TIMEOUT", "nan"),
         ("DB_POOL_TIMEOUT", "inf"),
         ("AUTO_MIGRATE", "perhaps"),
+        # "now minus the retention" must stay a date: a million days would fail every delete.
+        ("TOMBSTONE_RETENTION_DAYS", "1000000"),
+        ("IDEMPOTENCY_KEY_TTL", "1e12"),
     ],
 )
 def test_unusable_values_are_refused_with_their_name(name: str, value: str) -> None:

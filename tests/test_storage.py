@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from handlers.contract import task_defaults
 from handlers.settings import Settings
-from storage import TaskNotFound, TaskQuery, TaskStore, build_engine, upgrade
+from storage import IfMatch, TaskNotFound, TaskQuery, TaskStore, build_engine, upgrade
 from storage.models import Base
 from tests.conftest import SECRET
 from todo_api import create_app
@@ -29,17 +29,30 @@ def new_task(**fields: object) -> dict[str, object]:
 
 
 def test_every_task_function_is_scoped_to_its_owner(store: TaskStore) -> None:
+    # Bob has tasks of his own, so that each refusal below comes from the owner check.
+    store.create("bob", new_task(title="his"))
     task = store.create("alice", new_task(title="mine")).task
+    for if_match in (None, IfMatch(versions=None), IfMatch(versions=frozenset({1}))):
+        with pytest.raises(TaskNotFound):
+            store.update("bob", task.id, {"title": "theirs"}, if_match=if_match)
+        with pytest.raises(TaskNotFound):
+            store.set_completed("bob", task.id, None, if_match=if_match)
+        with pytest.raises(TaskNotFound):
+            store.delete("bob", task.id, if_match=if_match)
     with pytest.raises(TaskNotFound):
         store.get("bob", task.id)
     with pytest.raises(TaskNotFound):
-        store.update("bob", task.id, {"title": "theirs"})
-    with pytest.raises(TaskNotFound):
-        store.set_completed("bob", task.id, None)
-    with pytest.raises(TaskNotFound):
-        store.delete("bob", task.id)
-    assert store.list("bob", TaskQuery()).tasks == []
+        store.restore("bob", task.id)
+    assert [t.title for t in store.list("bob", TaskQuery()).tasks] == ["his"]
+    assert all(
+        getattr(change, "user_id", "bob") == "bob"
+        for change in store.changes("bob", None, 100).changes
+    )
     assert store.get("alice", task.id) == task
+    store.delete("alice", task.id)
+    with pytest.raises(TaskNotFound):
+        store.restore("bob", task.id)
+    assert store.restore("alice", task.id).title == "mine"
 
 
 def test_only_writable_fields_reach_a_row(store: TaskStore) -> None:

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import signal
@@ -65,11 +66,28 @@ class Mode:
     growth: bool
     workers: bool
     heavy_connections: int
+    heavy_duration: int
+    # The floor's latency is for reference only; the targets are on ours.
+    floor_latency: bool = True
 
 
-FULL = Mode(50, 10_000, 5, 2, 10, 8, growth=True, workers=True, heavy_connections=500)
+FULL = Mode(
+    50, 10_000, 5, 2, 10, 8, growth=True, workers=True, heavy_connections=500, heavy_duration=10
+)
 # Deep pages need 100 pages of 50 tasks: 6,000 tasks a user is the least that has them.
-QUICK = Mode(10, 6_000, 1, 0, 2, 1, growth=False, workers=False, heavy_connections=500)
+QUICK = Mode(
+    10,
+    6_000,
+    1,
+    0,
+    2,
+    1,
+    growth=False,
+    workers=False,
+    heavy_connections=500,
+    heavy_duration=1,
+    floor_latency=False,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,13 +135,19 @@ def main(argv: list[str] | None = None) -> int:
                         bench.load(base, scenario, users_file, 100, mode.scenario_warmup)
                     results[scenario][name] = {
                         "c100": bench.load(base, scenario, users_file, 100, mode.duration),
-                        "c10": bench.load(base, scenario, users_file, 10, mode.latency_duration),
+                        "c10": bench.load(
+                            base,
+                            scenario,
+                            users_file,
+                            10,
+                            mode.latency_duration if name == "ours" or mode.floor_latency else 0,
+                        ),
                     }
                 _print_progress(scenario, results[scenario])
             report["scenarios"] = results
             heavy = mode.heavy_connections
             report[f"c{heavy}"] = {
-                name: bench.load(base, "mix", users_file, heavy, mode.duration, timeout=10)
+                name: bench.load(base, "mix", users_file, heavy, mode.heavy_duration, timeout=10)
                 for name, base in (("ours", ours), ("floor", floor))
             }
             report["rss_kib_after"] = {"ours": _rss(ours), "floor": _rss(floor)}
@@ -192,7 +216,7 @@ class Bench:
             scenario,
             str(users_file),
         ]
-        # wrk's own limit on open files: 500 connections need more than some defaults.
+        cpu_before = _cpu_seconds(base)
         finished = subprocess.run(
             command, capture_output=True, text=True, timeout=seconds + 60, check=False
         )
@@ -202,10 +226,8 @@ class Bench:
         if finished.returncode != 0 or line is None:
             raise RuntimeError(f"wrk failed: {finished.stderr or finished.stdout}")
         raw = json.loads(line.removeprefix("PERF-RESULT "))
-        # wrk stops sending, but the server still works off what it had accepted: let it
-        # finish, or the next run measures this one's backlog.
-        backlog = connections * raw["duration_us"] / 1e6 / max(raw["requests"], 1)
-        time.sleep(min(5.0, backlog + 0.5))
+        cpu = _cpu_seconds(base) - cpu_before
+        _wait_until_idle(base)
         errors = raw["non2xx"] + sum(raw["errors"].values())
         latency = {key: round(value / 1000, 2) for key, value in raw["latency_us"].items()}
         return {
@@ -214,6 +236,8 @@ class Bench:
             "requests": raw["requests"],
             "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
             "latency_ms": latency,
+            # Server CPU per answer: what others' load on a shared machine disturbs least.
+            "cpu_ms_per_request": round(1000 * cpu / max(raw["requests"], 1), 3),
             "errors": errors,
             "non2xx": raw["non2xx"],
             "statuses": raw["statuses"],
@@ -320,14 +344,42 @@ def _servers(env: dict[str, str], work: Path, *, workers: int) -> Iterator[tuple
 _PIDS: dict[str, int] = {}
 
 
-def _rss(base: str) -> list[int]:
-    """Resident memory (KiB) of each worker process serving `base`."""
+def _workers(base: str) -> list[int]:
+    """The processes that serve `base`."""
     pid = _PIDS[base]
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     # With --workers N > 1, uvicorn's first process only supervises; the workers do the work.
-    workers = [int(child) for child in children] or [pid]
+    return [int(child) for child in children] or [pid]
+
+
+def _cpu_seconds(base: str) -> float:
+    """User and system CPU time used so far by the processes serving `base`."""
+    ticks = 0
+    for worker in _workers(base):
+        with contextlib.suppress(OSError):
+            # Fields 14 and 15 of /proc/PID/stat, after the parenthesised command name.
+            fields = Path(f"/proc/{worker}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_until_idle(base: str, seconds: float = 10) -> None:
+    """wrk stops sending, but the server still works off what it had accepted: wait until it
+    has, or the next run measures this one's backlog."""
+    deadline = time.monotonic() + seconds
+    used = _cpu_seconds(base)
+    while time.monotonic() < deadline:
+        time.sleep(0.15)
+        now = _cpu_seconds(base)
+        if now - used < 0.015:
+            return
+        used = now
+
+
+def _rss(base: str) -> list[int]:
+    """Resident memory (KiB) of each worker process serving `base`."""
     sizes = []
-    for worker in workers:
+    for worker in _workers(base):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{worker}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -413,21 +465,27 @@ def format_report(report: dict[str, Any]) -> str:
     """The table: throughput at 100 connections, latency at 10, ours against the floor."""
     lines = [
         f"{report['mode']} run, {report['started']}, commit {report['git']}; "
-        "rps at 100 connections, latency (ms) at 10 connections",
+        "rps at 100 connections, latency (ms) at 10 connections, server CPU ms per request "
+        "at 100 connections (cpu ratio = floor/ours, comparable to ours/floor rps)",
         "",
         f"{'scenario':<16} {'ours rps':>9} {'floor rps':>9} {'ours/floor':>10} "
-        f"{'ours p50':>8} {'ours p99':>8} {'floor p50':>9} {'floor p99':>9} {'errors':>6}",
+        f"{'ours p50':>8} {'ours p99':>8} {'floor p50':>9} {'floor p99':>9} "
+        f"{'ours cpu':>8} {'floor cpu':>9} {'cpu ratio':>9} {'errors':>6}",
     ]
     scenarios = report.get("scenarios", {})
     for scenario, result in scenarios.items():
         ours, floor = result["ours"], result["floor"]
         ratio = ours["c100"]["rps"] / floor["c100"]["rps"] if floor["c100"]["rps"] else 0
-        errors = sum(r[c]["errors"] for r in (ours, floor) for c in ("c100", "c10"))
+        errors = sum(r[c].get("errors", 0) for r in (ours, floor) for c in ("c100", "c10"))
+        floor_latency = floor["c10"].get("latency_ms", {"p50": math.nan, "p99": math.nan})
+        ours_cpu = ours["c100"]["cpu_ms_per_request"]
+        floor_cpu = floor["c100"]["cpu_ms_per_request"]
         lines.append(
             f"{TITLES[scenario]:<16} {ours['c100']['rps']:>9.0f} {floor['c100']['rps']:>9.0f} "
             f"{ratio:>10.2f} {ours['c10']['latency_ms']['p50']:>8.1f} "
-            f"{ours['c10']['latency_ms']['p99']:>8.1f} {floor['c10']['latency_ms']['p50']:>9.1f} "
-            f"{floor['c10']['latency_ms']['p99']:>9.1f} {errors:>6}"
+            f"{ours['c10']['latency_ms']['p99']:>8.1f} {floor_latency['p50']:>9.1f} "
+            f"{floor_latency['p99']:>9.1f} {ours_cpu:>8.2f} {floor_cpu:>9.2f} "
+            f"{floor_cpu / ours_cpu if ours_cpu else 0:>9.2f} {errors:>6}"
         )
     lines.append("")
     if "list" in scenarios and "deep" in scenarios:

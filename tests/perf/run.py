@@ -251,8 +251,7 @@ def _find_wrk() -> str:
         return found
     print("wrk is not installed: trying `apt-get install wrk` (Debian package)", flush=True)
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        for command in (["apt-get", "install", "-y", "-q", "wrk"], ["apt-get", "update", "-q"]):
-            subprocess.run(command, check=False, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "update", "-q"], check=False, stdout=subprocess.DEVNULL)
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False)
         found = shutil.which("wrk")
         if found:

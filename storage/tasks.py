@@ -507,7 +507,9 @@ class TaskStore:
             session.execute(self._insert_ignoring_conflict(TaskOwnerRow, owner, ["user_id"]))
         # Only a growing count is held to the quota: a user over a lowered quota may delete.
         within = TaskOwnerRow.task_count + change <= self._quota if change > 0 else True
-        values: dict[str, Any] = {"task_count": TaskOwnerRow.task_count + change}
+        values: dict[str, Any] = {}
+        if change:
+            values["task_count"] = TaskOwnerRow.task_count + change
         if sequence:
             values["change_seq"] = TaskOwnerRow.change_seq + 1
         counted = session.execute(

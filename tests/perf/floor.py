@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -64,6 +65,28 @@ def _run(statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
     return results
 
 
+def _create(owner: dict[str, Any], task: dict[str, Any]) -> int | None:
+    """The new task's id, or None past the quota; the owner's change number goes to the task."""
+    assert _engine is not None
+    with _engine.begin() as connection:
+        connection.exec_driver_sql(sql.OWNER_ROW, owner)
+        counted = connection.exec_driver_sql(sql.OWNER_COUNT_UP, owner).first()
+        if counted is None:
+            return None
+        inserted = connection.exec_driver_sql(sql.INSERT, task | {"seq": counted[0]}).one()
+        return inserted[0]
+
+
+def _write(statement: str, params: dict[str, Any]) -> list[Any] | None:
+    """A write of one task: the owner's next change number, then the statement, one transaction."""
+    assert _engine is not None
+    with _engine.begin() as connection:
+        changed = connection.exec_driver_sql(sql.OWNER_NEXT_CHANGE, params).first()
+        if changed is None:
+            return None
+        return connection.exec_driver_sql(statement, params | {"seq": changed[0]}).first()
+
+
 def _user(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
@@ -104,6 +127,10 @@ def _task(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+def _etag(row: Sequence[Any]) -> dict[str, str]:
+    return {"ETag": f'"{row[0]}-{row[11]}"'}
+
+
 def _encode_cursor(created_at: dt.datetime, task_id: int) -> str:
     # The service's cursor format (storage/paging.py), so that either server reads the other's.
     raw = json.dumps({"s": "created", "o": "desc", "k": [created_at.isoformat()], "i": task_id})
@@ -126,10 +153,15 @@ async def list_tasks(request: Request) -> Response:
     if cursor:
         params["after_created"], params["after_id"] = _decode_cursor(cursor)
         page = sql.LIST_PAGE_AFTER
-    rows, totals = await run_in_threadpool(
-        _run, [(page, params), (sql.LIST_TOTAL, {"user_id": user})]
+    owners, rows = await run_in_threadpool(
+        _run, [(sql.LIST_OWNER, {"user_id": user}), (page, params)]
     )
-    headers = HEADERS | {"X-Total-Count": str(totals[0][0])}
+    change_seq, total = owners[0] if owners else (0, 0)
+    digest = hashlib.blake2b(repr((request.url.path, cursor, limit)).encode(), digest_size=8)
+    headers = HEADERS | {
+        "X-Total-Count": str(total),
+        "ETag": f'W/"{change_seq}-{digest.hexdigest()}"',
+    }
     if len(rows) > limit:
         rows = rows[:limit]
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
@@ -145,7 +177,7 @@ async def get_task(request: Request) -> Response:
         return UNAUTHORIZED
     params = {"id": request.path_params["task_id"], "user_id": user}
     (rows,) = await run_in_threadpool(_run, [(sql.GET, params)])
-    return JSONResponse(_task(rows[0]), headers=HEADERS) if rows else NOT_FOUND
+    return JSONResponse(_task(rows[0]), headers=HEADERS | _etag(rows[0])) if rows else NOT_FOUND
 
 
 async def create_task(request: Request) -> Response:
@@ -169,12 +201,9 @@ async def create_task(request: Request) -> Response:
         "completed_at": now if completed else None,
     }
     owner = {"user_id": user, "quota": SETTINGS.task_quota}
-    _, counted, inserted = await run_in_threadpool(
-        _run, [(sql.OWNER_ROW, owner), (sql.OWNER_COUNT_UP, owner), (sql.INSERT, task)]
-    )
-    if not counted:
+    task_id = await run_in_threadpool(_create, owner, task)
+    if task_id is None:
         return Response(status_code=409)
-    task_id = inserted[0][0]
     row = [
         task_id,
         user,
@@ -189,6 +218,7 @@ async def create_task(request: Request) -> Response:
         task["completed_at"],
     ]
     headers = HEADERS | {"Location": f"{request.url.path.rstrip('/')}/{task_id}"}
+    headers["ETag"] = f'"{task_id}-1"'
     return JSONResponse(_task(row), status_code=201, headers=headers)
 
 
@@ -213,8 +243,8 @@ async def update_task(request: Request) -> Response:
         "user_id": user,
         "now": dt.datetime.now(dt.UTC),
     }
-    (rows,) = await run_in_threadpool(_run, [(sql.UPDATE.format(assignments=assignments), params)])
-    return JSONResponse(_task(rows[0]), headers=HEADERS) if rows else NOT_FOUND
+    row = await run_in_threadpool(_write, sql.UPDATE.format(assignments=assignments), params)
+    return JSONResponse(_task(row), headers=HEADERS | _etag(row)) if row else NOT_FOUND
 
 
 async def toggle_task(request: Request) -> Response:
@@ -222,8 +252,8 @@ async def toggle_task(request: Request) -> Response:
     if user is None:
         return UNAUTHORIZED
     params = {"id": request.path_params["task_id"], "user_id": user, "now": dt.datetime.now(dt.UTC)}
-    (rows,) = await run_in_threadpool(_run, [(sql.TOGGLE, params)])
-    return JSONResponse(_task(rows[0]), headers=HEADERS) if rows else NOT_FOUND
+    row = await run_in_threadpool(_write, sql.TOGGLE, params)
+    return JSONResponse(_task(row), headers=HEADERS | _etag(row)) if row else NOT_FOUND
 
 
 async def health(_request: Request) -> Response:

@@ -12,7 +12,7 @@ from storage.paging import Position
 
 COPY = (
     "COPY tasks (id, user_id, title, description, completed, priority, tags, due_date, "
-    "created_at, updated_at, completed_at) FROM STDIN"
+    "created_at, updated_at, completed_at, version, seq) FROM STDIN"
 )
 # The cursor that opens page 100 of 50-task pages: the position of the 4,950th task.
 DEEP_PAGE_OFFSET = 99 * 50 - 1
@@ -45,15 +45,17 @@ def seed(url: str, counts: dict[str, int]) -> list[Owner]:
                         f"{task_id}\t{user}\tSeeded task {n}\t"
                         f"{'A description of task ' + str(n) if n % 2 else chr(92) + 'N'}\t"
                         f"{'t' if completed else 'f'}\t{n % 3 + 1}\t{TAGS[n % 3]}\t\\N\t"
-                        f"{created}\t{created}\t{created if completed else chr(92) + 'N'}\n"
+                        f"{created}\t{created}\t{created if completed else chr(92) + 'N'}\t"
+                        # Each user's change sequence, as the writes would have numbered it.
+                        f"1\t{n + 1}\n"
                     )
                 rows.seek(0)
                 cursor.copy_expert(COPY, rows)
                 owners.append(Owner(user, next_id, next_id + count - 1, None))
                 next_id += count
             cursor.executemany(
-                "INSERT INTO task_owners (user_id, task_count) VALUES (%s, %s)",
-                list(counts.items()),
+                "INSERT INTO task_owners (user_id, task_count, change_seq) VALUES (%s, %s, %s)",
+                [(user, count, count) for user, count in counts.items()],
             )
             cursor.execute("SELECT setval(pg_get_serial_sequence('tasks', 'id'), %s)", (next_id,))
             owners = [_with_deep_cursor(cursor, owner) for owner in owners]

@@ -3,9 +3,8 @@
 Copied by hand from what storage/tasks.py sends to PostgreSQL (seen with SQLAlchemy's
 before_cursor_execute event), for the default list (sort=created, order=desc) and the
 benchmark's writes. The floor exists to measure the cost of our Python layers, so it must run
-exactly the statements the service runs: when storage/tasks.py changes its SQL (a version
-column, a count read from task_owners instead of count(*), a changes feed), change this file in
-the same way, or ours/floor stops meaning anything. Every call runs in one transaction on a
+exactly the statements the service runs: when storage/tasks.py changes its SQL, change this
+file in the same way, or ours/floor stops meaning anything. Every call runs in one transaction on a
 connection from an engine built by storage.build_engine, as the service's sessions do.
 """
 
@@ -14,49 +13,64 @@ from __future__ import annotations
 COLUMNS = (
     "tasks.id, tasks.user_id, tasks.title, tasks.description, tasks.completed, "
     "tasks.priority, tasks.tags, tasks.due_date, tasks.created_at, tasks.updated_at, "
-    "tasks.completed_at"
+    "tasks.completed_at, tasks.version, tasks.seq, tasks.deleted_at"
 )
 
-# list: one page (limit + 1 rows, to know whether another page follows), then the total.
+# list: the owner's row (the list's ETag, and the unfiltered total), then one page (limit + 1
+# rows, to know whether another page follows).
+LIST_OWNER = (
+    "SELECT task_owners.change_seq, task_owners.task_count FROM task_owners "
+    "WHERE task_owners.user_id = %(user_id)s"
+)
 LIST_PAGE = (
     f"SELECT {COLUMNS}, tasks.created_at AS created_at__1 FROM tasks "
-    "WHERE tasks.user_id = %(user_id)s "
+    "WHERE tasks.user_id = %(user_id)s AND tasks.deleted_at IS NULL "
     "ORDER BY tasks.created_at DESC, tasks.id DESC LIMIT %(limit)s"
 )
 LIST_PAGE_AFTER = (
     f"SELECT {COLUMNS}, tasks.created_at AS created_at__1 FROM tasks "
-    "WHERE tasks.user_id = %(user_id)s "
+    "WHERE tasks.user_id = %(user_id)s AND tasks.deleted_at IS NULL "
     "AND (tasks.created_at, tasks.id) < (%(after_created)s, %(after_id)s) "
     "ORDER BY tasks.created_at DESC, tasks.id DESC LIMIT %(limit)s"
 )
-LIST_TOTAL = "SELECT count(*) AS count_1 FROM tasks WHERE tasks.user_id = %(user_id)s"
 
 # get
-GET = f"SELECT {COLUMNS} FROM tasks WHERE tasks.id = %(id)s AND tasks.user_id = %(user_id)s"
+GET = (
+    f"SELECT {COLUMNS} FROM tasks WHERE tasks.id = %(id)s AND tasks.user_id = %(user_id)s "
+    "AND tasks.deleted_at IS NULL"
+)
 
-# create: the owner's row, the quota-checked count, then the task.
+# create: the owner's row, the quota-checked count with the next change number, then the task.
 OWNER_ROW = (
     "INSERT INTO task_owners (user_id, task_count) VALUES (%(user_id)s, 0) "
     "ON CONFLICT (user_id) DO NOTHING"
 )
 OWNER_COUNT_UP = (
-    "UPDATE task_owners SET task_count=(task_owners.task_count + 1) "
+    "UPDATE task_owners SET task_count=(task_owners.task_count + 1), "
+    "change_seq=(task_owners.change_seq + 1) "
     "WHERE task_owners.user_id = %(user_id)s AND task_owners.task_count + 1 <= %(quota)s "
-    "RETURNING task_owners.task_count"
+    "RETURNING task_owners.change_seq"
 )
 INSERT = (
     "INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_date, "
-    "created_at, updated_at, completed_at) VALUES (%(user_id)s, %(title)s, %(description)s, "
-    "%(completed)s, %(priority)s, %(tags)s::JSONB, %(due_date)s, %(created_at)s, "
-    "%(updated_at)s, %(completed_at)s) RETURNING tasks.id"
+    "created_at, updated_at, completed_at, version, seq, deleted_at) VALUES (%(user_id)s, "
+    "%(title)s, %(description)s, %(completed)s, %(priority)s, %(tags)s::JSONB, %(due_date)s, "
+    "%(created_at)s, %(updated_at)s, %(completed_at)s, 1, %(seq)s, NULL) RETURNING tasks.id"
+)
+
+# every other write: the owner's row locked for the next change number, then the task.
+OWNER_NEXT_CHANGE = (
+    "UPDATE task_owners SET change_seq=(task_owners.change_seq + 1) "
+    "WHERE task_owners.user_id = %(user_id)s RETURNING task_owners.change_seq"
 )
 
 # update (PATCH): the fields sent, and an updated_at that never goes back, in one statement.
 # `{assignments}` is "column=%(column)s, " for each field sent, from a fixed list of columns.
 UPDATE = (
     "UPDATE tasks SET {assignments}updated_at=CASE WHEN (tasks.updated_at > %(now)s) "
-    "THEN tasks.updated_at ELSE %(now)s END "
-    f"WHERE tasks.id = %(id)s AND tasks.user_id = %(user_id)s RETURNING {COLUMNS}"
+    "THEN tasks.updated_at ELSE %(now)s END, version=(tasks.version + 1), seq=%(seq)s "
+    "WHERE tasks.id = %(id)s AND tasks.user_id = %(user_id)s AND tasks.deleted_at IS NULL "
+    f"RETURNING {COLUMNS}"
 )
 UPDATABLE = ("title", "description", "priority", "tags", "due_date")
 
@@ -64,6 +78,8 @@ UPDATABLE = ("title", "description", "priority", "tags", "due_date")
 TOGGLE = (
     "UPDATE tasks SET completed=NOT tasks.completed, updated_at=CASE WHEN "
     "(tasks.updated_at > %(now)s) THEN tasks.updated_at ELSE %(now)s END, "
-    "completed_at=CASE WHEN tasks.completed THEN NULL ELSE %(now)s END "
-    f"WHERE tasks.id = %(id)s AND tasks.user_id = %(user_id)s RETURNING {COLUMNS}"
+    "completed_at=CASE WHEN tasks.completed THEN NULL ELSE %(now)s END, "
+    "version=(tasks.version + 1), seq=%(seq)s "
+    "WHERE tasks.id = %(id)s AND tasks.user_id = %(user_id)s AND tasks.deleted_at IS NULL "
+    f"RETURNING {COLUMNS}"
 )

@@ -9,19 +9,21 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
+    Row,
     case,
     delete,
     exists,
     false,
     func,
+    insert,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import type_coerce
 
 from storage import feed, snapshots
@@ -59,7 +61,7 @@ class Task:
     version: int
 
     @classmethod
-    def of(cls, row: TaskRow) -> Task:
+    def of(cls, row: Row[Any]) -> Task:
         return cls(
             id=row.id,
             user_id=row.user_id,
@@ -172,7 +174,9 @@ class _NothingToRestore(Exception):
 
 
 class TaskStore:
-    """One session and one transaction per call; nothing outlives the call.
+    """One connection and one transaction per call; nothing outlives the call. Statements are
+    SQLAlchemy Core on the ORM's tables: rows come back as plain rows, without the ORM's
+    per-object bookkeeping, since a call reads or writes and then answers.
 
     Every write locks the owner's task_owners row first (always in that order, so writers never
     deadlock) and takes the user's next change sequence number under that lock.
@@ -186,7 +190,7 @@ class TaskStore:
         retention: dt.timedelta = dt.timedelta(days=30),
         idempotency_ttl: dt.timedelta = dt.timedelta(hours=24),
     ) -> None:
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._engine = engine
         self._dialect = engine.dialect.name
         self._quota = quota
         self._retention = retention
@@ -194,8 +198,8 @@ class TaskStore:
 
     def ping(self) -> None:
         """Raise unless the database answers."""
-        with self._sessions.begin() as session:
-            session.execute(select(1))
+        with self._engine.begin() as connection:
+            connection.execute(select(1))
 
     def create(
         self, user_id: str, fields: Mapping[str, Any], *, idempotency_key: str | None = None
@@ -208,8 +212,8 @@ class TaskStore:
         """
         row = self._new_row(user_id, fields)
         if idempotency_key is None:
-            with self._sessions.begin() as session:
-                return Created(self._insert(session, row), replayed=False)
+            with self._engine.begin() as connection:
+                return Created(self._insert(connection, row), replayed=False)
         for _attempt in range(_CLAIM_ATTEMPTS):
             created = self._create_once(user_id, idempotency_key, row, fields)
             if created is not None:
@@ -217,7 +221,7 @@ class TaskStore:
         raise RuntimeError(f"could not claim idempotency key {idempotency_key!r}")
 
     def _create_once(
-        self, user_id: str, key: str, row: TaskRow, fields: Mapping[str, Any]
+        self, user_id: str, key: str, row: dict[str, Any], fields: Mapping[str, Any]
     ) -> Created | None:
         """One try at an idempotent create; None if the key that was in the way expired (and
         was deleted by another request) before it could be read, so that a new try claims it."""
@@ -230,27 +234,27 @@ class TaskStore:
             "response": "",
             "expires_at": now + self._idempotency_ttl,
         }
-        with self._sessions.begin() as session:
-            session.execute(
+        with self._engine.begin() as connection:
+            connection.execute(
                 delete(IdempotencyKeyRow).where(
                     IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.expires_at <= now
                 )
             )
-            claimed = session.execute(
+            claimed = connection.execute(
                 self._insert_ignoring_conflict(
                     IdempotencyKeyRow, claim, ["user_id", "key"]
                 ).returning(IdempotencyKeyRow.key)
             ).one_or_none()
             if claimed is not None:
-                task = self._insert(session, row)
-                session.execute(
+                task = self._insert(connection, row)
+                connection.execute(
                     update(IdempotencyKeyRow)
                     .where(IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.key == key)
                     .values(response=snapshots.dump(task))
                 )
                 return Created(task, replayed=False)
             # On PostgreSQL this reads a newer snapshot than the insert saw: the row may be gone.
-            earlier = session.execute(
+            earlier = connection.execute(
                 select(IdempotencyKeyRow.fingerprint, IdempotencyKeyRow.response).where(
                     IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.key == key
                 )
@@ -262,8 +266,10 @@ class TaskStore:
         return Created(snapshots.load(earlier.response, Task), replayed=True)
 
     def get(self, user_id: str, task_id: int) -> Task:
-        with self._sessions.begin() as session:
-            row = session.scalars(select(TaskRow).where(*_live(user_id, task_id))).one_or_none()
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(*_COLUMNS).where(*_live(user_id, task_id))
+            ).one_or_none()
             if row is None:
                 raise TaskNotFound(task_id)
             return Task.of(row)
@@ -306,30 +312,30 @@ class TaskStore:
     def delete(self, user_id: str, task_id: int, *, if_match: IfMatch | None = None) -> None:
         """Delete a task, keeping it restorable (a tombstone) for the retention period."""
         now = _now()
-        with self._sessions.begin() as session:
-            seq = self._count(session, user_id, -1)
+        with self._engine.begin() as connection:
+            seq = self._count(connection, user_id, -1)
             if seq is None:
                 raise TaskNotFound(task_id)
-            deleted = session.execute(
+            deleted = connection.execute(
                 update(TaskRow)
                 .where(*_live(user_id, task_id), *_precondition(if_match))
                 .values(deleted_at=now, version=TaskRow.version + 1, seq=seq)
                 .returning(TaskRow.id)
             ).one_or_none()
             if deleted is None:
-                self._refuse(session, user_id, task_id, if_match)
+                self._refuse(connection, user_id, task_id, if_match)
             # Opportunistic: the owner's row is locked already, so this costs one statement.
-            self._purge_user(session, user_id, now - self._retention)
+            self._purge_user(connection, user_id, now - self._retention)
 
     def restore(self, user_id: str, task_id: int) -> Task:
         """Bring back a deleted task within the retention period; a live task is returned as is."""
         now = _now()
         try:
-            with self._sessions.begin() as session:
-                seq = self._count(session, user_id, 0)
+            with self._engine.begin() as connection:
+                seq = self._count(connection, user_id, 0)
                 if seq is None:
                     raise TaskNotFound(task_id)
-                row = session.scalars(
+                row = connection.execute(
                     update(TaskRow)
                     .where(
                         TaskRow.id == task_id,
@@ -342,12 +348,11 @@ class TaskStore:
                         seq=seq,
                         updated_at=_not_before(now),
                     )
-                    .returning(TaskRow)
-                    .execution_options(synchronize_session=False)
+                    .returning(*_COLUMNS)
                 ).one_or_none()
                 if row is None:
                     raise _NothingToRestore
-                self._count(session, user_id, +1, sequence=False)
+                self._count(connection, user_id, +1, sequence=False)
                 return Task.of(row)
         except _NothingToRestore:
             # Live (say, a repeated undo) or gone for good: whatever get() finds.
@@ -360,33 +365,33 @@ class TaskStore:
         ordering = [getattr(column, direction)() for column in (*keys, TaskRow.id)]
         # The keys are selected too: a cursor must carry the values the database compares,
         # which Python could not always recompute (lower() and collations differ).
-        page = select(TaskRow, *keys).where(*filters).order_by(*ordering).limit(query.limit + 1)
+        page = select(*_COLUMNS, *keys).where(*filters).order_by(*ordering).limit(query.limit + 1)
         if query.cursor is not None:
             page = page.where(Position.decode(query.cursor, query.sort, query.order).after())
-        with self._sessions.begin() as session:
+        with self._engine.begin() as connection:
             # Read before the page: a write in between makes the page newer than `as_of`, which
             # costs a client one refetch, never a stale page under a current tag.
-            owner = session.execute(
+            owner = connection.execute(
                 select(TaskOwnerRow.change_seq, TaskOwnerRow.task_count).where(
                     TaskOwnerRow.user_id == user_id
                 )
             ).one_or_none()
-            rows = list(session.execute(page).all())
+            rows = list(connection.execute(page).all())
             if owner is None:
                 total = 0
             elif _unfiltered(query):
                 # The count every create, delete and restore keeps: no count(*) over the tasks.
                 total = owner.task_count
             else:
-                total = session.scalar(select(func.count()).select_from(TaskRow).where(*filters))
+                total = connection.scalar(select(func.count()).select_from(TaskRow).where(*filters))
         next_cursor = None
         if len(rows) > query.limit:
             rows = rows[: query.limit]
             last = rows[-1]
-            position = Position(query.sort, query.order, tuple(last[1:]), last[0].id)
+            position = Position(query.sort, query.order, tuple(last[len(_COLUMNS) :]), last.id)
             next_cursor = position.encode()
         return Page(
-            tasks=[Task.of(row[0]) for row in rows],
+            tasks=[Task.of(row) for row in rows],
             total=total or 0,
             next_cursor=next_cursor,
             as_of=owner.change_seq if owner is not None else 0,
@@ -395,15 +400,15 @@ class TaskStore:
     def changes(self, user_id: str, cursor: str | None, limit: int) -> Changes:
         """The user's writes after `cursor` (from the beginning without one), oldest first."""
         after = feed.decode(cursor) if cursor is not None else 0
-        with self._sessions.begin() as session:
-            rows = session.scalars(
-                select(TaskRow)
+        with self._engine.begin() as connection:
+            rows = connection.execute(
+                select(*_COLUMNS)
                 .where(TaskRow.user_id == user_id, TaskRow.seq > after)
                 .order_by(TaskRow.seq)
                 .limit(limit + 1)
             ).all()
             # Read after the rows: a purge that took rows this read missed has moved it.
-            owner = session.execute(
+            owner = connection.execute(
                 select(TaskOwnerRow.change_seq, TaskOwnerRow.purged_seq).where(
                     TaskOwnerRow.user_id == user_id
                 )
@@ -427,17 +432,17 @@ class TaskStore:
         """Remove tombstones past the retention period and idempotency keys past their life."""
         now = now or _now()
         horizon = now - self._retention
-        with self._sessions.begin() as session:
-            users = session.scalars(
+        with self._engine.begin() as connection:
+            users = connection.scalars(
                 select(TaskRow.user_id).where(TaskRow.deleted_at < horizon).distinct()
             ).all()
         tasks = 0
         for user_id in users:
             # One user at a time, owner row first, as every write locks them.
-            with self._sessions.begin() as session:
-                tasks += self._purge_user(session, user_id, horizon)
-        with self._sessions.begin() as session:
-            owners = session.scalars(
+            with self._engine.begin() as connection:
+                tasks += self._purge_user(connection, user_id, horizon)
+        with self._engine.begin() as connection:
+            owners = connection.scalars(
                 select(IdempotencyKeyRow.user_id)
                 .where(IdempotencyKeyRow.expires_at <= now)
                 .distinct()
@@ -446,9 +451,9 @@ class TaskStore:
         for user_id in owners:
             # Per user through the primary key, in the order a keyed create deletes them, so the
             # two never lock the same rows in opposite orders.
-            with self._sessions.begin() as session:
+            with self._engine.begin() as connection:
                 keys += len(
-                    session.execute(
+                    connection.execute(
                         delete(IdempotencyKeyRow)
                         .where(
                             IdempotencyKeyRow.user_id == user_id,
@@ -459,33 +464,35 @@ class TaskStore:
                 )
         return Purged(tasks=tasks, idempotency_keys=keys)
 
-    def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> TaskRow:
+    def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A new task's column values, from a complete set of writable fields."""
         values = _column_values(fields)
         missing = set(WRITABLE_FIELDS) - set(values)
         if missing:
             raise ValueError(f"missing fields: {sorted(missing)}")
         now = _now()
-        return TaskRow(
-            user_id=user_id,
-            title=values["title"],
-            description=values["description"],
-            completed=values["completed"],
-            priority=values["priority"],
-            tags=values["tags"],
-            due_date=values["due_date"],
-            created_at=now,
-            updated_at=now,
-            completed_at=now if values["completed"] else None,
-            version=1,
-        )
+        # Named one by one: only these columns, never whatever a caller passed (no Model(**body)).
+        return {
+            "user_id": user_id,
+            "title": values["title"],
+            "description": values["description"],
+            "completed": values["completed"],
+            "priority": values["priority"],
+            "tags": values["tags"],
+            "due_date": values["due_date"],
+            "created_at": now,
+            "updated_at": now,
+            "completed_at": now if values["completed"] else None,
+            "version": 1,
+        }
 
-    def _insert(self, session: Session, row: TaskRow) -> Task:
-        seq = self._count(session, row.user_id, +1)
+    def _insert(self, connection: Connection, row: dict[str, Any]) -> Task:
+        seq = self._count(connection, row["user_id"], +1)
         assert seq is not None  # a create makes the owner's row
-        row.seq = seq
-        session.add(row)
-        session.flush()
-        return Task.of(row)
+        inserted = connection.execute(
+            insert(TaskRow).values({**row, "seq": seq}).returning(*_COLUMNS)
+        ).one()
+        return Task.of(inserted)
 
     def _insert_ignoring_conflict(
         self, table: type[Any], values: dict[str, Any], index: list[str]
@@ -494,7 +501,7 @@ class TaskStore:
         return insert(table).values(values).on_conflict_do_nothing(index_elements=index)
 
     def _count(
-        self, session: Session, user_id: str, change: int, *, sequence: bool = True
+        self, connection: Connection, user_id: str, change: int, *, sequence: bool = True
     ) -> int | None:
         """Lock the owner's row, move its task count by `change` within the quota, and take the
         user's next change sequence number (None if the user has no row: never had a task).
@@ -504,7 +511,7 @@ class TaskStore:
         """
         if change > 0:
             owner = {"user_id": user_id, "task_count": 0}
-            session.execute(self._insert_ignoring_conflict(TaskOwnerRow, owner, ["user_id"]))
+            connection.execute(self._insert_ignoring_conflict(TaskOwnerRow, owner, ["user_id"]))
         # Only a growing count is held to the quota: a user over a lowered quota may delete.
         within = TaskOwnerRow.task_count + change <= self._quota if change > 0 else True
         values: dict[str, Any] = {}
@@ -512,7 +519,7 @@ class TaskStore:
             values["task_count"] = TaskOwnerRow.task_count + change
         if sequence:
             values["change_seq"] = TaskOwnerRow.change_seq + 1
-        counted = session.execute(
+        counted = connection.execute(
             update(TaskOwnerRow)
             .where(TaskOwnerRow.user_id == user_id, within)
             .values(values)
@@ -528,8 +535,8 @@ class TaskStore:
         # One UPDATE ... RETURNING: the ownership check, the precondition, the write and the
         # read are one statement, so no concurrent writer can slip between them.
         values["updated_at"] = _not_before(values["updated_at"])
-        with self._sessions.begin() as session:
-            seq = self._count(session, user_id, 0)
+        with self._engine.begin() as connection:
+            seq = self._count(connection, user_id, 0)
             if seq is None:
                 raise TaskNotFound(task_id)
             values["seq"] = seq
@@ -538,31 +545,32 @@ class TaskStore:
                 update(TaskRow)
                 .where(*_live(user_id, task_id), *_precondition(if_match))
                 .values(values)
-                .returning(TaskRow)
-                .execution_options(synchronize_session=False)
+                .returning(*_COLUMNS)
             )
-            row = session.scalars(statement).one_or_none()
+            row = connection.execute(statement).one_or_none()
             if row is None:
-                self._refuse(session, user_id, task_id, if_match)
+                self._refuse(connection, user_id, task_id, if_match)
             return Task.of(row)
 
     def _refuse(
-        self, session: Session, user_id: str, task_id: int, if_match: IfMatch | None
+        self, connection: Connection, user_id: str, task_id: int, if_match: IfMatch | None
     ) -> None:
         """Say why a conditional write matched no row: no such task, or another version."""
         current = None
         if if_match is not None:
-            current = session.scalars(select(TaskRow).where(*_live(user_id, task_id))).one_or_none()
+            current = connection.execute(
+                select(*_COLUMNS).where(*_live(user_id, task_id))
+            ).one_or_none()
         if current is None:
             raise TaskNotFound(task_id)
         raise PreconditionFailed(Task.of(current))
 
-    def _purge_user(self, session: Session, user_id: str, horizon: dt.datetime) -> int:
+    def _purge_user(self, connection: Connection, user_id: str, horizon: dt.datetime) -> int:
         expired = (TaskRow.user_id == user_id, TaskRow.deleted_at < horizon)
         newest = select(func.max(TaskRow.seq)).where(*expired).scalar_subquery()
         # The owner's row first (and the purged position with it): a feed reader that missed
         # a purged tombstone must learn that it did.
-        marked = session.execute(
+        marked = connection.execute(
             update(TaskOwnerRow)
             .where(TaskOwnerRow.user_id == user_id, exists().where(*expired))
             .values(
@@ -574,7 +582,7 @@ class TaskStore:
         ).one_or_none()
         if marked is None:
             return 0
-        return len(session.execute(delete(TaskRow).where(*expired).returning(TaskRow.id)).all())
+        return len(connection.execute(delete(TaskRow).where(*expired).returning(TaskRow.id)).all())
 
     def _filters(self, query: TaskQuery) -> list[ColumnElement[bool]]:
         filters: list[ColumnElement[bool]] = []
@@ -600,6 +608,10 @@ class TaskStore:
             return type_coerce(TaskRow.tags, JSONB).contains([tag])
         elements = func.json_each(TaskRow.tags).table_valued("value")
         return exists().select_from(elements).where(elements.c.value == tag)
+
+
+# Every column of a task, in the table's order: what reads and RETURNING clauses select.
+_COLUMNS = tuple(TaskRow.__table__.columns)
 
 
 def _live(user_id: str, task_id: int | None = None) -> tuple[ColumnElement[bool], ...]:

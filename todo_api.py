@@ -25,7 +25,7 @@ from handlers import problems
 from handlers.auth import Authenticator, Expected, mint_token
 from handlers.contract import SPEC_DIR, independent_spec
 from handlers.jwks import JwksCache
-from handlers.middleware import CORS, BodyLimit, SecurityHeaders, TrailingSlash
+from handlers.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from handlers.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
 from handlers.sessions import SessionIntrospector
 from handlers.settings import ConfigError, Settings
@@ -33,6 +33,7 @@ from handlers.validation import VALIDATORS
 from storage import TaskStore, build_engine, upgrade
 
 DEMO_USER = "demo-user"
+LIVENESS_PATH = "/api/health"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 # What a browser's script may read of an answer, and send, across origins.
 EXPOSED_HEADERS = ["X-Total-Count", "Link", "Location", "ETag", "Idempotent-Replayed"]
@@ -108,6 +109,15 @@ def create_app(settings: Settings) -> AsyncApp:
         app.add_middleware(
             RateLimits, position=MiddlewarePosition.BEFORE_EXCEPTION, limiter=limiter
         )
+    # Innermost of these: a request refused for its rate takes no place, and one admitted holds
+    # a place for as long as it works.
+    app.add_middleware(
+        Admission,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        slots=settings.pool.size + settings.pool.max_overflow,
+        wait=settings.pool.timeout,
+        exempt=frozenset({LIVENESS_PATH}),
+    )
     problems.register(app)
     return app
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
@@ -112,3 +115,35 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class Admission:
+    """At most `slots` requests at work at once (one per pooled database connection); the rest
+    wait up to `wait` seconds for a place, then get 503 with Retry-After.
+
+    Without it, requests past the thread pool's size queue for a thread with no bound at all,
+    and those past the connection pool's size hold a thread while they wait for a connection.
+    Liveness is never held back: a busy process is alive.
+    """
+
+    def __init__(self, app: ASGIApp, slots: int, wait: float, exempt: frozenset[str]) -> None:
+        self.app = app
+        self.slots = asyncio.Semaphore(slots)
+        self.wait = wait
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.wait)
+        except TimeoutError:
+            retry_after = {"Retry-After": str(max(1, math.ceil(self.wait)))}
+            busy = "The server is busy; try again shortly."
+            await asgi_response(503, busy, retry_after)(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()

@@ -66,8 +66,9 @@ def create_task(user: str, body: dict[str, Any]) -> Response:
 
 def get_task(user: str, task_id: int) -> Response:
     task = _store().get(user, task_id)
-    if preconditions.none_match(task_etag(task)):
-        return _not_modified(task_etag(task))
+    etag = task_etag(task)
+    if preconditions.none_match(etag):
+        return _not_modified(etag)
     return _task(task)
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, literal, tuple_
 
+from storage import opaque
 from storage.errors import InvalidCursor
 from storage.models import PRIORITY_NAMES, TaskRow, UTCDateTime
 
@@ -98,18 +96,11 @@ class Position:
 
     def encode(self) -> str:
         keys = [k.isoformat() if isinstance(k, dt.datetime) else k for k in self.keys]
-        raw = json.dumps({"s": self.sort, "o": self.order, "k": keys, "i": self.id})
-        return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+        return opaque.dump({"s": self.sort, "o": self.order, "k": keys, "i": self.id})
 
     @classmethod
     def decode(cls, cursor: str, sort: str, order: str) -> Position:
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            data = json.loads(raw)
-        except (binascii.Error, ValueError, RecursionError) as exc:
-            raise InvalidCursor(_NOT_OURS) from exc
-        if not isinstance(data, dict) or set(data) != {"s", "o", "k", "i"}:
-            raise InvalidCursor(_NOT_OURS)
+        data = opaque.load(cursor, {"s", "o", "k", "i"}, _NOT_OURS)
         if data["s"] != sort or data["o"] != order:
             raise InvalidCursor(
                 f"The cursor was made for sort={data['s']}&order={data['o']}; "

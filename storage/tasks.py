@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     case,
     delete,
     exists,
@@ -235,11 +236,7 @@ class TaskStore:
             "expires_at": now + self._idempotency_ttl,
         }
         with self._engine.begin() as connection:
-            connection.execute(
-                delete(IdempotencyKeyRow).where(
-                    IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.expires_at <= now
-                )
-            )
+            self._expire_keys(connection, user_id, now)
             claimed = connection.execute(
                 self._insert_ignoring_conflict(
                     IdempotencyKeyRow, claim, ["user_id", "key"]
@@ -432,37 +429,38 @@ class TaskStore:
         """Remove tombstones past the retention period and idempotency keys past their life."""
         now = now or _now()
         horizon = now - self._retention
-        with self._engine.begin() as connection:
-            users = connection.scalars(
-                select(TaskRow.user_id).where(TaskRow.deleted_at < horizon).distinct()
-            ).all()
-        tasks = 0
-        for user_id in users:
-            # One user at a time, owner row first, as every write locks them.
-            with self._engine.begin() as connection:
-                tasks += self._purge_user(connection, user_id, horizon)
-        with self._engine.begin() as connection:
-            owners = connection.scalars(
-                select(IdempotencyKeyRow.user_id)
-                .where(IdempotencyKeyRow.expires_at <= now)
-                .distinct()
-            ).all()
-        keys = 0
-        for user_id in owners:
-            # Per user through the primary key, in the order a keyed create deletes them, so the
-            # two never lock the same rows in opposite orders.
-            with self._engine.begin() as connection:
-                keys += len(
-                    connection.execute(
-                        delete(IdempotencyKeyRow)
-                        .where(
-                            IdempotencyKeyRow.user_id == user_id,
-                            IdempotencyKeyRow.expires_at <= now,
-                        )
-                        .returning(IdempotencyKeyRow.key)
-                    ).all()
-                )
+        # One user at a time, each in a transaction of its own, taking rows in the order the
+        # user's own requests take them (owner row first; keys by primary key), so purge and
+        # requests never lock the same rows in opposite orders.
+        tasks = self._for_each_user(
+            select(TaskRow.user_id).where(TaskRow.deleted_at < horizon),
+            lambda connection, user_id: self._purge_user(connection, user_id, horizon),
+        )
+        keys = self._for_each_user(
+            select(IdempotencyKeyRow.user_id).where(IdempotencyKeyRow.expires_at <= now),
+            lambda connection, user_id: self._expire_keys(connection, user_id, now),
+        )
         return Purged(tasks=tasks, idempotency_keys=keys)
+
+    def _for_each_user(
+        self, users: Select[tuple[str]], work: Callable[[Connection, str], int]
+    ) -> int:
+        with self._engine.begin() as connection:
+            found = connection.scalars(users.distinct()).all()
+        done = 0
+        for user_id in found:
+            with self._engine.begin() as connection:
+                done += work(connection, user_id)
+        return done
+
+    def _expire_keys(self, connection: Connection, user_id: str, now: dt.datetime) -> int:
+        """Delete the user's idempotency keys that have expired; how many there were."""
+        expired = connection.execute(
+            delete(IdempotencyKeyRow)
+            .where(IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.expires_at <= now)
+            .returning(IdempotencyKeyRow.key)
+        ).all()
+        return len(expired)
 
     def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """A new task's column values, from a complete set of writable fields."""

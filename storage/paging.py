@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal, tuple_
+from sqlalchemy import ColumnElement, case, func, literal
 
 from storage import opaque
 from storage.errors import InvalidCursor
@@ -84,15 +84,10 @@ class Position:
     keys: tuple[Any, ...]
     id: int
 
-    def after(self) -> ColumnElement[bool]:
-        """The rows that come after this position in its sort and order."""
-        values = [
-            literal(value, UTCDateTime) if isinstance(value, dt.datetime) else value
-            for value in self.keys
-        ]
-        here = tuple_(*values, self.id)
-        row = tuple_(*sort_keys(self.sort), TaskRow.id)
-        return row > here if self.order == "asc" else row < here
+    def parameters(self) -> dict[str, Any]:
+        """The values of the seek condition (storage.statements.list_page with `after`)."""
+        keys = {f"after_{n}": value for n, value in enumerate(self.keys)}
+        return keys | {"after_id": self.id}
 
     def encode(self) -> str:
         keys = [k.isoformat() if isinstance(k, dt.datetime) else k for k in self.keys]

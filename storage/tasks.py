@@ -7,27 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Engine,
-    Row,
-    Select,
-    case,
-    delete,
-    exists,
-    false,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql import type_coerce
+from sqlalchemy import Connection, Engine, Row, Select
 
 from storage import feed, snapshots
+from storage import statements as sql
 from storage.errors import (
     CursorExpired,
     IdempotencyKeyReused,
@@ -35,14 +18,9 @@ from storage.errors import (
     QuotaExceeded,
     TaskNotFound,
 )
-from storage.models import (
-    PRIORITY_NAMES,
-    PRIORITY_RANKS,
-    IdempotencyKeyRow,
-    TaskOwnerRow,
-    TaskRow,
-)
-from storage.paging import Position, sort_keys
+from storage.models import PRIORITY_NAMES, PRIORITY_RANKS, TaskOwnerRow
+from storage.paging import Position
+from storage.statements import Completion, Precondition
 
 
 @dataclass(frozen=True)
@@ -176,8 +154,9 @@ class _NothingToRestore(Exception):
 
 class TaskStore:
     """One connection and one transaction per call; nothing outlives the call. Statements are
-    SQLAlchemy Core on the ORM's tables: rows come back as plain rows, without the ORM's
-    per-object bookkeeping, since a call reads or writes and then answers.
+    SQLAlchemy Core on the ORM's tables (storage/statements.py), built once per shape: rows
+    come back as plain rows, without the ORM's per-object bookkeeping, since a call reads or
+    writes and then answers.
 
     Every write locks the owner's task_owners row first (always in that order, so writers never
     deadlock) and takes the user's next change sequence number under that lock.
@@ -200,7 +179,7 @@ class TaskStore:
     def ping(self) -> None:
         """Raise unless the database answers."""
         with self._engine.begin() as connection:
-            connection.execute(select(1))
+            connection.execute(sql.PING)
 
     def create(
         self, user_id: str, fields: Mapping[str, Any], *, idempotency_key: str | None = None
@@ -235,27 +214,16 @@ class TaskStore:
             "response": "",
             "expires_at": now + self._idempotency_ttl,
         }
+        the_key = {"owner": user_id, "idempotency_key": key}
         with self._engine.begin() as connection:
             self._expire_keys(connection, user_id, now)
-            claimed = connection.execute(
-                self._insert_ignoring_conflict(
-                    IdempotencyKeyRow, claim, ["user_id", "key"]
-                ).returning(IdempotencyKeyRow.key)
-            ).one_or_none()
+            claimed = connection.execute(sql.claim_key(self._dialect), claim).one_or_none()
             if claimed is not None:
                 task = self._insert(connection, row)
-                connection.execute(
-                    update(IdempotencyKeyRow)
-                    .where(IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.key == key)
-                    .values(response=snapshots.dump(task))
-                )
+                connection.execute(sql.KEEP_RESPONSE, the_key | {"response": snapshots.dump(task)})
                 return Created(task, replayed=False)
             # On PostgreSQL this reads a newer snapshot than the insert saw: the row may be gone.
-            earlier = connection.execute(
-                select(IdempotencyKeyRow.fingerprint, IdempotencyKeyRow.response).where(
-                    IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.key == key
-                )
-            ).one_or_none()
+            earlier = connection.execute(sql.EARLIER_REQUEST, the_key).one_or_none()
         if earlier is None:
             return None
         if earlier.fingerprint != asked:
@@ -264,9 +232,7 @@ class TaskStore:
 
     def get(self, user_id: str, task_id: int) -> Task:
         with self._engine.begin() as connection:
-            row = connection.execute(
-                select(*_COLUMNS).where(*_live(user_id, task_id))
-            ).one_or_none()
+            row = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
             if row is None:
                 raise TaskNotFound(task_id)
             return Task.of(row)
@@ -281,11 +247,9 @@ class TaskStore:
     ) -> Task:
         """Change only the given fields; None clears a nullable field."""
         values: dict[str, Any] = _column_values(fields)
-        now = _now()
-        if "completed" in values:
-            values["completed_at"] = _completed_at(values["completed"], now)
-        values["updated_at"] = now
-        return self._update(user_id, task_id, values, if_match)
+        completed = values.pop("completed", None)
+        completion: Completion = "keep" if completed is None else _completion(completed)
+        return self._update(user_id, task_id, values, completion, if_match)
 
     def set_completed(
         self,
@@ -296,15 +260,8 @@ class TaskStore:
         if_match: IfMatch | None = None,
     ) -> Task:
         """Set completion, or toggle it when `completed` is None."""
-        now = _now()
-        if completed is None:
-            values = {
-                "completed": ~TaskRow.completed,
-                "completed_at": case((TaskRow.completed, None), else_=now),
-            }
-        else:
-            values = {"completed": completed, "completed_at": _completed_at(completed, now)}
-        return self._update(user_id, task_id, {**values, "updated_at": now}, if_match)
+        completion: Completion = "toggle" if completed is None else _completion(completed)
+        return self._update(user_id, task_id, {}, completion, if_match)
 
     def delete(self, user_id: str, task_id: int, *, if_match: IfMatch | None = None) -> None:
         """Delete a task, keeping it restorable (a tombstone) for the retention period."""
@@ -313,11 +270,10 @@ class TaskStore:
             seq = self._count(connection, user_id, -1)
             if seq is None:
                 raise TaskNotFound(task_id)
+            kind, versions = _precondition(if_match)
             deleted = connection.execute(
-                update(TaskRow)
-                .where(*_live(user_id, task_id), *_precondition(if_match))
-                .values(deleted_at=now, version=TaskRow.version + 1, seq=seq)
-                .returning(TaskRow.id)
+                sql.delete_task(kind),
+                _one(user_id, task_id) | versions | {"now": now, "new_seq": seq},
             ).one_or_none()
             if deleted is None:
                 self._refuse(connection, user_id, task_id, if_match)
@@ -333,19 +289,9 @@ class TaskStore:
                 if seq is None:
                     raise TaskNotFound(task_id)
                 row = connection.execute(
-                    update(TaskRow)
-                    .where(
-                        TaskRow.id == task_id,
-                        TaskRow.user_id == user_id,
-                        TaskRow.deleted_at >= now - self._retention,
-                    )
-                    .values(
-                        deleted_at=None,
-                        version=TaskRow.version + 1,
-                        seq=seq,
-                        updated_at=_not_before(now),
-                    )
-                    .returning(*_COLUMNS)
+                    sql.RESTORE_TASK,
+                    _one(user_id, task_id)
+                    | {"horizon": now - self._retention, "now": now, "new_seq": seq},
                 ).one_or_none()
                 if row is None:
                     raise _NothingToRestore
@@ -356,37 +302,40 @@ class TaskStore:
             return self.get(user_id, task_id)
 
     def list(self, user_id: str, query: TaskQuery) -> Page:
-        filters = [*_live(user_id), *self._filters(query)]
-        keys = sort_keys(query.sort)
-        direction = "asc" if query.order == "asc" else "desc"
-        ordering = [getattr(column, direction)() for column in (*keys, TaskRow.id)]
-        # The keys are selected too: a cursor must carry the values the database compares,
-        # which Python could not always recompute (lower() and collations differ).
-        page = select(*_COLUMNS, *keys).where(*filters).order_by(*ordering).limit(query.limit + 1)
-        if query.cursor is not None:
-            page = page.where(Position.decode(query.cursor, query.sort, query.order).after())
+        filters, values = _filter_values(query)
+        shape = (self._dialect, query.status, filters)
+        after = (
+            Position.decode(query.cursor, query.sort, query.order)
+            if query.cursor is not None
+            else None
+        )
+        page = sql.list_page(*shape, query.sort, query.order, after=after is not None)
+        values |= {"owner": user_id}
         with self._engine.begin() as connection:
             # Read before the page: a write in between makes the page newer than `as_of`, which
             # costs a client one refetch, never a stale page under a current tag.
-            owner = connection.execute(
-                select(TaskOwnerRow.change_seq, TaskOwnerRow.task_count).where(
-                    TaskOwnerRow.user_id == user_id
-                )
-            ).one_or_none()
-            rows = list(connection.execute(page).all())
+            owner = connection.execute(sql.OWNER_FOR_LIST, values).one_or_none()
+            rows = list(
+                connection.execute(
+                    page,
+                    values
+                    | {"limit": query.limit + 1}
+                    | (after.parameters() if after is not None else {}),
+                ).all()
+            )
             if owner is None:
                 total = 0
-            elif _unfiltered(query):
+            elif not filters and query.status == "all":
                 # The count every create, delete and restore keeps: no count(*) over the tasks.
                 total = owner.task_count
             else:
-                total = connection.scalar(select(func.count()).select_from(TaskRow).where(*filters))
+                total = connection.scalar(sql.list_total(*shape), values)
         next_cursor = None
         if len(rows) > query.limit:
             rows = rows[: query.limit]
             last = rows[-1]
-            position = Position(query.sort, query.order, tuple(last[len(_COLUMNS) :]), last.id)
-            next_cursor = position.encode()
+            keys = tuple(last[len(sql.COLUMNS) :])
+            next_cursor = Position(query.sort, query.order, keys, last.id).encode()
         return Page(
             tasks=[Task.of(row) for row in rows],
             total=total or 0,
@@ -397,19 +346,11 @@ class TaskStore:
     def changes(self, user_id: str, cursor: str | None, limit: int) -> Changes:
         """The user's writes after `cursor` (from the beginning without one), oldest first."""
         after = feed.decode(cursor) if cursor is not None else 0
+        values = {"owner": user_id, "after": after, "limit": limit + 1}
         with self._engine.begin() as connection:
-            rows = connection.execute(
-                select(*_COLUMNS)
-                .where(TaskRow.user_id == user_id, TaskRow.seq > after)
-                .order_by(TaskRow.seq)
-                .limit(limit + 1)
-            ).all()
+            rows = connection.execute(sql.CHANGES, values).all()
             # Read after the rows: a purge that took rows this read missed has moved it.
-            owner = connection.execute(
-                select(TaskOwnerRow.change_seq, TaskOwnerRow.purged_seq).where(
-                    TaskOwnerRow.user_id == user_id
-                )
-            ).one_or_none()
+            owner = connection.execute(sql.OWNER_FOR_FEED, values).one_or_none()
         latest, purged = (owner.change_seq, owner.purged_seq) if owner else (0, 0)
         if cursor is not None and (after < purged or after > latest):
             raise CursorExpired
@@ -433,11 +374,11 @@ class TaskStore:
         # user's own requests take them (owner row first; keys by primary key), so purge and
         # requests never lock the same rows in opposite orders.
         tasks = self._for_each_user(
-            select(TaskRow.user_id).where(TaskRow.deleted_at < horizon),
+            sql.USERS_WITH_EXPIRED_TASKS.params(horizon=horizon),
             lambda connection, user_id: self._purge_user(connection, user_id, horizon),
         )
         keys = self._for_each_user(
-            select(IdempotencyKeyRow.user_id).where(IdempotencyKeyRow.expires_at <= now),
+            sql.USERS_WITH_EXPIRED_KEYS.params(now=now),
             lambda connection, user_id: self._expire_keys(connection, user_id, now),
         )
         return Purged(tasks=tasks, idempotency_keys=keys)
@@ -446,7 +387,7 @@ class TaskStore:
         self, users: Select[tuple[str]], work: Callable[[Connection, str], int]
     ) -> int:
         with self._engine.begin() as connection:
-            found = connection.scalars(users.distinct()).all()
+            found = connection.scalars(users).all()
         done = 0
         for user_id in found:
             with self._engine.begin() as connection:
@@ -455,12 +396,8 @@ class TaskStore:
 
     def _expire_keys(self, connection: Connection, user_id: str, now: dt.datetime) -> int:
         """Delete the user's idempotency keys that have expired; how many there were."""
-        expired = connection.execute(
-            delete(IdempotencyKeyRow)
-            .where(IdempotencyKeyRow.user_id == user_id, IdempotencyKeyRow.expires_at <= now)
-            .returning(IdempotencyKeyRow.key)
-        ).all()
-        return len(expired)
+        expired = connection.execute(sql.DELETE_EXPIRED_KEYS, {"owner": user_id, "now": now})
+        return len(expired.all())
 
     def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """A new task's column values, from a complete set of writable fields."""
@@ -487,16 +424,7 @@ class TaskStore:
     def _insert(self, connection: Connection, row: dict[str, Any]) -> Task:
         seq = self._count(connection, row["user_id"], +1)
         assert seq is not None  # a create makes the owner's row
-        inserted = connection.execute(
-            insert(TaskRow).values({**row, "seq": seq}).returning(*_COLUMNS)
-        ).one()
-        return Task.of(inserted)
-
-    def _insert_ignoring_conflict(
-        self, table: type[Any], values: dict[str, Any], index: list[str]
-    ) -> Any:
-        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
-        return insert(table).values(values).on_conflict_do_nothing(index_elements=index)
+        return Task.of(connection.execute(sql.INSERT_TASK, row | {"seq": seq}).one())
 
     def _count(
         self, connection: Connection, user_id: str, change: int, *, sequence: bool = True
@@ -508,44 +436,34 @@ class TaskStore:
         both take the last place, and the row lock orders the user's writes as they commit.
         """
         if change > 0:
-            owner = {"user_id": user_id, "task_count": 0}
-            connection.execute(self._insert_ignoring_conflict(TaskOwnerRow, owner, ["user_id"]))
-        # Only a growing count is held to the quota: a user over a lowered quota may delete.
-        within = TaskOwnerRow.task_count + change <= self._quota if change > 0 else True
-        values: dict[str, Any] = {}
-        if change:
-            values["task_count"] = TaskOwnerRow.task_count + change
-        if sequence:
-            values["change_seq"] = TaskOwnerRow.change_seq + 1
+            owner_row = sql.insert_ignoring_conflict(self._dialect, TaskOwnerRow, ("user_id",))
+            connection.execute(owner_row, {"user_id": user_id, "task_count": 0})
         counted = connection.execute(
-            update(TaskOwnerRow)
-            .where(TaskOwnerRow.user_id == user_id, within)
-            .values(values)
-            .returning(TaskOwnerRow.change_seq)
+            sql.count(change, sequence=sequence), {"owner": user_id, "quota": self._quota}
         ).one_or_none()
         if counted is None and change > 0:
             raise QuotaExceeded(self._quota)
         return None if counted is None else counted.change_seq
 
     def _update(
-        self, user_id: str, task_id: int, values: dict[str, Any], if_match: IfMatch | None
+        self,
+        user_id: str,
+        task_id: int,
+        values: dict[str, Any],
+        completion: Completion,
+        if_match: IfMatch | None,
     ) -> Task:
         # One UPDATE ... RETURNING: the ownership check, the precondition, the write and the
         # read are one statement, so no concurrent writer can slip between them.
-        values["updated_at"] = _not_before(values["updated_at"])
+        kind, versions = _precondition(if_match)
+        statement = sql.update_task(tuple(sorted(values)), completion, kind)
+        parameters = {f"new_{name}": value for name, value in values.items()}
+        parameters |= _one(user_id, task_id) | versions | {"now": _now()}
         with self._engine.begin() as connection:
             seq = self._count(connection, user_id, 0)
             if seq is None:
                 raise TaskNotFound(task_id)
-            values["seq"] = seq
-            values["version"] = TaskRow.version + 1
-            statement = (
-                update(TaskRow)
-                .where(*_live(user_id, task_id), *_precondition(if_match))
-                .values(values)
-                .returning(*_COLUMNS)
-            )
-            row = connection.execute(statement).one_or_none()
+            row = connection.execute(statement, parameters | {"new_seq": seq}).one_or_none()
             if row is None:
                 self._refuse(connection, user_id, task_id, if_match)
             return Task.of(row)
@@ -556,87 +474,46 @@ class TaskStore:
         """Say why a conditional write matched no row: no such task, or another version."""
         current = None
         if if_match is not None:
-            current = connection.execute(
-                select(*_COLUMNS).where(*_live(user_id, task_id))
-            ).one_or_none()
+            current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
         if current is None:
             raise TaskNotFound(task_id)
         raise PreconditionFailed(Task.of(current))
 
     def _purge_user(self, connection: Connection, user_id: str, horizon: dt.datetime) -> int:
-        expired = (TaskRow.user_id == user_id, TaskRow.deleted_at < horizon)
-        newest = select(func.max(TaskRow.seq)).where(*expired).scalar_subquery()
-        # The owner's row first (and the purged position with it): a feed reader that missed
-        # a purged tombstone must learn that it did.
-        marked = connection.execute(
-            update(TaskOwnerRow)
-            .where(TaskOwnerRow.user_id == user_id, exists().where(*expired))
-            .values(
-                purged_seq=case(
-                    (TaskOwnerRow.purged_seq < newest, newest), else_=TaskOwnerRow.purged_seq
-                )
-            )
-            .returning(TaskOwnerRow.user_id)
-        ).one_or_none()
-        if marked is None:
+        expired = {"owner": user_id, "horizon": horizon}
+        if connection.execute(sql.MARK_PURGED, expired).one_or_none() is None:
             return 0
-        return len(connection.execute(delete(TaskRow).where(*expired).returning(TaskRow.id)).all())
-
-    def _filters(self, query: TaskQuery) -> list[ColumnElement[bool]]:
-        filters: list[ColumnElement[bool]] = []
-        if query.status != "all":
-            filters.append(TaskRow.completed.is_(query.status == "completed"))
-        if query.priority is not None:
-            filters.append(TaskRow.priority == PRIORITY_RANKS[query.priority])
-        if query.tag is not None:
-            filters.append(self._has_tag(query.tag))
-        if query.q is not None:
-            filters.append(
-                TaskRow.title.icontains(query.q, autoescape=True)
-                | TaskRow.description.icontains(query.q, autoescape=True)
-            )
-        if query.due_before is not None:
-            filters.append(TaskRow.due_date < query.due_before)
-        if query.due_after is not None:
-            filters.append(TaskRow.due_date > query.due_after)
-        return filters
-
-    def _has_tag(self, tag: str) -> ColumnElement[bool]:
-        if self._dialect == "postgresql":
-            return type_coerce(TaskRow.tags, JSONB).contains([tag])
-        elements = func.json_each(TaskRow.tags).table_valued("value")
-        return exists().select_from(elements).where(elements.c.value == tag)
+        return len(connection.execute(sql.PURGE_TASKS, expired).all())
 
 
-# Every column of a task, in the table's order: what reads and RETURNING clauses select.
-_COLUMNS = tuple(TaskRow.__table__.columns)
+def _one(user_id: str, task_id: int) -> dict[str, Any]:
+    return {"owner": user_id, "task_id": task_id}
 
 
-def _live(user_id: str, task_id: int | None = None) -> tuple[ColumnElement[bool], ...]:
-    """The user's tasks that are not deleted (a deleted task is invisible but to restore)."""
-    owned = (TaskRow.user_id == user_id, TaskRow.deleted_at.is_(None))
-    return owned if task_id is None else (TaskRow.id == task_id, *owned)
-
-
-def _precondition(if_match: IfMatch | None) -> tuple[ColumnElement[bool], ...]:
+def _precondition(if_match: IfMatch | None) -> tuple[Precondition, dict[str, Any]]:
+    """The shape of a write's If-Match condition, and its values."""
     if if_match is None or if_match.versions is None:
-        return ()
+        return "any", {}
     if not if_match.versions:
-        return (false(),)
-    return (TaskRow.version.in_(sorted(if_match.versions)),)
+        return "none", {}
+    return "versions", {"versions": sorted(if_match.versions)}
 
 
-def _unfiltered(query: TaskQuery) -> bool:
-    return query.status == "all" and not any(
-        (query.priority, query.tag, query.q, query.due_before, query.due_after)
-    )
+def _completion(completed: bool) -> Completion:
+    return "complete" if completed else "reopen"
 
 
-def _not_before(now: dt.datetime) -> ColumnElement[Any]:
-    # A writer that read the clock first may commit last: updated_at must not go back.
-    return case((TaskRow.updated_at > now, TaskRow.updated_at), else_=now)
-
-
-def _completed_at(completed: bool, now: dt.datetime) -> Any:
-    # Completing an already completed task keeps the moment it was first completed.
-    return case((TaskRow.completed, TaskRow.completed_at), else_=now) if completed else None
+def _filter_values(query: TaskQuery) -> tuple[sql.Filters, dict[str, Any]]:
+    """Which of the list's filters are set, and their values as the statement takes them."""
+    values: dict[str, Any] = {}
+    if query.priority is not None:
+        values["priority"] = PRIORITY_RANKS[query.priority]
+    if query.tag is not None:
+        values["tag"] = query.tag
+    if query.q is not None:
+        values["q"] = sql.like_term(query.q)
+    if query.due_before is not None:
+        values["due_before"] = query.due_before
+    if query.due_after is not None:
+        values["due_after"] = query.due_after
+    return tuple(values), values

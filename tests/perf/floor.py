@@ -65,16 +65,15 @@ def _run(statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
     return results
 
 
-def _create(owner: dict[str, Any], task: dict[str, Any]) -> int | None:
-    """The new task's id, or None past the quota; the owner's change number goes to the task."""
+def _create(owner: dict[str, Any], task: dict[str, Any]) -> Sequence[Any] | None:
+    """The new task's row, or None past the quota; the owner's change number goes to the task."""
     assert _engine is not None
     with _engine.begin() as connection:
         connection.exec_driver_sql(sql.OWNER_ROW, owner)
         counted = connection.exec_driver_sql(sql.OWNER_COUNT_UP, owner).first()
         if counted is None:
             return None
-        inserted = connection.exec_driver_sql(sql.INSERT, task | {"seq": counted[0]}).one()
-        return inserted[0]
+        return connection.exec_driver_sql(sql.INSERT, task | {"seq": counted[0]}).one()
 
 
 def _write(statement: str, params: dict[str, Any]) -> list[Any] | None:
@@ -201,24 +200,10 @@ async def create_task(request: Request) -> Response:
         "completed_at": now if completed else None,
     }
     owner = {"user_id": user, "quota": SETTINGS.task_quota}
-    task_id = await run_in_threadpool(_create, owner, task)
-    if task_id is None:
+    row = await run_in_threadpool(_create, owner, task)
+    if row is None:
         return Response(status_code=409)
-    row = [
-        task_id,
-        user,
-        task["title"],
-        task["description"],
-        completed,
-        task["priority"],
-        body.get("tags", []),
-        task["due_date"],
-        now,
-        now,
-        task["completed_at"],
-    ]
-    headers = HEADERS | {"Location": f"{request.url.path.rstrip('/')}/{task_id}"}
-    headers["ETag"] = f'"{task_id}-1"'
+    headers = HEADERS | _etag(row) | {"Location": f"{request.url.path.rstrip('/')}/{row[0]}"}
     return JSONResponse(_task(row), status_code=201, headers=headers)
 
 

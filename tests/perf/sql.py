@@ -1,9 +1,9 @@
 """The SQL the service runs, statement for statement, for the floor app (tests/perf/floor.py).
 
-Copied by hand from what storage/tasks.py sends to PostgreSQL (seen with SQLAlchemy's
+Copied by hand from what storage/statements.py sends to PostgreSQL (seen with SQLAlchemy's
 before_cursor_execute event), for the default list (sort=created, order=desc) and the
 benchmark's writes. The floor exists to measure the cost of our Python layers, so it must run
-exactly the statements the service runs: when storage/tasks.py changes its SQL, change this
+exactly the statements the service runs: when storage/statements.py changes its SQL, change this
 file in the same way, or ours/floor stops meaning anything. Every call runs in one transaction on a
 connection from an engine built by storage.build_engine, as the service's sessions do.
 """
@@ -53,9 +53,9 @@ OWNER_COUNT_UP = (
 )
 INSERT = (
     "INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_date, "
-    "created_at, updated_at, completed_at, version, seq, deleted_at) VALUES (%(user_id)s, "
+    "created_at, updated_at, completed_at, version, seq) VALUES (%(user_id)s, "
     "%(title)s, %(description)s, %(completed)s, %(priority)s, %(tags)s::JSONB, %(due_date)s, "
-    "%(created_at)s, %(updated_at)s, %(completed_at)s, 1, %(seq)s, NULL) RETURNING tasks.id"
+    f"%(created_at)s, %(updated_at)s, %(completed_at)s, 1, %(seq)s) RETURNING {COLUMNS}"
 )
 
 # every other write: the owner's row locked for the next change number, then the task.

@@ -201,7 +201,7 @@ def test_search_and_title_sort_fold_case_beyond_ascii(
     assert abs(titles.index("ÄPFEL kaufen") - titles.index("äpfel schälen")) == 1
 
 
-@pytest.mark.parametrize("q", ["%", "_", "a%", "\\"])
+@pytest.mark.parametrize("q", ["%", "_", "a%", "\\", "/", "a/_"])
 def test_q_matches_wildcards_literally(
     client: TestClient, alice: dict[str, str], create: Callable, q: str
 ) -> None:

@@ -25,6 +25,7 @@ from handlers.problems import Forbidden, TooManyRequests, Unavailable
 from handlers.ratelimit import SCOPE_KEY as RATE_LIMIT_SCOPE_KEY
 from handlers.ratelimit import RateLimiter
 from handlers.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
+from handlers.verified import VerifiedTokens
 
 HMAC_ALGORITHM = "HS256"
 # Tolerated clock difference between Better Auth and this service.
@@ -52,15 +53,20 @@ class Authenticator:
         jwks: JwksCache | None = None,
         jwks_claims: Expected = Expected(),
         sessions: SessionIntrospector | None = None,
+        verified: VerifiedTokens | None = None,
     ) -> None:
         self._secret = secret
         self._secret_claims = secret_claims
         self._jwks = jwks
         self._jwks_claims = jwks_claims
         self._sessions = sessions
+        self._verified = verified if verified is not None else VerifiedTokens()
 
     async def subject(self, token: str) -> str:
         """The user id the credential stands for; raises a 401 or 503 problem otherwise."""
+        known = self._verified.subject(token)
+        if known is not None:
+            return known
         if len(token) > MAX_CREDENTIAL_LENGTH or not B64TOKEN.fullmatch(token):
             raise OAuthProblem(detail="Invalid token: malformed bearer credential")
         header = _jwt_header(token)
@@ -78,9 +84,17 @@ class Authenticator:
         return subject
 
     def _shared_secret_subject(self, token: str) -> Any:
+        """The subject of an HS256 token, remembered while the token is good: only a new
+        secret (a restart) could revoke it. Asymmetric tokens are checked every time, since
+        Better Auth may withdraw their key from its JWKS."""
         if self._secret is None:
             raise OAuthProblem(detail="Invalid token: HS256 tokens are not accepted here")
-        return _claims(token, self._secret, [HMAC_ALGORITHM], self._secret_claims)["sub"]
+        claims = _claims(token, self._secret, [HMAC_ALGORITHM], self._secret_claims)
+        subject = claims["sub"]
+        if is_user_id(subject):
+            # PyJWT read `exp` as int(exp), and accepts the token until exp + leeway.
+            self._verified.remember(token, subject, int(claims["exp"]) + LEEWAY.total_seconds())
+        return subject
 
     async def _jwks_subject(self, token: str, header: dict[str, Any]) -> Any:
         if self._jwks is None:

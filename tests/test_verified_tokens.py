@@ -1,0 +1,124 @@
+"""A verified token is remembered until PyJWT would refuse it, and only that very string."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+import jwt
+import pytest
+from connexion.exceptions import OAuthProblem
+from starlette.testclient import TestClient
+
+from handlers.auth import LEEWAY, Authenticator, Expected, mint_token
+from handlers.verified import VerifiedTokens
+from tests.conftest import SECRET, make_token
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _authenticator(verified: VerifiedTokens) -> Authenticator:
+    return Authenticator(secret=SECRET, verified=verified)
+
+
+def _subject(authenticator: Authenticator, token: str) -> str:
+    return asyncio.run(authenticator.subject(token))
+
+
+def _counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: object, **kwargs: object) -> object:
+        calls.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    return calls
+
+
+def test_a_token_is_verified_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting_decode(monkeypatch)
+    authenticator = _authenticator(VerifiedTokens())
+    token = mint_token(SECRET, "alice", dt.timedelta(minutes=5), Expected())
+    assert [_subject(authenticator, token) for _ in range(3)] == ["alice"] * 3
+    assert calls == [token]
+
+
+def test_a_remembered_token_is_checked_again_once_expired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    authenticator = _authenticator(VerifiedTokens(ttl=3600, clock=clock))
+    token = mint_token(SECRET, "alice", dt.timedelta(minutes=1), Expected())
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    calls = _counting_decode(monkeypatch)
+    assert _subject(authenticator, token) == "alice"
+    # Still within PyJWT's leeway: remembered.
+    clock.now = expires + LEEWAY.total_seconds() - 1
+    assert _subject(authenticator, token) == "alice"
+    assert calls == [token]
+    # Past it, PyJWT decides again, with the real clock (which says the token is still good).
+    clock.now = expires + LEEWAY.total_seconds()
+    assert _subject(authenticator, token) == "alice"
+    assert calls == [token, token]
+
+
+def test_entries_last_at_most_the_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting_decode(monkeypatch)
+    clock = Clock()
+    authenticator = _authenticator(VerifiedTokens(ttl=60, clock=clock))
+    token = mint_token(SECRET, "alice", dt.timedelta(hours=1), Expected())
+    _subject(authenticator, token)
+    clock.now += 59
+    _subject(authenticator, token)
+    assert len(calls) == 1
+    clock.now += 1
+    _subject(authenticator, token)
+    assert len(calls) == 2
+
+
+def test_an_expired_token_is_refused_after_it_was_remembered() -> None:
+    authenticator = _authenticator(VerifiedTokens(ttl=3600))
+    # Past its exp, but within PyJWT's leeway for about another second.
+    expires = int(time.time()) - int(LEEWAY.total_seconds()) + 1
+    token = jwt.encode({"sub": "alice", "exp": expires}, SECRET, algorithm="HS256")
+    assert _subject(authenticator, token) == "alice"
+    time.sleep(max(0.0, expires + LEEWAY.total_seconds() - time.time()) + 0.05)
+    with pytest.raises(OAuthProblem, match="expired"):
+        _subject(authenticator, token)
+
+
+def test_another_signature_on_the_same_claims_is_not_remembered() -> None:
+    authenticator = _authenticator(VerifiedTokens())
+    token = mint_token(SECRET, "alice", dt.timedelta(minutes=5), Expected())
+    _subject(authenticator, token)
+    head, payload, _signature = token.split(".")
+    forged = f"{head}.{payload}.{'A' * 43}"
+    with pytest.raises(OAuthProblem):
+        _subject(authenticator, forged)
+
+
+def test_the_oldest_entry_goes_when_full() -> None:
+    verified = VerifiedTokens(size=2)
+    far = dt.datetime.now(dt.UTC).timestamp() + 3600
+    for name in ("a", "b", "c"):
+        verified.remember(name, name, far)
+    assert [verified.subject(name) for name in ("a", "b", "c")] == [None, "b", "c"]
+
+
+def test_the_service_remembers_a_verified_token(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _counting_decode(monkeypatch)
+    headers = {"Authorization": f"Bearer {make_token('alice')}"}
+    for _ in range(3):
+        assert client.get("/api/tasks", headers=headers).status_code == 200
+    assert len(calls) == 1

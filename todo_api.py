@@ -21,7 +21,7 @@ from dotenv import load_dotenv
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from handlers import problems
+from handlers import operations, problems
 from handlers.auth import Authenticator, Expected, mint_token
 from handlers.contract import SPEC_DIR, independent_spec
 from handlers.jwks import JwksCache
@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> AsyncApp:
         validator_map=VALIDATORS,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
     )
+    operations.decorate_once(app)
     app.add_api(independent_spec())
     app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(

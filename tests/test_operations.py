@@ -1,0 +1,37 @@
+"""Each operation's handler is wrapped once, not once per request (handlers/operations.py)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from connexion.decorators.parameter import AsyncParameterDecorator
+from starlette.testclient import TestClient
+
+from handlers import auth
+
+
+def test_handlers_are_wrapped_once_per_operation(
+    client: TestClient, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrapped: list[str] = []
+    wrap = AsyncParameterDecorator.__call__
+
+    def counted(self: AsyncParameterDecorator, function: object) -> object:
+        wrapped.append(getattr(function, "__name__", repr(function)))
+        return wrap(self, function)
+
+    monkeypatch.setattr(AsyncParameterDecorator, "__call__", counted)
+    created = client.post("/api/tasks", json={"title": "once"}, headers=alice).json()
+    for _ in range(3):
+        assert client.get("/api/tasks", headers=alice).status_code == 200
+        assert client.get(f"/api/tasks/{created['id']}", headers=alice).status_code == 200
+    # The suite's app may have served these operations before: at most one wrap each.
+    assert sorted(wrapped) == sorted(set(wrapped))
+    assert set(wrapped) <= {"create_task", "list_tasks", "get_task"}
+
+
+def test_the_bearer_check_has_a_fixed_signature() -> None:
+    fixed = inspect.signature(auth.bearer_info)
+    assert auth.bearer_info.__signature__ is fixed
+    assert list(fixed.parameters) == ["token", "request"]

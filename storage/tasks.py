@@ -23,7 +23,9 @@ from storage.paging import Position
 from storage.statements import Completion, Precondition
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which made
+# building a page of 50 tasks cost a twentieth of a list request's CPU. Nothing mutates one.
+@dataclass(slots=True)
 class Task:
     id: int
     user_id: str
@@ -41,19 +43,36 @@ class Task:
 
     @classmethod
     def of(cls, row: Row[Any]) -> Task:
+        """A task from a row that starts with statements.COLUMNS, read by position: a Row's
+        attribute access costs twenty times as much."""
+        (
+            id_,
+            user_id,
+            title,
+            description,
+            completed,
+            priority,
+            tags,
+            due_date,
+            created_at,
+            updated_at,
+            completed_at,
+            version,
+            *_rest,
+        ) = row
         return cls(
-            id=row.id,
-            user_id=row.user_id,
-            title=row.title,
-            description=row.description,
-            completed=row.completed,
-            priority=PRIORITY_NAMES[row.priority],
-            tags=list(row.tags),
-            due_date=row.due_date,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            completed_at=row.completed_at,
-            version=row.version,
+            id=id_,
+            user_id=user_id,
+            title=title,
+            description=description,
+            completed=completed,
+            priority=PRIORITY_NAMES[priority],
+            tags=list(tags),
+            due_date=due_date,
+            created_at=created_at,
+            updated_at=updated_at,
+            completed_at=completed_at,
+            version=version,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -13,7 +14,16 @@ from starlette.testclient import TestClient
 
 from handlers.contract import task_defaults
 from handlers.settings import Settings
-from storage import IfMatch, TaskNotFound, TaskQuery, TaskStore, build_engine, upgrade
+from storage import (
+    IfMatch,
+    Task,
+    TaskNotFound,
+    TaskQuery,
+    TaskStore,
+    build_engine,
+    statements,
+    upgrade,
+)
 from storage.models import Base
 from tests.conftest import SECRET
 from todo_api import create_app
@@ -128,3 +138,10 @@ def test_the_sync_migration_orders_existing_tasks_before_new_writes(tmp_path: Pa
     assert all(task.version == 1 for task in changes)  # type: ignore[union-attr]
     assert added.version == 1
     engine.dispose()
+
+
+def test_selected_columns_begin_with_the_task_fields_in_order() -> None:
+    # Task.of reads rows by position.
+    names = [column.name for column in statements.COLUMNS]
+    fields = [field.name for field in dataclasses.fields(Task)]
+    assert names[: len(fields)] == fields

@@ -100,6 +100,8 @@ class TaskOwnerRow(Base):
 
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     task_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    # How many of those are completed: with task_count, the total of a list filtered by status.
+    completed_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     change_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     # The latest sequence number of a purged tombstone: an older feed cursor missed a delete.
     purged_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")

@@ -78,9 +78,11 @@ PING = select(1)
 
 TASK = select(*COLUMNS).where(*_live(one=True))
 
-OWNER_FOR_LIST = select(TaskOwnerRow.change_seq, TaskOwnerRow.task_count).where(
-    TaskOwnerRow.user_id == _owner
-)
+OWNER_FOR_LIST = select(
+    TaskOwnerRow.change_seq, TaskOwnerRow.task_count, TaskOwnerRow.completed_count
+).where(TaskOwnerRow.user_id == _owner)
+# Whether a task is completed, before a write that sets completion (under the owner's lock).
+TASK_COMPLETED = select(TaskRow.completed).where(*_live(one=True))
 OWNER_FOR_FEED = select(TaskOwnerRow.change_seq, TaskOwnerRow.purged_seq).where(
     TaskOwnerRow.user_id == _owner
 )
@@ -120,14 +122,17 @@ def claim_key(dialect: str) -> Insert:
 
 
 @cache
-def count(change: int, *, sequence: bool) -> Update:
-    """Move the owner's task count by `change` (a growing count within `quota`), and take the
-    next change number when `sequence`; returns the owner's change number."""
+def count(change: int, *, sequence: bool, completed: int = 0) -> Update:
+    """Move the owner's task count by `change` (a growing count within `quota`) and their
+    completed count by `completed`, and take the next change number when `sequence`; returns
+    the owner's change number."""
     # Only a growing count is held to the quota: a user over a lowered quota may delete.
     within = (TaskOwnerRow.task_count + change <= bindparam("quota"),) if change > 0 else ()
     values: dict[str, Any] = {}
     if change:
         values["task_count"] = TaskOwnerRow.task_count + change
+    if completed:
+        values["completed_count"] = TaskOwnerRow.completed_count + completed
     if sequence:
         values["change_seq"] = TaskOwnerRow.change_seq + 1
     return (
@@ -173,7 +178,7 @@ def delete_task(precondition: Precondition) -> Update:
         update(TaskRow)
         .where(*_live(one=True), *_precondition(precondition))
         .values(deleted_at=_now, version=TaskRow.version + 1, seq=_seq)
-        .returning(TaskRow.id)
+        .returning(TaskRow.completed)
     )
 
 

@@ -296,6 +296,8 @@ class TaskStore:
             ).one_or_none()
             if deleted is None:
                 self._refuse(connection, user_id, task_id, if_match)
+            elif deleted.completed:
+                self._count(connection, user_id, 0, sequence=False, completed=-1)
             # Opportunistic: the owner's row is locked already, so this costs one statement.
             self._purge_user(connection, user_id, now - self._retention)
 
@@ -314,8 +316,9 @@ class TaskStore:
                 ).one_or_none()
                 if row is None:
                     raise _NothingToRestore
-                self._count(connection, user_id, +1, sequence=False)
-                return Task.of(row)
+                task = Task.of(row)
+                self._count(connection, user_id, +1, sequence=False, completed=int(task.completed))
+                return task
         except _NothingToRestore:
             # Live (say, a repeated undo) or gone for good: whatever get() finds.
             return self.get(user_id, task_id)
@@ -344,9 +347,9 @@ class TaskStore:
             )
             if owner is None:
                 total = 0
-            elif not filters and query.status == "all":
-                # The count every create, delete and restore keeps: no count(*) over the tasks.
-                total = owner.task_count
+            elif not filters:
+                # The counts every write keeps: no count(*) over the tasks.
+                total = _total_by_status(query.status, owner.task_count, owner.completed_count)
             else:
                 total = connection.scalar(sql.list_total(*shape), values)
         next_cursor = None
@@ -441,15 +444,22 @@ class TaskStore:
         }
 
     def _insert(self, connection: Connection, row: dict[str, Any]) -> Task:
-        seq = self._count(connection, row["user_id"], +1)
+        seq = self._count(connection, row["user_id"], +1, completed=int(row["completed"]))
         assert seq is not None  # a create makes the owner's row
         return Task.of(connection.execute(sql.INSERT_TASK, row | {"seq": seq}).one())
 
     def _count(
-        self, connection: Connection, user_id: str, change: int, *, sequence: bool = True
+        self,
+        connection: Connection,
+        user_id: str,
+        change: int,
+        *,
+        sequence: bool = True,
+        completed: int = 0,
     ) -> int | None:
-        """Lock the owner's row, move its task count by `change` within the quota, and take the
-        user's next change sequence number (None if the user has no row: never had a task).
+        """Lock the owner's row, move its task count by `change` within the quota and its
+        completed count by `completed`, and take the user's next change sequence number (None
+        if the user has no row: never had a task).
 
         The conditional UPDATE is the check and the write in one: concurrent creates cannot
         both take the last place, and the row lock orders the user's writes as they commit.
@@ -458,7 +468,8 @@ class TaskStore:
             owner_row = sql.insert_ignoring_conflict(self._dialect, TaskOwnerRow, ("user_id",))
             connection.execute(owner_row, {"user_id": user_id, "task_count": 0})
         counted = connection.execute(
-            sql.count(change, sequence=sequence), {"owner": user_id, "quota": self._quota}
+            sql.count(change, sequence=sequence, completed=completed),
+            {"owner": user_id, "quota": self._quota},
         ).one_or_none()
         if counted is None and change > 0:
             raise QuotaExceeded(self._quota)
@@ -482,10 +493,20 @@ class TaskStore:
             seq = self._count(connection, user_id, 0)
             if seq is None:
                 raise TaskNotFound(task_id)
+            was_completed = None
+            if completion in ("complete", "reopen"):
+                # Read under the owner's lock, which every write of this user's tasks takes.
+                was_completed = connection.scalar(sql.TASK_COMPLETED, _one(user_id, task_id))
             row = connection.execute(statement, parameters | {"new_seq": seq}).one_or_none()
             if row is None:
                 self._refuse(connection, user_id, task_id, if_match)
-            return Task.of(row)
+            task = Task.of(row)
+            if completion == "toggle":
+                was_completed = not task.completed
+            if was_completed is not None and was_completed != task.completed:
+                moved = 1 if task.completed else -1
+                self._count(connection, user_id, 0, sequence=False, completed=moved)
+            return task
 
     def _refuse(
         self, connection: Connection, user_id: str, task_id: int, if_match: IfMatch | None
@@ -516,6 +537,14 @@ def _precondition(if_match: IfMatch | None) -> tuple[Precondition, dict[str, Any
     if not if_match.versions:
         return "none", {}
     return "versions", {"versions": sorted(if_match.versions)}
+
+
+def _total_by_status(status: str, tasks: int, completed: int) -> int:
+    if status == "completed":
+        return completed
+    if status == "pending":
+        return tasks - completed
+    return tasks
 
 
 def _completion(completed: bool) -> Completion:

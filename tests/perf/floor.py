@@ -76,14 +76,19 @@ def _create(owner: dict[str, Any], task: dict[str, Any]) -> Sequence[Any] | None
         return connection.exec_driver_sql(sql.INSERT, task | {"seq": counted[0]}).one()
 
 
-def _write(statement: str, params: dict[str, Any]) -> list[Any] | None:
-    """A write of one task: the owner's next change number, then the statement, one transaction."""
+def _write(statement: str, params: dict[str, Any], *, toggle: bool = False) -> list[Any] | None:
+    """A write of one task: the owner's next change number, then the statement (then, for a
+    toggle, the owner's completed count), in one transaction."""
     assert _engine is not None
     with _engine.begin() as connection:
         changed = connection.exec_driver_sql(sql.OWNER_NEXT_CHANGE, params).first()
         if changed is None:
             return None
-        return connection.exec_driver_sql(statement, params | {"seq": changed[0]}).first()
+        row = connection.exec_driver_sql(statement, params | {"seq": changed[0]}).first()
+        if toggle and row is not None:
+            moved = {"user_id": params["user_id"], "moved": 1 if row[4] else -1}
+            connection.exec_driver_sql(sql.OWNER_COMPLETED, moved)
+        return row
 
 
 def _user(request: Request) -> str | None:
@@ -155,7 +160,7 @@ async def list_tasks(request: Request) -> Response:
     owners, rows = await run_in_threadpool(
         _run, [(sql.LIST_OWNER, {"user_id": user}), (page, params)]
     )
-    change_seq, total = owners[0] if owners else (0, 0)
+    change_seq, total, _completed = owners[0] if owners else (0, 0, 0)
     digest = hashlib.blake2b(repr((request.url.path, cursor, limit)).encode(), digest_size=8)
     headers = HEADERS | {
         "X-Total-Count": str(total),
@@ -237,7 +242,7 @@ async def toggle_task(request: Request) -> Response:
     if user is None:
         return UNAUTHORIZED
     params = {"id": request.path_params["task_id"], "user_id": user, "now": dt.datetime.now(dt.UTC)}
-    row = await run_in_threadpool(_write, sql.TOGGLE, params)
+    row = await run_in_threadpool(_write, sql.TOGGLE, params, toggle=True)
     return JSONResponse(_task(row), headers=HEADERS | _etag(row)) if row else NOT_FOUND
 
 

@@ -54,8 +54,10 @@ def seed(url: str, counts: dict[str, int]) -> list[Owner]:
                 owners.append(Owner(user, next_id, next_id + count - 1, None))
                 next_id += count
             cursor.executemany(
-                "INSERT INTO task_owners (user_id, task_count, change_seq) VALUES (%s, %s, %s)",
-                [(user, count, count) for user, count in counts.items()],
+                "INSERT INTO task_owners (user_id, task_count, completed_count, change_seq) "
+                "VALUES (%s, %s, %s, %s)",
+                # Every third task is completed, from the first.
+                [(user, count, (count + 2) // 3, count) for user, count in counts.items()],
             )
             cursor.execute("SELECT setval(pg_get_serial_sequence('tasks', 'id'), %s)", (next_id,))
             owners = [_with_deep_cursor(cursor, owner) for owner in owners]

@@ -19,8 +19,8 @@ COLUMNS = (
 # list: the owner's row (the list's ETag, and the unfiltered total), then one page (limit + 1
 # rows, to know whether another page follows).
 LIST_OWNER = (
-    "SELECT task_owners.change_seq, task_owners.task_count FROM task_owners "
-    "WHERE task_owners.user_id = %(user_id)s"
+    "SELECT task_owners.change_seq, task_owners.task_count, task_owners.completed_count "
+    "FROM task_owners WHERE task_owners.user_id = %(user_id)s"
 )
 LIST_PAGE = (
     f"SELECT {COLUMNS}, tasks.created_at AS created_at__1 FROM tasks "
@@ -82,4 +82,9 @@ TOGGLE = (
     "version=(tasks.version + 1), seq=%(seq)s "
     "WHERE tasks.id = %(id)s AND tasks.user_id = %(user_id)s AND tasks.deleted_at IS NULL "
     f"RETURNING {COLUMNS}"
+)
+# after a toggle: the owner's completed count follows the task (the totals by status).
+OWNER_COMPLETED = (
+    "UPDATE task_owners SET completed_count=(task_owners.completed_count + %(moved)s) "
+    "WHERE task_owners.user_id = %(user_id)s RETURNING task_owners.change_seq"
 )

@@ -136,13 +136,17 @@ class Admission:
         if scope["type"] != "http" or scope["path"].rstrip("/") in self.exempt:
             await self.app(scope, receive, send)
             return
-        try:
-            await asyncio.wait_for(self.slots.acquire(), self.wait)
-        except TimeoutError:
-            retry_after = {"Retry-After": str(max(1, math.ceil(self.wait)))}
-            busy = "The server is busy; try again shortly."
-            await asgi_response(503, busy, retry_after)(scope, receive, send)
-            return
+        if not self.slots.locked():
+            # A free place is taken at once: no timer, and no task for wait_for to run.
+            await self.slots.acquire()
+        else:
+            try:
+                await asyncio.wait_for(self.slots.acquire(), self.wait)
+            except TimeoutError:
+                retry_after = {"Retry-After": str(max(1, math.ceil(self.wait)))}
+                busy = "The server is busy; try again shortly."
+                await asgi_response(503, busy, retry_after)(scope, receive, send)
+                return
         try:
             await self.app(scope, receive, send)
         finally:

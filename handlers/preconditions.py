@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from connexion import request
+from starlette.datastructures import Headers
 
 from handlers.representation import version_in
 from storage import IfMatch
@@ -15,9 +15,9 @@ from storage import IfMatch
 _ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')
 
 
-def _header(name: str) -> str | None:
+def _header(headers: Headers, name: str) -> str | None:
     # Several fields of one name are one comma-separated list (RFC 9110 section 5.3).
-    values = request.headers.getlist(name)
+    values = headers.getlist(name)
     return ", ".join(values) if values else None
 
 
@@ -25,9 +25,9 @@ def _tags(header: str) -> list[tuple[bool, str]]:
     return [(bool(weak), opaque) for weak, opaque in _ENTITY_TAG.findall(header)]
 
 
-def if_match(task_id: int) -> IfMatch | None:
+def if_match(task_id: int, headers: Headers) -> IfMatch | None:
     """The versions of the task a write may apply to, from `If-Match`; None without one."""
-    header = _header("if-match")
+    header = _header(headers, "if-match")
     if header is None:
         return None
     if header.strip() == "*":
@@ -37,9 +37,9 @@ def if_match(task_id: int) -> IfMatch | None:
     return IfMatch(versions=frozenset(v for v in versions if v is not None))
 
 
-def none_match(current_etag: str) -> bool:
+def none_match(current_etag: str, headers: Headers) -> bool:
     """Whether `If-None-Match` names the current representation (weak comparison)."""
-    header = _header("if-none-match")
+    header = _header(headers, "if-none-match")
     if header is None:
         return False
     if header.strip() == "*":

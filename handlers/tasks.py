@@ -6,8 +6,10 @@ import datetime as dt
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from connexion import request
+from connexion.context import scope as current_scope
 from connexion.lifecycle import ConnexionResponse
+from starlette.datastructures import URL, Headers
+from starlette.types import Scope
 
 from handlers import preconditions
 from handlers.contract import task_defaults, writable_task_fields
@@ -45,36 +47,41 @@ def list_tasks(
         limit=limit,
         cursor=cursor,
     )
-    page = _store().list(user, query)
-    etag = list_etag(page.as_of, _path(), query)
-    if preconditions.none_match(etag):
+    scope = _scope()
+    page = _store(scope).list(user, query)
+    url = URL(scope=scope)
+    etag = list_etag(page.as_of, _path(url), query)
+    if preconditions.none_match(etag, Headers(scope=scope)):
         return _not_modified(etag)
     headers = {"X-Total-Count": str(page.total), "ETag": etag}
     if page.next_cursor is not None:
-        headers["Link"] = f'<{_next_page(page.next_cursor)}>; rel="next"'
+        headers["Link"] = f'<{_next_page(url, page.next_cursor)}>; rel="next"'
     return [task_json(task) for task in page.tasks], 200, JSON | headers
 
 
 def create_task(user: str, body: dict[str, Any]) -> Response:
-    key = request.headers.get("idempotency-key")
-    created = _store().create(user, task_defaults() | _writable(body), idempotency_key=key)
-    headers = {"Location": f"{_path()}/{created.task.id}"}
+    scope = _scope()
+    key = Headers(scope=scope).get("idempotency-key")
+    created = _store(scope).create(user, task_defaults() | _writable(body), idempotency_key=key)
+    headers = {"Location": f"{_path(URL(scope=scope))}/{created.task.id}"}
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
     return _task(created.task, 201, headers)
 
 
 def get_task(user: str, task_id: int) -> Response:
-    task = _store().get(user, task_id)
+    scope = _scope()
+    task = _store(scope).get(user, task_id)
     etag = task_etag(task)
-    if preconditions.none_match(etag):
+    if preconditions.none_match(etag, Headers(scope=scope)):
         return _not_modified(etag)
     return _task(task)
 
 
 def update_task(user: str, task_id: int, body: dict[str, Any]) -> Response:
-    if_match = preconditions.if_match(task_id)
-    return _task(_store().update(user, task_id, _writable(body), if_match=if_match))
+    scope = _scope()
+    if_match = preconditions.if_match(task_id, Headers(scope=scope))
+    return _task(_store(scope).update(user, task_id, _writable(body), if_match=if_match))
 
 
 # PUT is partial too: an older frontend must not wipe fields it does not know about.
@@ -82,29 +89,43 @@ put_task = update_task
 
 
 def delete_task(user: str, task_id: int) -> Response:
-    _store().delete(user, task_id, if_match=preconditions.if_match(task_id))
+    scope = _scope()
+    _store(scope).delete(
+        user, task_id, if_match=preconditions.if_match(task_id, Headers(scope=scope))
+    )
     return ConnexionResponse(status_code=204)
 
 
 def complete_task(user: str, task_id: int, body: dict[str, Any] | None = None) -> Response:
     completed = (body or {}).get("completed")
-    if_match = preconditions.if_match(task_id)
-    return _task(_store().set_completed(user, task_id, completed, if_match=if_match))
+    scope = _scope()
+    if_match = preconditions.if_match(task_id, Headers(scope=scope))
+    return _task(_store(scope).set_completed(user, task_id, completed, if_match=if_match))
 
 
 post_complete_task = complete_task
 
 
 def restore_task(user: str, task_id: int) -> Response:
-    return _task(_store().restore(user, task_id))
+    return _task(_store(_scope()).restore(user, task_id))
 
 
 def list_changes(user: str, limit: int, cursor: str | None = None) -> Response:
-    return changes_json(_store().changes(user, cursor, limit)), 200, JSON
+    return changes_json(_store(_scope()).changes(user, cursor, limit)), 200, JSON
 
 
-def _store() -> TaskStore:
-    return request.state.store
+def _scope() -> Scope:
+    """The ASGI scope of the request being handled.
+
+    `connexion.request` builds a new Connexion request, and a Starlette one inside it, at every
+    attribute access; handlers read the state, headers and URL those would read straight from
+    the scope, as Starlette's `request.state`, `request.headers` and `request.url` do.
+    """
+    return current_scope._get_current_object()
+
+
+def _store(scope: Scope) -> TaskStore:
+    return scope["state"]["store"]
 
 
 def _task(task: Task, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -137,12 +158,10 @@ def _instant(value: str | None, **where: str) -> dt.datetime | None:
         raise ValidationProblem([{**where, "detail": detail}]) from None
 
 
-def _path() -> str:
-    return quote(request.url.path.rstrip("/"))
+def _path(url: URL) -> str:
+    return quote(url.path.rstrip("/"))
 
 
-def _next_page(cursor: str) -> str:
-    params = [
-        (k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True) if k != "cursor"
-    ]
-    return f"{_path()}?{urlencode([*params, ('cursor', cursor)])}"
+def _next_page(url: URL, cursor: str) -> str:
+    params = [(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True) if k != "cursor"]
+    return f"{_path(url)}?{urlencode([*params, ('cursor', cursor)])}"

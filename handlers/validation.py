@@ -116,6 +116,13 @@ def _reject_constant(name: str) -> None:
 
 
 class ParametersValidator(ParameterValidator):
+    def __init__(self, parameters: Iterable[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
+        # Connexion builds an operation per middleware from one spec, each appending the path's
+        # parameters to the operation's own list in place: `task_id` ends up listed six times,
+        # and would be checked six times a request. The copies are one object; check it once.
+        unique = {id(param): param for param in parameters}
+        super().__init__(list(unique.values()), *args, **kwargs)
+
     @staticmethod
     def validate_parameter(parameter_type: str, value: Any, param: dict, param_name: Any = None):
         if value is None:

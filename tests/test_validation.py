@@ -234,3 +234,25 @@ def test_out_of_range_task_id_is_422(
 def test_largest_task_id_is_a_plain_404(client: TestClient, alice: dict[str, str]) -> None:
     response = client.get("/api/tasks/9223372036854775807", headers=alice)
     assert response.status_code == 404
+
+
+def test_each_parameter_is_checked_once_per_request(
+    client: TestClient,
+    alice: dict[str, str],
+    create: Callable[..., dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connexion lists a path's parameters once more for each of its middlewares."""
+    from handlers.validation import ParametersValidator
+
+    task = create(title="t")
+    checked: list[str] = []
+    check = ParametersValidator.validate_parameter
+
+    def counting(kind: str, value: Any, param: dict[str, Any], name: Any = None) -> Any:
+        checked.append(param["name"])
+        return check(kind, value, param, name)
+
+    monkeypatch.setattr(ParametersValidator, "validate_parameter", staticmethod(counting))
+    assert client.get(f"/api/tasks/{task['id']}", headers=alice).status_code == 200
+    assert sorted(checked) == ["If-None-Match", "task_id"]

@@ -55,6 +55,8 @@ _owner = bindparam("owner", type_=TaskRow.user_id.type)
 _task_id = bindparam("task_id", type_=TaskRow.id.type)
 _now = bindparam("now", type_=UTCDateTime())
 _seq = bindparam("new_seq", type_=TaskRow.seq.type)
+# The oldest deletion still kept: now minus the retention period.
+_horizon = bindparam("horizon", type_=UTCDateTime())
 
 
 def _live(*, one: bool) -> tuple[ColumnElement[bool], ...]:
@@ -187,13 +189,12 @@ RESTORE_TASK = (
     .where(
         TaskRow.id == _task_id,
         TaskRow.user_id == _owner,
-        TaskRow.deleted_at >= bindparam("horizon", type_=UTCDateTime()),
+        TaskRow.deleted_at >= _horizon,
     )
     .values(deleted_at=None, version=TaskRow.version + 1, seq=_seq, updated_at=_NOT_BEFORE_NOW)
     .returning(*COLUMNS)
 )
 
-_horizon = bindparam("horizon", type_=UTCDateTime())
 _expired = (TaskRow.user_id == _owner, TaskRow.deleted_at < _horizon)
 _newest_expired = select(func.max(TaskRow.seq)).where(*_expired).scalar_subquery()
 # The owner's row first (and the purged position with it): a feed reader that missed a purged

@@ -94,7 +94,9 @@ class Authenticator:
         subject = claims["sub"]
         if is_user_id(subject):
             # PyJWT read `exp` as int(exp), and accepts the token until exp + leeway.
-            self._verified.remember(token, subject, int(claims["exp"]) + LEEWAY.total_seconds())
+            # Whole numbers: a huge but valid exp must not overflow a float.
+            expires = int(claims["exp"]) + int(LEEWAY.total_seconds())
+            self._verified.remember(token, subject, expires)
         return subject
 
     async def _jwks_subject(self, token: str, header: dict[str, Any]) -> Any:

@@ -122,3 +122,14 @@ def test_the_service_remembers_a_verified_token(
     for _ in range(3):
         assert client.get("/api/tasks", headers=headers).status_code == 200
     assert len(calls) == 1
+
+
+def test_a_token_with_a_huge_expiry_is_accepted_and_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PyJWT accepts any whole-number exp in the future; no float may overflow on the way.
+    token = jwt.encode({"sub": "alice", "exp": 10**400}, SECRET, algorithm="HS256")
+    calls = _counting_decode(monkeypatch)
+    authenticator = _authenticator(VerifiedTokens())
+    assert [_subject(authenticator, token) for _ in range(2)] == ["alice", "alice"]
+    assert calls == [token]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
+import functools
 import logging
 import os
 import secrets
@@ -27,8 +29,10 @@ from handlers.contract import SPEC_DIR, independent_spec
 from handlers.jwks import JwksCache
 from handlers.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from handlers.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
+from handlers.redaction import RedactCredentials
+from handlers.server import EdgeLimits, GuardedHttpToolsProtocol
 from handlers.sessions import SessionIntrospector
-from handlers.settings import ConfigError, Settings
+from handlers.settings import ConfigError, Settings, weak_secret
 from handlers.validation import VALIDATORS
 from storage import TaskStore, build_engine, upgrade
 
@@ -89,7 +93,11 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_api(independent_spec())
     app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(
-        BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes
+        BodyLimit,
+        position=MiddlewarePosition.BEFORE_ROUTING,
+        max_bytes=settings.max_body_bytes,
+        idle_timeout=settings.body_idle_timeout,
+        timeout=settings.body_timeout,
     )
     # Outside the error handling, so that error answers carry these headers too (the first
     # added is the outermost).
@@ -97,8 +105,9 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_middleware(
         CORS,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
-        allow_origins=list(settings.cors_origins),
-        allow_credentials=True,
+        # `*` is any origin without credentials: a literal `*`, never a reflected origin.
+        allow_origins=["*"] if settings.any_origin else list(settings.cors_origins),
+        allow_credentials=not settings.any_origin,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=ALLOWED_HEADERS,
         expose_headers=EXPOSED_HEADERS,
@@ -110,11 +119,11 @@ def create_app(settings: Settings) -> AsyncApp:
         app.add_middleware(
             RateLimits, position=MiddlewarePosition.BEFORE_EXCEPTION, limiter=limiter
         )
-    # Innermost of these: a request refused for its rate takes no place, and one admitted holds
-    # a place for as long as it works.
+    # After the body is read and the credential checked (Better Auth may be slow): a place is
+    # held only by a request ready to work, and for as long as it works.
     app.add_middleware(
         Admission,
-        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        position=MiddlewarePosition.BEFORE_VALIDATION,
         slots=settings.pool.size + settings.pool.max_overflow,
         wait=settings.pool.timeout,
         exempt=frozenset({LIVENESS_PATH}),
@@ -135,7 +144,15 @@ def _store(settings: Settings, engine: Engine) -> TaskStore:
 def _rate_limiter(settings: Settings) -> RateLimiter | None:
     if not settings.rate_limit_enabled:
         return None
-    counter = RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
+    counter = (
+        RedisCounter(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_timeout,
+        )
+        if settings.redis_url
+        else MemoryCounter()
+    )
     window = settings.rate_limit_window
     return RateLimiter(
         counter,
@@ -192,6 +209,12 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.accepts_credentials and not args.dev:
         raise ConfigError(f"{NO_CREDENTIALS} To try the API, run `todo-api serve --dev`.")
+    weakness = weak_secret(settings.auth_secret) if settings.auth_secret else None
+    if weakness is not None:
+        raise ConfigError(
+            f"BETTER_AUTH_SECRET {weakness}, so anyone could sign tokens with it; "
+            "set it to a random value, e.g. the output of `openssl rand -base64 32`."
+        )
     if args.dev and not settings.auth_secret:
         # Workers are separate processes: they read the throwaway secret from the environment.
         os.environ["BETTER_AUTH_SECRET"] = secrets.token_urlsafe(48)
@@ -209,17 +232,36 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Swagger UI: {base}/docs  (Authorize with the token below)", file=sys.stderr)
         print(f"Demo token for user {DEMO_USER!r}, valid 12 hours:\n{token}", file=sys.stderr)
         sys.stderr.flush()
+    limits = EdgeLimits(
+        max_head_bytes=settings.max_head_bytes,
+        head_timeout=settings.head_timeout,
+        max_connections=settings.max_connections,
+    )
     uvicorn.run(
         "todo_api:app_from_env",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=functools.partial(GuardedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
+        timeout_keep_alive=settings.keep_alive_timeout,
         proxy_headers=True,
+        log_config=_log_config(),
         # On SIGTERM, requests in flight get this long to finish before the process exits.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with credentials scrubbed from every line it writes."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": RedactCredentials}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    return config
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -298,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_dotenv(Path.cwd() / ".env")
     try:
         logging.basicConfig(level=_log_level())
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactCredentials())
         return args.run(args)
     except ConfigError as exc:
         print(f"todo-api: {exc}", file=sys.stderr)

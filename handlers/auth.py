@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +25,8 @@ from connexion.lifecycle import ConnexionRequest
 from handlers.contract import is_user_id
 from handlers.jwks import ASYMMETRIC_ALGORITHMS, JwksCache, KeysUnavailable, UnknownKey
 from handlers.problems import Forbidden, TooManyRequests, Unavailable
+from handlers.ratelimit import ADDRESS_OVER_LIMIT, RateLimiter, Tally
 from handlers.ratelimit import SCOPE_KEY as RATE_LIMIT_SCOPE_KEY
-from handlers.ratelimit import RateLimiter
 from handlers.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
 from handlers.verified import VerifiedTokens
 
@@ -62,6 +64,10 @@ class Authenticator:
         self._jwks_claims = jwks_claims
         self._sessions = sessions
         self._verified = verified if verified is not None else VerifiedTokens()
+
+    def known(self, token: str) -> str | None:
+        """The subject of a token verified a moment ago, without checking it again."""
+        return self._verified.subject(token)
 
     async def subject(self, token: str) -> str:
         """The user id the credential stands for; raises a 401 or 503 problem otherwise."""
@@ -173,7 +179,10 @@ async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, str]:
     can act for anyone else.
     """
     authenticator: Authenticator = request.state.authenticator
-    subject = await authenticator.subject(token)
+    subject = authenticator.known(token)
+    if subject is None:
+        async with _counted_as_a_guess(request):
+            subject = await authenticator.subject(token)
     await _count_for_user(request, subject)
     path_user = request.path_params.get("user_id")
     if path_user is not None and path_user != subject:
@@ -186,14 +195,40 @@ async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, str]:
 bearer_info.__signature__ = inspect.signature(bearer_info)  # type: ignore[attr-defined]
 
 
+@asynccontextmanager
+async def _counted_as_a_guess(request: ConnexionRequest) -> AsyncIterator[None]:
+    """Count a credential against its address's limit before it is checked, and give the place
+    back unless it is refused: concurrent guesses are refused as if they came one at a time,
+    and none past the limit reaches Better Auth."""
+    limiter: RateLimiter | None = request.state.rate_limiter
+    tally: Tally | None = request.scope.get(RATE_LIMIT_SCOPE_KEY)
+    if limiter is None or tally is None:
+        yield
+        return
+    decision = await limiter.hit(limiter.address, tally.credential_key)
+    tally.credential = decision
+    if decision is not None and not decision.allowed:
+        raise TooManyRequests(decision.headers(), ADDRESS_OVER_LIMIT)
+    refused = False
+    try:
+        yield
+    except OAuthProblem:
+        refused = True
+        raise
+    finally:
+        # Accepted, or not checkable (an outage): either way not a guess.
+        if not refused:
+            await limiter.release(limiter.address, tally.credential_key)
+
+
 async def _count_for_user(request: ConnexionRequest, subject: str) -> None:
     """The per-user rate limit: only here is the user known for certain."""
     limiter: RateLimiter | None = request.state.rate_limiter
-    decisions = request.scope.get(RATE_LIMIT_SCOPE_KEY)
-    if limiter is None or decisions is None:
+    tally: Tally | None = request.scope.get(RATE_LIMIT_SCOPE_KEY)
+    if limiter is None or tally is None:
         return
     decision = await limiter.hit(limiter.user, subject)
     if decision is not None:
-        decisions["user"] = decision
+        tally.user = decision
         if not decision.allowed:
             raise TooManyRequests(decision.headers())

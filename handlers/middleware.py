@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from urllib.parse import urlsplit, urlunsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.problems import ContentTooLarge, asgi_response
+from handlers.problems import ContentTooLarge, RequestTimeout, asgi_response
 
 
 class TrailingSlash:
@@ -48,17 +49,22 @@ class CORS(CORSMiddleware):
 
 
 class BodyLimit:
-    """Refuse a request body over `max_bytes` with 413, however it is framed.
+    """Refuse a request body over `max_bytes` with 413, however it is framed, and one that
+    arrives too slowly with 408.
 
     The body is read here, up to the limit, and handed on with its true Content-Length: a
     declared length over the limit is refused before reading, a chunked body is counted as it
     arrives, and Connexion (which takes a request without Content-Length for one without a
-    body) sees chunked bodies as the ordinary bodies they are.
+    body) sees chunked bodies as the ordinary bodies they are. This runs before admission, so
+    a slow sender holds its own connection and nothing that other users need; it may fall
+    silent for `idle_timeout` seconds at a time, and must be done within `timeout`.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, idle_timeout: float, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.idle_timeout = idle_timeout
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
@@ -69,8 +75,14 @@ class BodyLimit:
             raise ContentTooLarge(self.max_bytes)
         body = bytearray()
         more = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         while more:
-            message = await receive()
+            try:
+                async with asyncio.timeout_at(min(loop.time() + self.idle_timeout, deadline)):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout("The request body did not arrive in time.") from None
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
@@ -95,7 +107,8 @@ class BodyLimit:
 
 
 class SecurityHeaders:
-    """`nosniff` on every answer; `no-store` on every answer to a request with credentials."""
+    """`nosniff` on every answer; `no-store` on every answer to a request with credentials; a
+    redirect's `Location` relative, since Starlette builds it from the client's `Host`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -112,6 +125,11 @@ class SecurityHeaders:
                 headers["X-Content-Type-Options"] = "nosniff"
                 if authenticated:
                     headers["Cache-Control"] = "no-store"
+                if 300 <= message["status"] < 400 and "location" in headers:
+                    target = urlsplit(headers["location"])
+                    # One leading slash: `//host/...` would name another host again.
+                    path = "/" + target.path.lstrip("/")
+                    headers["location"] = urlunsplit(("", "", path, target.query, ""))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

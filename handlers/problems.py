@@ -35,6 +35,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     410: "Gone",
     412: "Precondition Failed",
@@ -65,14 +66,19 @@ class ContentTooLarge(ProblemException):
         )
 
 
-class TooManyRequests(ProblemException):
-    def __init__(self, headers: dict[str, str]) -> None:
+class RequestTimeout(ProblemException):
+    def __init__(self, detail: str) -> None:
+        # The rest of the body may still come: the connection cannot be reused.
         super().__init__(
-            status=429,
-            title=TITLES[429],
-            detail="Too many requests for this user; slow down.",
-            headers=headers,
+            status=408, title=TITLES[408], detail=detail, headers={"Connection": "close"}
         )
+
+
+class TooManyRequests(ProblemException):
+    def __init__(
+        self, headers: dict[str, str], detail: str = "Too many requests for this user; slow down."
+    ) -> None:
+        super().__init__(status=429, title=TITLES[429], detail=detail, headers=headers)
 
 
 class Unavailable(ProblemException):

@@ -22,6 +22,7 @@ from handlers.problems import asgi_response
 
 logger = logging.getLogger("todo_api.ratelimit")
 SCOPE_KEY = "todo_api.rate_limit"
+ADDRESS_OVER_LIMIT = "Too many requests from this address; slow down."
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,25 @@ class MemoryCounter:
         self._window: tuple[int, int] | None = None  # (length, index)
         self._counts: dict[str, int] = {}
 
-    async def add(self, key: str, window: int, amount: int) -> tuple[int, float]:
+    def _seconds_left(self, window: int) -> float:
+        """Seconds left in the current window, starting its table afresh when it is new."""
         now = time.time()
         index = int(now // window)
         if self._window != (window, index):
             self._window, self._counts = (window, index), {}
+        return (index + 1) * window - now
+
+    async def add(self, key: str, window: int, amount: int) -> tuple[int, float]:
+        reset = self._seconds_left(window)
         count = self._counts.get(key, 0) + amount
         self._counts[key] = count
-        return count, (index + 1) * window - now
+        return count, reset
+
+    def remember(self, key: str, window: int, count: int) -> None:
+        """Raise `key`'s count to one seen elsewhere, so that counting can go on from there."""
+        self._seconds_left(window)
+        if count > self._counts.get(key, 0):
+            self._counts[key] = count
 
     async def close(self) -> None:
         self._counts.clear()
@@ -84,36 +96,55 @@ class MemoryCounter:
 class RedisCounter:
     """Counts in Redis, shared by every process that uses the same server.
 
-    Redis that fails or stalls is left alone for a while, so that its outage costs requests
-    at most one short timeout now and then rather than one each.
+    When Redis fails, stalls or has no free connection, this process counts on its own for a
+    while, going on from the counts Redis last gave it: the limits hold through the outage
+    (each process then counts only what it serves) rather than lapse for everyone, and the
+    outage costs a request at most one short timeout now and then rather than one each.
     """
 
-    TIMEOUT_SECONDS = 0.25
     PAUSE_AFTER_FAILURE_SECONDS = 5.0
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, max_connections: int, timeout: float) -> None:
         import redis.asyncio
 
-        self._redis = redis.asyncio.Redis.from_url(
-            url, socket_timeout=self.TIMEOUT_SECONDS, socket_connect_timeout=self.TIMEOUT_SECONDS
+        # A bounded pool: past `max_connections` a request waits `timeout` for a connection,
+        # then this process counts it.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
+        self._redis = redis.asyncio.Redis(connection_pool=pool)
+        self._timeout = timeout
+        self._local = MemoryCounter()
         self._paused_until = 0.0
+        self._failing = False
 
     async def add(self, key: str, window: int, amount: int) -> tuple[int, float]:
-        now = time.time()
         if time.monotonic() < self._paused_until:
-            raise ConnectionError("Redis failed a moment ago; not asking it yet")
+            return await self._local.add(key, window, amount)
+        now = time.time()
         index = int(now // window)
         name = f"todo-api:rate:{key}:{index}"
         try:
-            async with asyncio.timeout(self.TIMEOUT_SECONDS * 2):
+            # The pool's and the socket's timeouts each bound one step; this bounds them all.
+            async with asyncio.timeout(self._timeout * 3):
                 async with self._redis.pipeline(transaction=True) as pipe:
                     pipe.incrby(name, amount)
                     pipe.expire(name, window * 2)
                     count, _ = await pipe.execute()
-        except Exception:
+        except Exception as exc:
             self._paused_until = time.monotonic() + self.PAUSE_AFTER_FAILURE_SECONDS
-            raise
+            if not self._failing:
+                self._failing = True
+                logger.warning("Redis failed (%r): counting rate limits in this process", exc)
+            return await self._local.add(key, window, amount)
+        if self._failing:
+            self._failing = False
+            logger.warning("Redis answers again: counting rate limits there")
+        self._local.remember(key, window, int(count))
         return int(count), (index + 1) * window - now
 
     async def close(self) -> None:
@@ -135,6 +166,10 @@ class RateLimiter:
             return None
         return Decision(policy, count, reset)
 
+    async def release(self, policy: Policy, key: str) -> None:
+        """Give back a request counted before its work, once it turns out not to count."""
+        await self.hit(policy, key, amount=-1)
+
     async def peek(self, policy: Policy, key: str) -> Decision | None:
         """What counting one more request would decide, without counting it."""
         decision = await self.hit(policy, key, amount=0)
@@ -144,15 +179,27 @@ class RateLimiter:
         await self._counter.close()
 
 
+@dataclass
+class Tally:
+    """What a request with a credential was counted for: the middleware below puts it in the
+    scope, and the bearer check (handlers.auth) fills it in."""
+
+    credential_key: str
+    user: Decision | None = None
+    credential: Decision | None = None
+
+
 class RateLimits:
     """ASGI middleware: limits by client address, and carries the headers of either limit.
 
     A request with a credential is counted for its user once the credential is verified
-    (handlers.auth puts that decision into the scope). One without a credential is counted for
-    its client address; so is one whose credential was not counted for a user (refused, or
-    never checked), in a separate count for the address, which alone can refuse credentials up
+    (handlers.auth fills in the scope's `Tally`). One without a credential is counted for its
+    client address; so is one whose credential is not counted for a user (refused, or never
+    checked), in a separate count for the address, which alone can refuse credentials up
     front: guessing tokens stops there, while anonymous calls (health checks) from an address
-    never lock its signed-in users out.
+    never lock its signed-in users out. A credential that must be checked is counted against
+    its address before the check (handlers.auth), so concurrent guesses are refused as if
+    they came one at a time; one never checked is counted when its answer starts.
     """
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
@@ -172,19 +219,19 @@ class RateLimits:
         else:
             decision = await self.limiter.hit(policy, key)
         if decision is not None and not decision.allowed:
-            response = asgi_response(
-                429, "Too many requests from this address; slow down.", decision.headers()
-            )
+            response = asgi_response(429, ADDRESS_OVER_LIMIT, decision.headers())
             await response(scope, receive, send)
             return
-        holder: dict[str, Decision] = {}
-        scope = {**scope, SCOPE_KEY: holder}
+        tally = Tally(key)
+        scope = {**scope, SCOPE_KEY: tally}
 
         async def send_with_headers(message: Message) -> None:
             nonlocal decision
             if message["type"] == "http.response.start":
-                if "user" in holder:
-                    decision = holder["user"]
+                if tally.user is not None:
+                    decision = tally.user
+                elif tally.credential is not None:
+                    decision = tally.credential
                 elif has_credential:
                     decision = await self.limiter.hit(policy, key)
                 if decision is not None:

@@ -18,6 +18,25 @@ MAX_RATE_LIMIT_WINDOW = 86_400
 # Bounds that keep "now minus the period" a date Python and the databases can hold.
 MAX_TOMBSTONE_RETENTION_DAYS = 3_650
 MAX_IDEMPOTENCY_KEY_TTL = 30 * 86_400
+# Every value of BETTER_AUTH_SECRET this project ships as an example (.env.example);
+# tests/test_secrets.py keeps this in step with the files.
+SHIPPED_SECRETS = frozenset({"replace-with-at-least-32-random-characters"})
+# Words that mark a secret a person made up rather than generated.
+WEAK_WORDS = (
+    "secret",
+    "password",
+    "passwd",
+    "changeme",
+    "change-me",
+    "replace",
+    "example",
+    "placeholder",
+    "default",
+    "qwerty",
+    "letmein",
+    "admin",
+)
+MIN_DISTINCT_CHARACTERS = 6
 
 
 class ConfigError(ValueError):
@@ -45,6 +64,14 @@ class Settings:
     rate_limit_per_address: int = 120
     rate_limit_window: int = 60
     redis_url: str | None = None
+    redis_max_connections: int = 32
+    redis_timeout: float = 0.25
+    max_head_bytes: int = 16 * 1024
+    head_timeout: float = 10.0
+    body_idle_timeout: float = 5.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: int = 5
+    max_connections: int = 1000
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     auto_migrate: bool = True
     pool: PoolSettings = field(default_factory=PoolSettings)
@@ -75,6 +102,11 @@ class Settings:
         ):
             # Without BETTER_AUTH_URL there is no default issuer or audience to hold tokens to.
             raise ConfigError("JWKS_URL without BETTER_AUTH_URL needs JWT_ISSUER and JWT_AUDIENCE.")
+
+    @property
+    def any_origin(self) -> bool:
+        """`CORS_ORIGINS=*`: any origin may call, and then never with credentials."""
+        return "*" in self.cors_origins
 
     @property
     def tombstone_retention(self) -> dt.timedelta:
@@ -156,6 +188,14 @@ class Settings:
             ),
             rate_limit_window=int(number("RATE_LIMIT_WINDOW", cls.rate_limit_window)),
             redis_url=text("REDIS_URL"),
+            redis_max_connections=int(number("REDIS_MAX_CONNECTIONS", cls.redis_max_connections)),
+            redis_timeout=number("REDIS_TIMEOUT", cls.redis_timeout, float),
+            max_head_bytes=int(number("MAX_HEAD_BYTES", cls.max_head_bytes)),
+            head_timeout=number("HEAD_TIMEOUT", cls.head_timeout, float),
+            body_idle_timeout=number("BODY_IDLE_TIMEOUT", cls.body_idle_timeout, float),
+            body_timeout=number("BODY_TIMEOUT", cls.body_timeout, float),
+            keep_alive_timeout=int(number("KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout)),
+            max_connections=int(number("MAX_CONNECTIONS", cls.max_connections)),
             cors_origins=(
                 tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
                 if origins is not None
@@ -170,3 +210,20 @@ class Settings:
                 statement_timeout=int(number("DB_STATEMENT_TIMEOUT", defaults.statement_timeout)),
             ),
         )
+
+
+def weak_secret(secret: str) -> str | None:
+    """Why `secret` must not sign tokens, or None: anyone who can guess it can sign a token
+    for any user."""
+    if secret in SHIPPED_SECRETS:
+        return "is the example value shipped in .env.example"
+    if len(secret.encode()) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} bytes"
+    # A string that is a shorter string repeated occurs in itself doubled, off its start.
+    if len(set(secret)) < MIN_DISTINCT_CHARACTERS or secret in (secret + secret)[1:-1]:
+        return "is one character or pattern repeated"
+    lowered = secret.lower()
+    word = next((w for w in WEAK_WORDS if w in lowered), None)
+    if word is not None:
+        return f"contains the word {word!r}"
+    return None

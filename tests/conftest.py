@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -20,7 +21,9 @@ from storage import build_engine
 from tests.databases import fresh_postgres
 from todo_api import create_app
 
-SECRET = "test-secret-" + "0123456789abcdef" * 4  # 64+ bytes: long enough even for HS512
+# Made for each run (`todo-api serve` refuses any secret the project ships), and kept in the
+# environment: this module is imported twice, as `conftest` and as `tests.conftest`.
+SECRET = os.environ.setdefault("TODO_API_TEST_SECRET", secrets.token_urlsafe(48))
 ISSUER = "http://localhost:3000"
 AUDIENCE = "http://localhost:3000"
 

@@ -38,13 +38,13 @@ def wait_until_healthy(base: str, process: subprocess.Popen, seconds: float = 30
 
 
 @contextlib.contextmanager
-def running_server(
+def serving(
     env: Mapping[str, str],
     cwd: Path | str,
     stdout: IO[Any] | int | None = None,
     stderr: IO[Any] | int | None = None,
-) -> Iterator[str]:
-    """`todo-api serve` on a free loopback port; yields its API base URL, stops it after."""
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`todo-api serve` on a free loopback port: its API base URL and its process."""
     port = free_port()
     process = subprocess.Popen(
         [TODO_API, "serve", "--port", str(port)],
@@ -56,7 +56,19 @@ def running_server(
     base = f"http://127.0.0.1:{port}/api"
     try:
         wait_until_healthy(base, process)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_server(
+    env: Mapping[str, str],
+    cwd: Path | str,
+    stdout: IO[Any] | int | None = None,
+    stderr: IO[Any] | int | None = None,
+) -> Iterator[str]:
+    """`todo-api serve` on a free loopback port; yields its API base URL, stops it after."""
+    with serving(env, cwd, stdout, stderr) as (base, _process):
+        yield base

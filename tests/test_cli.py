@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import sqlite3
@@ -23,7 +24,7 @@ from storage.migrate import alembic_config
 from tests.network import free_port, wait_until_healthy
 
 TODO_API = str(Path(sys.executable).parent / "todo-api")
-SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
+SECRET = secrets.token_urlsafe(32)
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
-"""Browsers on the configured origins may call the API and read the paging headers."""
+"""Browsers on the configured origins may call the API and read the paging headers; redirects
+stay on this host."""
 
 from __future__ import annotations
 
 from starlette.testclient import TestClient
+
+from tests.conftest import SECRET, Client, bearer, make_token
 
 ORIGIN = "http://localhost:3000"
 
@@ -49,3 +52,26 @@ def test_other_origins_are_not_allowed(client: TestClient, alice: dict[str, str]
     assert "Access-Control-Allow-Origin" not in preflight.headers
     response = client.get("/api/tasks", headers={**alice, "Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_any_origin_is_allowed_without_credentials(serve: Client) -> None:
+    api = serve(auth_secret=SECRET, cors_origins=("*",))
+    headers = {**bearer(make_token(iss=None, aud=None)), "Origin": "https://anywhere.example"}
+    response = api.get("/api/tasks", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+    preflight = api.options(
+        "/api/tasks",
+        headers={"Origin": "https://anywhere.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in preflight.headers
+
+
+def test_redirects_never_point_at_the_host_the_client_named(client: TestClient) -> None:
+    for path, target in [("/api", "/api/"), ("/api/docs", "/api/docs/")]:
+        response = client.get(path, headers={"Host": "evil.example"})
+        assert response.status_code in {301, 302, 307, 308}
+        assert response.headers["Location"] == target

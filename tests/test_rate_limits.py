@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
@@ -140,14 +142,48 @@ def test_two_apps_share_one_count_in_redis(serve: Client) -> None:
     assert statuses == [200] * 5 + [429] * 2
 
 
-def test_an_unreachable_redis_limits_nothing_and_breaks_nothing(serve: Client) -> None:
+def test_an_unreachable_redis_still_limits_and_breaks_nothing(
+    serve: Client, caplog: pytest.LogCaptureFixture
+) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     api = limited(serve, redis_url=f"redis://127.0.0.1:{port}/0")
     alice = user()
-    for _ in range(7):
-        assert api.get("/api/tasks", headers=alice).status_code == 200
+    with caplog.at_level(logging.WARNING, logger="todo_api.ratelimit"):
+        statuses = [api.get("/api/tasks", headers=alice).status_code for _ in range(7)]
+    # Counted in this process instead: the limit holds, and nothing fails.
+    assert statuses == [200] * 5 + [429] * 2
+    outages = [r for r in caplog.records if "counting rate limits in this process" in r.message]
+    assert len(outages) == 1  # logged once, not once a request
+
+
+@needs_redis
+def test_a_user_over_the_limit_stays_refused_when_the_redis_pool_runs_out(
+    serve: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two connections, each request waiting at most 50 ms for one: a burst of 60 exhausts them.
+    api = limited(
+        serve,
+        redis_url=REDIS_URL,
+        redis_max_connections=2,
+        redis_timeout=0.05,
+        rate_limit_per_user=5,
+    )
+    alice = user()
+    assert [api.get("/api/tasks", headers=alice).status_code for _ in range(5)] == [200] * 5
+    with (
+        caplog.at_level(logging.WARNING, logger="todo_api.ratelimit"),
+        ThreadPoolExecutor(max_workers=60) as pool,
+    ):
+        burst = list(
+            pool.map(lambda _: api.get("/api/tasks", headers=alice).status_code, range(60))
+        )
+    assert any("counting rate limits in this process" in r.message for r in caplog.records)
+    assert burst == [429] * 60
+    # The burst is over, the counts go on: still refused, however they are counted now.
+    assert [api.get("/api/tasks", headers=alice).status_code for _ in range(5)] == [429] * 5
+    assert api.get("/api/tasks", headers=user()).status_code == 200
 
 
 @pytest.fixture
@@ -191,7 +227,11 @@ def test_a_stalled_redis_costs_one_short_wait_not_one_per_request(serve: Client)
     with socket.socket() as listener:  # accepts connections, never answers
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
-        api = limited(serve, redis_url=f"redis://127.0.0.1:{listener.getsockname()[1]}/0")
+        api = limited(
+            serve,
+            redis_url=f"redis://127.0.0.1:{listener.getsockname()[1]}/0",
+            rate_limit_per_user=100,
+        )
         alice = user()
         started = time.monotonic()
         for _ in range(20):

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import math
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -40,7 +41,7 @@ ROOT = HERE.parent.parent
 RESULTS = HERE / "results"
 SCRIPT = HERE / "load.lua"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-SECRET = "benchmark-secret-that-is-long-enough-for-hs256"
+SECRET = secrets.token_urlsafe(32)
 SCENARIOS = ("list", "deep", "get", "create", "patch", "toggle", "mix")
 TITLES = {
     "list": "list first page",

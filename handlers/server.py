@@ -1,0 +1,134 @@
+"""The HTTP server's own bounds: uvicorn's httptools protocol, with what it lacks added.
+
+uvicorn's httptools parser buffers a request head of any size and waits for it forever, and
+accepts connections without bound. This protocol refuses a head over `max_head_bytes` with 431
+without reading the rest, closes a connection whose head is not complete within `head_timeout`
+(408 when part of a head came), and answers a connection past `max_connections` with 503 at
+once. Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
+
+This is the one module that reaches into uvicorn's internals; pyproject.toml pins uvicorn's
+minor version, and tests/test_edge.py holds a live `todo-api serve` to each bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+REASONS = {
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    max_head_bytes: int
+    head_timeout: float
+    max_connections: int
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: EdgeLimits,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        # Whether the bytes arriving now belong to a request head, and how many have so far.
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(503, "The server has too many connections open; try again shortly.")
+            return
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            room = self.limits.max_head_bytes - self._head_bytes
+            if len(data) > room:
+                # Feed only what still fits: the head may end within it, the rest being body.
+                self._head_bytes += room
+                super().data_received(data[:room])
+                if self._in_head and not self.transport.is_closing():
+                    limit = self.limits.max_head_bytes
+                    self._refuse(431, f"The request head is over {limit} bytes.")
+                    return
+                data = data[room:]
+                if not data or self.transport.is_closing():
+                    return
+                self.data_received(data)
+                return
+            self._head_bytes += len(data)
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_timer is None:
+            # A later request on a kept-alive connection: its head gets the same deadline.
+            self._start_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # Whatever comes next on this connection is the next request's head.
+        self._in_head = True
+
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._head_bytes == 0:
+            self.transport.close()  # nothing was asked: nothing to answer
+        else:
+            self._refuse(408, "The request head did not arrive in time.")
+
+    def _refuse(self, status: int, detail: str) -> None:
+        """Answer problem+json and close, reading nothing more."""
+        self._stop_head_timer()
+        body = json.dumps(
+            {"type": "about:blank", "title": REASONS[status], "status": status, "detail": detail}
+        ).encode()
+        retry = b"retry-after: 1\r\n" if status == 503 else b""
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status].encode())
+            + b"content-type: application/problem+json\r\n"
+            + b"content-length: %d\r\n" % len(body)
+            + retry
+            + b"connection: close\r\n\r\n"
+            + body
+        )
+        self.transport.close()

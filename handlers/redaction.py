@@ -11,13 +11,23 @@ import re
 CREDENTIAL = re.compile(
     r"(?i)(?P<scheme>\bbearer\s+)[^\s\"',;}]+"
     r"|eyJ[\w-]*\.[\w-]*\.[\w-]*"
-    r"|(?P<name>[\w-]*(?:token|ticket|secret|password|passwd|session|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)"
+    # The name's end only (`access_token` ends in `token`): a leading [\w-]* would make the
+    # search quadratic in the line's length.
+    r"|(?P<name>(?:token|ticket|secret|password|passwd|session|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)"
     r"[^&\s\"',;}]+"
 )
 REDACTED = "[redacted]"
 
 
+# What a line must hold, lower-cased, for CREDENTIAL to have anything to find: most lines hold
+# none of these, and substring tests cost far less than the search.
+CLUES = ("bearer", "eyj", "token", "ticket", "secret", "passw", "session", "key")
+
+
 def redact(text: str) -> str:
+    lowered = text.lower()
+    if not any(clue in lowered for clue in CLUES):
+        return text
     return CREDENTIAL.sub(_replacement, text)
 
 

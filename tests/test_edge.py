@@ -158,46 +158,38 @@ def trickling(sockets: list[socket.socket], every: float = 0.5) -> Iterator[None
         thread.join()
 
 
-def test_stalled_bodies_hold_no_place_other_users_need(server: Server) -> None:
-    stalled = [server.connect() for _ in range(SLOTS + 5)]
+@contextlib.contextmanager
+def bodies_begun(server: Server, framing: str) -> Iterator[list[socket.socket]]:
+    """More connections than admission has places, each with a POST's head sent and no body."""
+    sockets = [server.connect() for _ in range(SLOTS + 5)]
     try:
-        for sock in stalled:
+        for sock in sockets:
             sock.sendall(
-                request_head(
-                    "POST", "/api/tasks", "Content-Type: application/json", "Content-Length: 100"
-                )
+                request_head("POST", "/api/tasks", "Content-Type: application/json", framing)
             )
-        time.sleep(0.5)
-        status, seconds = timed_get(server)
-        assert status == 200
-        assert seconds < 1
-        assert server.ready() == 200
+        yield sockets
     finally:
-        for sock in stalled:
+        for sock in sockets:
             sock.close()
+
+
+def assert_others_are_served_at_once(server: Server) -> None:
+    status, seconds = timed_get(server)
+    assert status == 200
+    assert seconds < 1
+    assert server.ready() == 200
+
+
+def test_stalled_bodies_hold_no_place_other_users_need(server: Server) -> None:
+    with bodies_begun(server, "Content-Length: 100"):
+        time.sleep(0.5)
+        assert_others_are_served_at_once(server)
 
 
 def test_trickled_chunked_bodies_hold_no_place_other_users_need(server: Server) -> None:
-    trickles = [server.connect() for _ in range(SLOTS + 5)]
-    try:
-        for sock in trickles:
-            sock.sendall(
-                request_head(
-                    "POST",
-                    "/api/tasks",
-                    "Content-Type: application/json",
-                    "Transfer-Encoding: chunked",
-                )
-            )
-        with trickling(trickles):
-            time.sleep(1)
-            status, seconds = timed_get(server)
-            assert status == 200
-            assert seconds < 1
-            assert server.ready() == 200
-    finally:
-        for sock in trickles:
-            sock.close()
+    with bodies_begun(server, "Transfer-Encoding: chunked") as sockets, trickling(sockets):
+        time.sleep(1)
+        assert_others_are_served_at_once(server)
 
 
 def test_a_body_that_stops_arriving_is_answered_408(server: Server) -> None:

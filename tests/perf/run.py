@@ -1,6 +1,6 @@
 """The load benchmark: the service against a bare floor, side by side in one run.
 
-    python -m tests.perf.run [--quick] [--postgres URL] [--redis]
+    python -m tests.perf.run [--quick] [--postgres URL] [--redis] [--serve-with COMMAND]
 
 Ensures PostgreSQL is up, creates a fresh database, migrates it, seeds it with COPY, mints
 tokens, starts the service (`todo-api serve`) and the floor (tests/perf/floor.py) as deployed,
@@ -18,6 +18,7 @@ import json
 import math
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -97,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", default=os.environ.get("PERF_DATABASE_URL", DEFAULT_POSTGRES))
     parser.add_argument("--redis", action="store_true", help="rate-limit counts in Redis")
     parser.add_argument("--only", nargs="*", choices=SCENARIOS, help="run these scenarios only")
+    parser.add_argument(
+        "--serve-with",
+        metavar="COMMAND",
+        help="serve the app with this command instead of `todo-api serve`, to weigh another "
+        "HTTP server; {port} stands for the port, and --workers N is appended",
+    )
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     wrk = _find_wrk()
@@ -108,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": asdict(mode),
         "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()},
         "git": _git_head(),
+        "serve_with": args.serve_with,
     }
     with fresh_postgres(args.postgres) as url, tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
@@ -123,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeded {sum(counts.values()):,} tasks in {report['seed_seconds']} s", flush=True)
         users_file = _users_file(work / "users.txt", [owners[u] for u in counts if "bench" in u])
         bench = Bench(wrk, work)
-        with _servers(env, work, workers=1) as (ours, floor):
+        with _servers(env, work, workers=1, serve_with=args.serve_with) as (ours, floor):
             _check_same_answers(ours, floor, owners["bench-user-00"])
             for base in (ours, floor):
                 bench.load(base, "mix", users_file, 100, mode.warmup)
@@ -165,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         if mode.workers:
             report["workers"] = {}
             for workers in (1, 2):
-                with _servers(env, work, workers=workers) as (ours, floor):
+                with _servers(env, work, workers=workers, serve_with=args.serve_with) as (
+                    ours,
+                    floor,
+                ):
                     for base in (ours, floor):
                         bench.load(base, "mix", users_file, 100, mode.warmup)
                     report["workers"][workers] = {
@@ -308,11 +319,16 @@ def _users_file(path: Path, owners: list[Owner]) -> Path:
 
 
 @contextlib.contextmanager
-def _servers(env: dict[str, str], work: Path, *, workers: int) -> Iterator[tuple[str, str]]:
+def _servers(
+    env: dict[str, str], work: Path, *, workers: int, serve_with: str | None = None
+) -> Iterator[tuple[str, str]]:
     """The service and the floor, each with `workers` processes, started as deployed."""
     ours_port, floor_port = free_port(), free_port()
+    ours = [sys.executable, "-m", "todo_api", "serve", "--port", str(ours_port)]
+    if serve_with:
+        ours = shlex.split(serve_with.format(port=ours_port))
     commands = {
-        "ours": [sys.executable, "-m", "todo_api", "serve", "--port", str(ours_port)],
+        "ours": ours,
         "floor": [sys.executable, "-m", "tests.perf.floor", "--port", str(floor_port)],
     }
     processes: dict[str, subprocess.Popen[bytes]] = {}

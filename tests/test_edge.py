@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -340,14 +341,18 @@ def guess_concurrently(server: Server, tokens: list[str], source: str) -> list[i
 def test_concurrent_guessed_sessions_reach_better_auth_at_most_the_limit(
     server: Server, fake_better_auth: FakeBetterAuth
 ) -> None:
-    # Better Auth answers slowly, so that every guess is in flight at once.
+    # Better Auth takes 2 s an answer, so that every guess is in flight at once.
     fake_better_auth.session_answer = b"null"
-    fake_better_auth.drip_seconds = 0.25
+    fake_better_auth.drip_seconds = 0.5
     asked = fake_better_auth.requests["get-session"]
+    guesses = [uuid.uuid4().hex for _ in range(300)]
     try:
-        statuses = guess_concurrently(
-            server, [uuid.uuid4().hex for _ in range(300)], source=fresh()
-        )
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            flood = pool.submit(guess_concurrently, server, guesses, fresh())
+            time.sleep(0.5)
+            # Session checks in flight hold no place that a signed-in user's request needs.
+            assert_others_are_served_at_once(server)
+            statuses = flood.result()
     finally:
         fake_better_auth.session_answer = None
         fake_better_auth.drip_seconds = 0

@@ -43,6 +43,7 @@ TITLES = {
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -63,6 +64,8 @@ class ContentTooLarge(ProblemException):
             status=413,
             title=TITLES[413],
             detail=f"The body is over the limit of {max_bytes} bytes.",
+            # The rest of the body is not read: the connection cannot be reused.
+            headers={"Connection": "close"},
         )
 
 
@@ -128,10 +131,17 @@ def _answer(
     )
 
 
+def problem_body(status: int, detail: str) -> tuple[bytes, str]:
+    """The body and media type of the problem answer, for code outside Connexion entirely."""
+    answer = _answer(status, detail)
+    body = answer.body if isinstance(answer.body, bytes) else str(answer.body).encode()
+    return body, answer.mimetype or "application/problem+json"
+
+
 def asgi_response(status: int, detail: str, headers: Mapping[str, str]) -> Response:
     """The same problem answer, for middleware that runs outside Connexion's error handling."""
-    answer = _answer(status, detail)
-    return Response(answer.body, status, headers=dict(headers), media_type=answer.mimetype)
+    body, media_type = problem_body(status, detail)
+    return Response(body, status, headers=dict(headers), media_type=media_type)
 
 
 def _problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:

@@ -13,7 +13,6 @@ minor version, and tests/test_edge.py holds a live `todo-api serve` to each boun
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +20,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-REASONS = {
-    408: "Request Timeout",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
+from handlers.problems import TITLES, problem_body
 
 
 @dataclass(frozen=True)
@@ -51,6 +46,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -64,23 +60,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head:
-            room = self.limits.max_head_bytes - self._head_bytes
-            if len(data) > room:
-                # Feed only what still fits: the head may end within it, the rest being body.
-                self._head_bytes += room
-                super().data_received(data[:room])
-                if self._in_head and not self.transport.is_closing():
-                    limit = self.limits.max_head_bytes
+        # Fed in pieces no longer than the head's room (or, in a body, than a whole head), so
+        # that a head which starts inside a piece has at most that piece uncounted: however
+        # the bytes are split or pipelined, no head buffered here passes twice the limit.
+        limit = self.limits.max_head_bytes
+        while data:
+            if self._in_head:
+                room = limit - self._head_bytes
+                if room <= 0:
                     self._refuse(431, f"The request head is over {limit} bytes.")
                     return
-                data = data[room:]
-                if not data or self.transport.is_closing():
-                    return
-                self.data_received(data)
+                piece, data = data[:room], data[room:]
+                self._head_bytes += len(piece)
+            else:
+                piece, data = data[:limit], data[limit:]
+            super().data_received(piece)
+            if self.transport.is_closing() or self._refused:
                 return
-            self._head_bytes += len(data)
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -99,6 +95,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # Whatever comes next on this connection is the next request's head.
         self._in_head = True
 
+    def on_response_complete(self) -> None:
+        if not self._in_head:
+            # Answered before its body was all in (a 413, or a handler that never read it):
+            # the rest of the body would keep the connection, and nothing would time it out.
+            self.transport.close()
+            return
+        super().on_response_complete()
+
     def _start_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
 
@@ -111,7 +115,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self.transport.is_closing():
             return
-        if self._head_bytes == 0:
+        if self._head_bytes == 0 and self.cycle is None:
             self.transport.close()  # nothing was asked: nothing to answer
         else:
             self._refuse(408, "The request head did not arrive in time.")
@@ -119,13 +123,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, detail: str) -> None:
         """Answer problem+json and close, reading nothing more."""
         self._stop_head_timer()
-        body = json.dumps(
-            {"type": "about:blank", "title": REASONS[status], "status": status, "detail": detail}
-        ).encode()
+        self._refused = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request is still being answered: an answer now would come before
+            # its own. End the connection after that answer instead.
+            self.cycle.keep_alive = False
+            self.flow.pause_reading()
+            return
+        body, media_type = problem_body(status, detail)
         retry = b"retry-after: 1\r\n" if status == 503 else b""
         self.transport.write(
-            b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status].encode())
-            + b"content-type: application/problem+json\r\n"
+            b"HTTP/1.1 %d %s\r\n" % (status, TITLES[status].encode())
+            + b"content-type: %s\r\n" % media_type.encode()
             + b"content-length: %d\r\n" % len(body)
             + retry
             + b"connection: close\r\n\r\n"

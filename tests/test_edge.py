@@ -227,6 +227,37 @@ def test_a_1_mib_request_head_is_refused(server: Server) -> None:
     assert b"application/problem+json" in answer
 
 
+def test_a_refused_body_does_not_keep_its_connection(server: Server) -> None:
+    with server.connect() as sock:
+        sock.sendall(request_head("POST", "/api/tasks", *ALICE_HEADER, "Content-Length: 999999999"))
+        started = time.monotonic()
+        with trickling([sock], every=0.2):  # the body goes on arriving, a little at a time
+            answer = answer_of(sock, KEEP_ALIVE_TIMEOUT + 3)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
+    assert time.monotonic() - started < 2  # closed after the answer, not held open
+
+
+def test_an_unread_body_does_not_keep_its_connection(server: Server) -> None:
+    with server.connect() as sock:
+        sock.sendall(request_head("GET", "/api/health", "Content-Length: 999999999"))
+        started = time.monotonic()
+        with trickling([sock], every=0.2):
+            answer = answer_of(sock, KEEP_ALIVE_TIMEOUT + 3)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert time.monotonic() - started < 2
+
+
+def test_pipelined_heads_are_each_held_to_the_limit_not_together(server: Server) -> None:
+    padding = f"X-Padding: {'p' * (MAX_HEAD_BYTES * 2 // 3)}"
+    with server.connect() as sock:
+        sock.sendall(request_head("GET", "/api/health", padding) * 2)
+        answer = b""
+        sock.settimeout(5)
+        while answer.count(b"HTTP/1.1 ") < 2:
+            answer += sock.recv(65536)
+    assert answer.count(b"HTTP/1.1 200 ") == 2, answer
+
+
 def test_a_head_just_under_the_limit_is_served(server: Server) -> None:
     padding = "a" * (MAX_HEAD_BYTES - 1024)
     response = httpx.get(f"{server.base}/tasks", headers={**ALICE, "X-Padding": padding})
@@ -311,6 +342,9 @@ def test_an_idle_keep_alive_connection_is_closed(server: Server) -> None:
 def test_connections_past_the_bound_are_answered_503_at_once(server: Server) -> None:
     time.sleep(KEEP_ALIVE_TIMEOUT + 0.5)  # the other tests' connections have closed
     held = [server.connect() for _ in range(MAX_CONNECTIONS)]
+    for sock in held:
+        # A whole head and no body: held until BODY_IDLE_TIMEOUT, longer than HEAD_TIMEOUT.
+        sock.sendall(request_head("POST", "/api/tasks", "Content-Length: 100"))
     try:
         extra = [server.connect() for _ in range(5)]
         answers = [answer_of(sock, 1) for sock in extra]
@@ -349,7 +383,10 @@ def test_concurrent_guessed_sessions_reach_better_auth_at_most_the_limit(
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             flood = pool.submit(guess_concurrently, server, guesses, fresh())
-            time.sleep(0.5)
+            deadline = time.monotonic() + 10
+            while fake_better_auth.requests["get-session"] - asked < GUESSES_PER_ADDRESS // 2:
+                assert time.monotonic() < deadline, "the guesses never reached Better Auth"
+                time.sleep(0.05)
             # Session checks in flight hold no place that a signed-in user's request needs.
             assert_others_are_served_at_once(server)
             statuses = flood.result()

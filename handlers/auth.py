@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -205,7 +206,8 @@ async def _counted_as_a_guess(request: ConnexionRequest) -> AsyncIterator[None]:
     if limiter is None or tally is None:
         yield
         return
-    decision = await limiter.hit(limiter.address, tally.credential_key)
+    at = time.time()
+    decision = await limiter.hit(limiter.address, tally.credential_key, at=at)
     tally.credential = decision
     if decision is not None and not decision.allowed:
         raise TooManyRequests(decision.headers(), ADDRESS_OVER_LIMIT)
@@ -218,7 +220,7 @@ async def _counted_as_a_guess(request: ConnexionRequest) -> AsyncIterator[None]:
     finally:
         # Accepted, or not checkable (an outage): either way not a guess.
         if not refused:
-            await limiter.release(limiter.address, tally.credential_key)
+            await limiter.release(limiter.address, tally.credential_key, at)
 
 
 async def _count_for_user(request: ConnexionRequest, subject: str) -> None:

@@ -56,8 +56,11 @@ class Decision:
 
 
 class Counter(Protocol):
-    async def add(self, key: str, window: int, amount: int) -> tuple[int, float]:
-        """Add `amount` to `key`'s count in the current window: (new count, seconds left)."""
+    async def add(
+        self, key: str, window: int, amount: int, at: float | None = None
+    ) -> tuple[int, float]:
+        """Add `amount` to `key`'s count in the window holding the Unix time `at` (now by
+        default): (new count, seconds left). A window already past is left alone."""
 
     async def close(self) -> None: ...
 
@@ -69,25 +72,33 @@ class MemoryCounter:
         self._window: tuple[int, int] | None = None  # (length, index)
         self._counts: dict[str, int] = {}
 
-    def _seconds_left(self, window: int) -> float:
-        """Seconds left in the current window, starting its table afresh when it is new."""
-        now = time.time()
-        index = int(now // window)
+    def _table(self, window: int, at: float) -> dict[str, int] | None:
+        """The counts of the window holding `at`, started afresh when it is new; None when a
+        later window has taken its place."""
+        index = int(at // window)
+        if self._window is not None and self._window[0] == window and index < self._window[1]:
+            return None
         if self._window != (window, index):
             self._window, self._counts = (window, index), {}
-        return (index + 1) * window - now
+        return self._counts
 
-    async def add(self, key: str, window: int, amount: int) -> tuple[int, float]:
-        reset = self._seconds_left(window)
-        count = self._counts.get(key, 0) + amount
-        self._counts[key] = count
-        return count, reset
+    async def add(
+        self, key: str, window: int, amount: int, at: float | None = None
+    ) -> tuple[int, float]:
+        now = time.time()
+        at = now if at is None else at
+        counts = self._table(window, at)
+        if counts is None:
+            return 0, 0.0
+        count = counts.get(key, 0) + amount
+        counts[key] = count
+        return count, (int(at // window) + 1) * window - now
 
-    def remember(self, key: str, window: int, count: int) -> None:
+    def remember(self, key: str, window: int, at: float, count: int) -> None:
         """Raise `key`'s count to one seen elsewhere, so that counting can go on from there."""
-        self._seconds_left(window)
-        if count > self._counts.get(key, 0):
-            self._counts[key] = count
+        counts = self._table(window, at)
+        if counts is not None and count > counts.get(key, 0):
+            counts[key] = count
 
     async def close(self) -> None:
         self._counts.clear()
@@ -122,11 +133,15 @@ class RedisCounter:
         self._paused_until = 0.0
         self._failing = False
 
-    async def add(self, key: str, window: int, amount: int) -> tuple[int, float]:
-        if time.monotonic() < self._paused_until:
-            return await self._local.add(key, window, amount)
+    async def add(
+        self, key: str, window: int, amount: int, at: float | None = None
+    ) -> tuple[int, float]:
+        started = time.monotonic()
+        if started < self._paused_until:
+            return await self._local.add(key, window, amount, at)
         now = time.time()
-        index = int(now // window)
+        at = now if at is None else at
+        index = int(at // window)
         name = f"todo-api:rate:{key}:{index}"
         try:
             # The pool's and the socket's timeouts each bound one step; this bounds them all.
@@ -139,12 +154,18 @@ class RedisCounter:
             self._paused_until = time.monotonic() + self.PAUSE_AFTER_FAILURE_SECONDS
             if not self._failing:
                 self._failing = True
-                logger.warning("Redis failed (%r): counting rate limits in this process", exc)
-            return await self._local.add(key, window, amount)
-        if self._failing:
+                logger.warning(
+                    "Redis failed (%s: %s): counting rate limits in this process",
+                    type(exc).__name__,
+                    exc,
+                )
+            return await self._local.add(key, window, amount, at)
+        # Only a request sent after the pause says Redis is back; one sent before it may
+        # simply have got a connection in time.
+        if self._failing and started >= self._paused_until:
             self._failing = False
             logger.warning("Redis answers again: counting rate limits there")
-        self._local.remember(key, window, int(count))
+        self._local.remember(key, window, at, int(count))
         return int(count), (index + 1) * window - now
 
     async def close(self) -> None:
@@ -157,18 +178,23 @@ class RateLimiter:
         self.user = user
         self.address = address
 
-    async def hit(self, policy: Policy, key: str, amount: int = 1) -> Decision | None:
-        """Count one request; None when the counter cannot be reached (the request passes)."""
+    async def hit(
+        self, policy: Policy, key: str, amount: int = 1, at: float | None = None
+    ) -> Decision | None:
+        """Count one request (in the window holding `at`, now by default); None when the
+        counter cannot be reached (the request passes)."""
         try:
-            count, reset = await self._counter.add(f"{policy.name}:{key}", policy.window, amount)
+            name = f"{policy.name}:{key}"
+            count, reset = await self._counter.add(name, policy.window, amount, at)
         except Exception as exc:
             logger.warning("rate limit counter unavailable, not limiting: %r", exc)
             return None
         return Decision(policy, count, reset)
 
-    async def release(self, policy: Policy, key: str) -> None:
-        """Give back a request counted before its work, once it turns out not to count."""
-        await self.hit(policy, key, amount=-1)
+    async def release(self, policy: Policy, key: str, at: float) -> None:
+        """Give back a request counted at `at`, before its work, once it turns out not to
+        count: in the window it was counted in, not in a later one."""
+        await self.hit(policy, key, amount=-1, at=at)
 
     async def peek(self, policy: Policy, key: str) -> Decision | None:
         """What counting one more request would decide, without counting it."""

@@ -1,15 +1,19 @@
-"""A TCP proxy between the app and PostgreSQL that a test can cut and restore."""
+"""A TCP proxy between the app and a server (PostgreSQL, Redis) that a test can cut and
+restore, or slow down."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 
 class TcpProxy:
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int], answer_delay: float = 0.0) -> None:
         self.upstream = upstream
+        # Seconds each piece of the server's answer is held back.
+        self.answer_delay = answer_delay
         self.port = 0
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -54,13 +58,19 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._sockets.update((client, server))
-            for source, target in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+            for source, target, delay in (
+                (client, server, 0.0),
+                (server, client, self.answer_delay),
+            ):
+                threading.Thread(
+                    target=self._pump, args=(source, target, delay), daemon=True
+                ).start()
 
     @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
+    def _pump(source: socket.socket, target: socket.socket, delay: float) -> None:
         try:
             while data := source.recv(65536):
+                time.sleep(delay)
                 target.sendall(data)
         except OSError:
             pass

@@ -199,8 +199,19 @@ def _expected(settings: Settings) -> Expected:
 
 
 def app_from_env() -> AsyncApp:
-    """The factory uvicorn calls in each worker process."""
-    return create_app(Settings.from_env())
+    """The factory uvicorn (or another ASGI server) calls in each worker process."""
+    settings = Settings.from_env()
+    _refuse_a_guessable_secret(settings)
+    return create_app(settings)
+
+
+def _refuse_a_guessable_secret(settings: Settings) -> None:
+    weakness = weak_secret(settings.auth_secret) if settings.auth_secret else None
+    if weakness is not None:
+        raise ConfigError(
+            f"BETTER_AUTH_SECRET {weakness}, so anyone could sign tokens with it; "
+            "set it to a random value, e.g. the output of `openssl rand -base64 32`."
+        )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -209,12 +220,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.accepts_credentials and not args.dev:
         raise ConfigError(f"{NO_CREDENTIALS} To try the API, run `todo-api serve --dev`.")
-    weakness = weak_secret(settings.auth_secret) if settings.auth_secret else None
-    if weakness is not None:
-        raise ConfigError(
-            f"BETTER_AUTH_SECRET {weakness}, so anyone could sign tokens with it; "
-            "set it to a random value, e.g. the output of `openssl rand -base64 32`."
-        )
+    _refuse_a_guessable_secret(settings)
     if args.dev and not settings.auth_secret:
         # Workers are separate processes: they read the throwaway secret from the environment.
         os.environ["BETTER_AUTH_SECRET"] = secrets.token_urlsafe(48)
@@ -254,13 +260,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, with credentials scrubbed from every line it writes."""
+    """uvicorn's logging, with the application's own loggers beside it, and credentials
+    scrubbed from every line either writes. Set here rather than in `main`, since uvicorn
+    applies it in each worker process it starts too."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"redact": {"()": RedactCredentials}}
+    config["formatters"]["application"] = {
+        "()": "uvicorn.logging.DefaultFormatter",
+        "fmt": "%(levelprefix)s %(name)s: %(message)s",
+    }
+    config["handlers"]["application"] = {
+        "formatter": "application",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
     for handler in config["handlers"].values():
         handler["filters"] = ["redact"]
+    config["root"] = {"handlers": ["application"], "level": _log_level()}
     return config
 
 

@@ -127,8 +127,9 @@ class SecurityHeaders:
                     headers["Cache-Control"] = "no-store"
                 if 300 <= message["status"] < 400 and "location" in headers:
                     target = urlsplit(headers["location"])
-                    # One leading slash: `//host/...` would name another host again.
-                    path = "/" + target.path.lstrip("/")
+                    # One leading slash: `//host/...` (or `/\\host`, to a browser) would name
+                    # another host again.
+                    path = "/" + target.path.lstrip("/\\")
                     headers["location"] = urlunsplit(("", "", path, target.query, ""))
             await send(message)
 

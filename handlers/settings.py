@@ -93,6 +93,10 @@ class Settings:
             raise ConfigError(
                 f"IDEMPOTENCY_KEY_TTL must be at most {MAX_IDEMPOTENCY_KEY_TTL} seconds (30 days)."
             )
+        if "*" in self.cors_origins and len(self.cors_origins) > 1:
+            raise ConfigError(
+                "CORS_ORIGINS=* means any origin (without credentials): list no origins beside it."
+            )
         if self.better_auth_sessions and not self.better_auth_url:
             raise ConfigError("BETTER_AUTH_SESSIONS needs BETTER_AUTH_URL to check sessions at.")
         if (

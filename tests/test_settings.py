@@ -100,3 +100,9 @@ def test_env_example_documents_every_variable() -> None:
     documented = set(re.findall(r"^#? ?([A-Z_]+)=", example, re.MULTILINE))
     assert "LOG_LEVEL" in read
     assert read <= documented, read - documented
+
+
+def test_any_origin_cannot_be_listed_beside_named_ones() -> None:
+    with pytest.raises(ConfigError, match=r"CORS_ORIGINS=\*"):
+        Settings.from_env({"CORS_ORIGINS": "*, https://app.example"})
+    assert Settings.from_env({"CORS_ORIGINS": "*"}).any_origin

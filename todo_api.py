@@ -84,7 +84,8 @@ def create_app(settings: Settings) -> AsyncApp:
         __name__,
         specification_dir=SPEC_DIR,
         lifespan=lifespan,
-        strict_validation=True,
+        # Query parameters an operation does not declare are ignored (handlers/validation.py).
+        strict_validation=False,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATORS,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),

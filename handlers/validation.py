@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from typing import Any
+from urllib.parse import unquote_plus
 
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
@@ -132,13 +133,16 @@ class ParametersValidator(ParameterValidator):
         error = next(iter(checker.iter_errors(value)), None)
         return None if error is None else _detail(error)
 
+    def validate(self, scope: Scope) -> None:
+        scope["query_string"] = declared_query(scope["query_string"], self._declared)
+        super().validate(scope)
+
+    @property
+    def _declared(self) -> frozenset[str]:
+        return frozenset(param["name"] for param in self.parameters.get("query", []))
+
     def validate_request(self, request: ConnexionRequest) -> None:
         errors: list[dict[str, str]] = []
-        if self.strict_validation:
-            unknown = self.validate_query_parameter_list(
-                request, security_params=self.security_query_params
-            )
-            errors += [{"parameter": n, "detail": "unknown parameter"} for n in sorted(unknown)]
         checks = {
             "query": self.validate_query_parameter,
             "path": self.validate_path_parameter,
@@ -151,6 +155,25 @@ class ParametersValidator(ParameterValidator):
                     errors.append({"parameter": param["name"], "detail": detail})
         if errors:
             raise ValidationProblem(errors)
+
+
+def declared_query(query: bytes, declared: frozenset[str]) -> bytes:
+    """The query string without the parameters an operation does not declare, each kept
+    byte for byte.
+
+    Frontends send cache-busters (`_=1712345678`) and parameters of other backends
+    (`sort_by=created`): they are ignored, not refused. Dropped here, before validation, so
+    that neither the handler, nor the next page's `Link`, nor a log of Connexion's (which
+    reports an undeclared name that matches a handler argument) sees them.
+    """
+    if not query:
+        return query
+    kept = [
+        pair
+        for pair in query.split(b"&")
+        if unquote_plus(pair.split(b"=", 1)[0].decode("latin-1"), encoding="utf-8") in declared
+    ]
+    return b"&".join(kept)
 
 
 VALIDATORS: dict[str, Any] = {

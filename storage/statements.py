@@ -83,8 +83,6 @@ TASK = select(*COLUMNS).where(*_live(one=True))
 OWNER_FOR_LIST = select(
     TaskOwnerRow.change_seq, TaskOwnerRow.task_count, TaskOwnerRow.completed_count
 ).where(TaskOwnerRow.user_id == _owner)
-# Whether a task is completed, before a write that sets completion (under the owner's lock).
-TASK_COMPLETED = select(TaskRow.completed).where(*_live(one=True))
 OWNER_FOR_FEED = select(TaskOwnerRow.change_seq, TaskOwnerRow.purged_seq).where(
     TaskOwnerRow.user_id == _owner
 )

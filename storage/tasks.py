@@ -167,6 +167,13 @@ def _now() -> dt.datetime:
 _CLAIM_ATTEMPTS = 5
 
 
+class _Unchanged(Exception):
+    """A write would leave the task as it is: nothing may be written, so the transaction ends."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+
 class _NothingToRestore(Exception):
     """Restore found no restorable tombstone: nothing may be written, so the transaction ends."""
 
@@ -489,24 +496,28 @@ class TaskStore:
         statement = sql.update_task(tuple(sorted(values)), completion, kind)
         parameters = {f"new_{name}": value for name, value in values.items()}
         parameters |= _one(user_id, task_id) | versions | {"now": _now()}
-        with self._engine.begin() as connection:
-            seq = self._count(connection, user_id, 0)
-            if seq is None:
-                raise TaskNotFound(task_id)
-            was_completed = None
-            if completion in ("complete", "reopen"):
+        try:
+            with self._engine.begin() as connection:
+                seq = self._count(connection, user_id, 0)
+                current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
+                if seq is None or current is None:
+                    raise TaskNotFound(task_id)
                 # Read under the owner's lock, which every write of this user's tasks takes.
-                was_completed = connection.scalar(sql.TASK_COMPLETED, _one(user_id, task_id))
-            row = connection.execute(statement, parameters | {"new_seq": seq}).one_or_none()
-            if row is None:
-                self._refuse(connection, user_id, task_id, if_match)
-            task = Task.of(row)
-            if completion == "toggle":
-                was_completed = not task.completed
-            if was_completed is not None and was_completed != task.completed:
-                moved = 1 if task.completed else -1
-                self._count(connection, user_id, 0, sequence=False, completed=moved)
-            return task
+                if _unchanged(current, values, completion):
+                    raise _Unchanged(Task.of(current))
+                row = connection.execute(statement, parameters | {"new_seq": seq}).one_or_none()
+                if row is None:
+                    self._refuse(connection, user_id, task_id, if_match)
+                task = Task.of(row)
+                if current.completed != task.completed:
+                    moved = 1 if task.completed else -1
+                    self._count(connection, user_id, 0, sequence=False, completed=moved)
+                return task
+        except _Unchanged as unchanged:
+            # Rolled back: no new version, no updated_at, no change in the feed or the list's
+            # tag. Whatever If-Match named, the asked-for state is the current one (RFC 9110
+            # 13.1.1 allows a 2xx for a change that has already been applied).
+            return unchanged.task
 
     def _refuse(
         self, connection: Connection, user_id: str, task_id: int, if_match: IfMatch | None
@@ -545,6 +556,16 @@ def _total_by_status(status: str, tasks: int, completed: int) -> int:
     if status == "pending":
         return tasks - completed
     return tasks
+
+
+def _unchanged(row: Row[Any], values: Mapping[str, Any], completion: Completion) -> bool:
+    """Whether writing these column values and this completion would leave the row as it is."""
+    if completion == "toggle" or (
+        completion != "keep" and row.completed != (completion == "complete")
+    ):
+        return False
+    stored = row._mapping
+    return all(stored[name] == value for name, value in values.items())
 
 
 def _completion(completed: bool) -> Completion:

@@ -48,9 +48,14 @@ def version_in(opaque_tag: str, task_id: int) -> int | None:
     return int(match[2])
 
 
-def list_etag(as_of: int, path: str, query: TaskQuery) -> str:
-    """Weak: the page is the same for as long as the user's change sequence stands still."""
-    digest = hashlib.blake2b(repr((path, query)).encode(), digest_size=8).hexdigest()
+def list_etag(user: str, as_of: int, path: str, query: TaskQuery) -> str:
+    """Weak: the page is the same for as long as the user's change sequence stands still.
+
+    The user is part of the tag: two users with as many writes must not share one, or a
+    frontend cache keyed by URL would answer one account's list with the other's.
+    """
+    named = repr((user, path, query)).encode()
+    digest = hashlib.blake2b(named, digest_size=8).hexdigest()
     return f'W/"{as_of}-{digest}"'
 
 

@@ -50,7 +50,7 @@ def list_tasks(
     scope = _scope()
     page = _store(scope).list(user, query)
     url = URL(scope=scope)
-    etag = list_etag(page.as_of, _path(url), query)
+    etag = list_etag(user, page.as_of, _path(url), query)
     if preconditions.none_match(etag, Headers(scope=scope)):
         return _not_modified(etag)
     headers = {"X-Total-Count": str(page.total), "ETag": etag}

@@ -211,6 +211,24 @@ def test_a_list_has_a_weak_etag_that_any_write_of_the_users_tasks_changes(
         tag = response.headers["ETag"]
 
 
+@pytest.mark.parametrize("writes", [0, 1, 3])
+def test_two_users_with_as_many_writes_never_share_a_list_tag(
+    client: TestClient, alice: dict[str, str], bob: dict[str, str], create: Create, writes: int
+) -> None:
+    """A frontend cache keyed by URL must not answer bob's list with alice's after a sign-in."""
+    for _ in range(writes):
+        create(title="same")
+        create(headers=bob, title="same")
+    alices = client.get("/api/tasks", headers=alice)
+    bobs = client.get("/api/tasks", headers=bob)
+    assert alices.headers["ETag"] != bobs.headers["ETag"]
+    with_alices_tag = client.get(
+        "/api/tasks", headers=bob | {"If-None-Match": alices.headers["ETag"]}
+    )
+    assert with_alices_tag.status_code == 200
+    assert with_alices_tag.json() == bobs.json()
+
+
 @pytest.mark.parametrize(
     ("method", "suffix", "body", "status"),
     [("PATCH", "", {"title": "winner"}, 200), ("DELETE", "", None, 204)],
@@ -231,10 +249,13 @@ def test_concurrent_writers_with_one_if_match_exactly_one_wins(
         writers = 8
         start = threading.Barrier(writers)
 
-        def write(_: int, url: str = url, tag: str = tag, start: threading.Barrier = start) -> int:
+        def write(n: int, url: str = url, tag: str = tag, start: threading.Barrier = start) -> int:
+            # Each writer asks for another title: one asking for the winner's title would be
+            # answered 200 with no write (already applied).
+            sent = None if body is None else {"title": f"{body['title']}-{n}"}
             start.wait()
             headers = alice | {"If-Match": tag}
-            return client.request(method, url + suffix, json=body, headers=headers).status_code
+            return client.request(method, url + suffix, json=sent, headers=headers).status_code
 
         with ThreadPoolExecutor(max_workers=writers) as pool:
             statuses = sorted(pool.map(write, range(writers)))
@@ -243,4 +264,4 @@ def test_concurrent_writers_with_one_if_match_exactly_one_wins(
         assert set(statuses) - {status} <= {412, 404}
         if method == "PATCH":
             assert set(statuses) == {200, 412}
-            assert fetch(client, url, alice)[0]["title"] == "winner"
+            assert fetch(client, url, alice)[0]["title"].startswith("winner-")

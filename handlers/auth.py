@@ -122,13 +122,26 @@ class Authenticator:
 
     async def _session_subject(self, token: str) -> str:
         if self._sessions is None:
-            raise OAuthProblem(detail="Invalid token: not a JWT")
+            raise OAuthProblem(detail=SESSIONS_OFF)
         try:
             return await self._sessions.subject(token)
         except SessionRejected:
-            raise OAuthProblem(detail="Invalid token: no such session") from None
+            raise OAuthProblem(detail=SESSION_REFUSED) from None
         except SessionsUnavailable:
             raise Unavailable("Sessions cannot be checked right now.", 5) from None
+
+
+# A developer reads these while wiring a frontend: they name what to check, not just what failed.
+SESSIONS_OFF = (
+    "Invalid token: not a JWT. If it is a Better Auth session token, turn sessions on here "
+    "(BETTER_AUTH_SESSIONS=1 with BETTER_AUTH_URL) and enable Better Auth's bearer() plugin; "
+    "or send a JWT from its jwt() plugin."
+)
+SESSION_REFUSED = (
+    "Invalid token: Better Auth's get-session does not accept it. If the session exists, check "
+    "that Better Auth's bearer() plugin is enabled (without it, get-session ignores a bearer "
+    "token) and that BETTER_AUTH_SESSIONS is on; otherwise sign in again."
+)
 
 
 def _jwt_header(token: str) -> dict[str, Any] | None:

@@ -347,8 +347,19 @@ def test_session_answers_expire_after_the_ttl(fake: FakeBetterAuth, serve: Clien
 def test_sessions_are_off_by_default(fake: FakeBetterAuth, serve: Client) -> None:
     fake.sessions["s1"] = "u1"
     api = serve(better_auth_url=fake.url)
-    assert_401(api.get("/api/tasks", headers=bearer("s1")))
+    response = api.get("/api/tasks", headers=bearer("s1"))
+    assert_401(response)
     assert fake.requests["get-session"] == 0
+    # A developer who sent a session token learns how to have it accepted.
+    assert "BETTER_AUTH_SESSIONS=1" in response.json()["detail"]
+    assert "bearer() plugin" in response.json()["detail"]
+
+
+def test_a_refused_session_names_the_bearer_plugin_and_the_setting(api: TestClient) -> None:
+    response = api.get("/api/tasks", headers=bearer("a-session-better-auth-does-not-know"))
+    assert_401(response)
+    assert "bearer() plugin" in response.json()["detail"]
+    assert "BETTER_AUTH_SESSIONS" in response.json()["detail"]
 
 
 def test_sessions_while_better_auth_is_down_are_503(serve: Client) -> None:

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import httpx2
 import pytest
@@ -33,12 +34,19 @@ def installed() -> None:
 class BetterAuth:
     """One `node server.mjs` process; restartable on the same port."""
 
-    def __init__(self, algorithm: str = "EdDSA", rotation_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        algorithm: str = "EdDSA",
+        rotation_seconds: float | None = None,
+        bearer_plugin: bool = True,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PORT": str(self.port), "JWT_ALG": algorithm}
         if rotation_seconds:
             self.env["ROTATION_SECONDS"] = str(rotation_seconds)
+        if not bearer_plugin:
+            self.env["BEARER_PLUGIN"] = "off"
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -72,7 +80,11 @@ class BetterAuth:
             headers={"Origin": self.url},
         )
         assert response.status_code == 200, response.text
-        return response.json()["user"]["id"], response.headers["set-auth-token"]
+        # Without the bearer() plugin there is no set-auth-token: the session is in the cookie.
+        token = response.headers.get("set-auth-token") or unquote(
+            response.cookies["better-auth.session_token"]
+        )
+        return response.json()["user"]["id"], token
 
     def jwt(self, session_token: str) -> str:
         """A JWT as `authClient.token()` gets it."""
@@ -130,6 +142,23 @@ def test_session_token_from_better_auth_is_accepted(better_auth: Client, serve: 
     owns_tasks(api, user_id, session)  # signed form, as the set-auth-token header gives it
     owns_tasks(api, user_id, session.split(".")[0])  # the bare session token
     assert api.get("/api/tasks", headers=bearer("no-such-session")).status_code == 401
+
+
+def test_a_session_refused_for_want_of_the_bearer_plugin_says_what_to_check(
+    better_auth: Client, serve: Client
+) -> None:
+    """The session exists, but without bearer() Better Auth's get-session ignores the header."""
+    server = better_auth(bearer_plugin=False)
+    user_id, session = server.sign_up()
+    cookie = {"Cookie": f"better-auth.session_token={quote(session)}"}
+    signed_in = httpx2.get(f"{server.url}/api/auth/get-session", headers=cookie)
+    assert signed_in.json()["user"]["id"] == user_id
+    api = serve(better_auth_url=server.url, better_auth_sessions=True)
+    response = api.get("/api/tasks", headers=bearer(session))
+    assert response.status_code == 401
+    detail = response.json()["detail"]
+    assert "bearer() plugin" in detail
+    assert "BETTER_AUTH_SESSIONS" in detail
 
 
 def test_signed_out_session_is_refused_once_the_cache_expires(

@@ -1,6 +1,7 @@
 // A real Better Auth server for the interop tests: memory adapter, email and password,
 // the jwt() and bearer() plugins, on 127.0.0.1:$PORT. JWT_ALG picks the signing algorithm;
-// ROTATION_SECONDS, when set, rotates the signing key that often (old keys stay published).
+// ROTATION_SECONDS, when set, rotates the signing key that often (old keys stay published);
+// BEARER_PLUGIN=off leaves bearer() out, as a frontend that forgot it would.
 import http from "node:http";
 import { betterAuth } from "better-auth";
 import { memoryAdapter } from "better-auth/adapters/memory";
@@ -17,7 +18,10 @@ const auth = betterAuth({
   secret: "better-auth-harness-secret-not-used-by-the-api",
   database: memoryAdapter({ user: [], session: [], account: [], verification: [], jwks: [] }),
   emailAndPassword: { enabled: true },
-  plugins: [jwt({ jwks: { keyPairConfig: { alg }, rotationInterval: rotation } }), bearer()],
+  plugins: [
+    jwt({ jwks: { keyPairConfig: { alg }, rotationInterval: rotation } }),
+    ...(process.env.BEARER_PLUGIN === "off" ? [] : [bearer()]),
+  ],
   telemetry: { enabled: false },
 });
 

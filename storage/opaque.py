@@ -11,7 +11,10 @@ from storage.errors import InvalidCursor
 
 
 def dump(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    # UTF-8, not \uXXXX escapes: an emoji is 4 bytes rather than 12, so that a cursor carrying
+    # the longest title fits the spec's bound on the cursor parameter.
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
 
 
 def load(cursor: str, fields: set[str], not_ours: str) -> dict[str, Any]:

@@ -28,7 +28,8 @@ MAX_DETAIL = 200
 
 def _detail(error: ValidationError) -> str:
     if error.validator == "pattern":
-        return "is blank or has characters that are not allowed here"
+        # The spec says what a pattern means beside the pattern; a regex is no answer for users.
+        return error.schema.get("x-pattern-detail", "is blank or has characters not allowed here")
     message = error.message
     return message if len(message) <= MAX_DETAIL else message[: MAX_DETAIL - 3] + "..."
 

@@ -65,6 +65,8 @@ class TaskRow(Base):
         # The changes feed reads a user's rows in the order their writes committed.
         Index("ix_tasks_user_seq", "user_id", "seq", unique=True),
         Index("ix_tasks_deleted_at", "deleted_at"),
+        # A user's oldest deleted task: the one a delete past the bound purges.
+        Index("ix_tasks_user_deleted", "user_id", "deleted_at"),
         # Never hand a deleted task's id to a new task: a client may still hold the old one.
         {"sqlite_autoincrement": True},
     )
@@ -105,13 +107,20 @@ class TaskOwnerRow(Base):
     change_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     # The latest sequence number of a purged tombstone: an older feed cursor missed a delete.
     purged_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # Deleted tasks kept for restore, and live idempotency keys: each bounded by the quota too.
+    tombstone_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    key_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class IdempotencyKeyRow(Base):
     """A create made with an Idempotency-Key: what was asked (hashed) and the task it made."""
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (PrimaryKeyConstraint("user_id", "key"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "key"),
+        # A user's oldest key: the one a keyed create past the bound forgets.
+        Index("ix_idempotency_keys_user_expires", "user_id", "expires_at"),
+    )
 
     user_id: Mapped[str] = mapped_column(String(255), nullable=False)
     key: Mapped[str] = mapped_column(String(255), nullable=False)

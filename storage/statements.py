@@ -19,6 +19,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Insert,
+    Integer,
     Select,
     String,
     Update,
@@ -122,10 +123,12 @@ def claim_key(dialect: str) -> Insert:
 
 
 @cache
-def count(change: int, *, sequence: bool, completed: int = 0) -> Update:
-    """Move the owner's task count by `change` (a growing count within `quota`) and their
-    completed count by `completed`, and take the next change number when `sequence`; returns
-    the owner's change number."""
+def count(
+    change: int, *, sequence: bool, completed: int = 0, tombstones: int = 0, keys: int = 0
+) -> Update:
+    """Move the owner's task count by `change` (a growing count within `quota`), and their
+    completed, deleted-task and idempotency-key counts by the others, and take the next change
+    number when `sequence`; returns the owner's change number and the last two counts."""
     # Only a growing count is held to the quota: a user over a lowered quota may delete.
     within = (TaskOwnerRow.task_count + change <= bindparam("quota"),) if change > 0 else ()
     values: dict[str, Any] = {}
@@ -133,14 +136,52 @@ def count(change: int, *, sequence: bool, completed: int = 0) -> Update:
         values["task_count"] = TaskOwnerRow.task_count + change
     if completed:
         values["completed_count"] = TaskOwnerRow.completed_count + completed
+    if tombstones:
+        values["tombstone_count"] = TaskOwnerRow.tombstone_count + tombstones
+    if keys:
+        values["key_count"] = TaskOwnerRow.key_count + keys
     if sequence:
         values["change_seq"] = TaskOwnerRow.change_seq + 1
     return (
         update(TaskOwnerRow)
         .where(TaskOwnerRow.user_id == _owner, *within)
         .values(values)
-        .returning(TaskOwnerRow.change_seq)
+        .returning(TaskOwnerRow.change_seq, TaskOwnerRow.tombstone_count, TaskOwnerRow.key_count)
     )
+
+
+_how_many = bindparam("how_many", type_=Integer())
+FORGET_TOMBSTONES = (
+    update(TaskOwnerRow)
+    .where(TaskOwnerRow.user_id == _owner)
+    .values(tombstone_count=TaskOwnerRow.tombstone_count - _how_many)
+)
+FORGET_KEYS = (
+    update(TaskOwnerRow)
+    .where(TaskOwnerRow.user_id == _owner)
+    .values(key_count=TaskOwnerRow.key_count - _how_many)
+)
+# The deletion time of the user's `skip`+1-th oldest deleted task.
+NTH_OLDEST_DELETION = (
+    select(TaskRow.deleted_at)
+    .where(TaskRow.user_id == _owner, TaskRow.deleted_at.is_not(None))
+    .order_by(TaskRow.deleted_at, TaskRow.id)
+    .limit(1)
+    .offset(bindparam("skip", type_=Integer()))
+)
+_oldest_keys = (
+    select(IdempotencyKeyRow.key)
+    .where(IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.key != _idempotency_key)
+    .order_by(IdempotencyKeyRow.expires_at, IdempotencyKeyRow.key)
+    .limit(_how_many)
+    .scalar_subquery()
+)
+# Run with the key just claimed as `idempotency_key`, which is never among the forgotten.
+FORGET_OLDEST_KEYS = (
+    delete(IdempotencyKeyRow)
+    .where(IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.key.in_(_oldest_keys))
+    .returning(IdempotencyKeyRow.key)
+)
 
 
 @cache

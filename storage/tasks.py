@@ -245,7 +245,7 @@ class TaskStore:
             self._expire_keys(connection, user_id, now)
             claimed = connection.execute(sql.claim_key(self._dialect), claim).one_or_none()
             if claimed is not None:
-                task = self._insert(connection, row)
+                task = self._insert(connection, row, key=key)
                 connection.execute(sql.KEEP_RESPONSE, the_key | {"response": snapshots.dump(task)})
                 return Created(task, replayed=False)
             # On PostgreSQL this reads a newer snapshot than the insert saw: the row may be gone.
@@ -293,38 +293,45 @@ class TaskStore:
         """Delete a task, keeping it restorable (a tombstone) for the retention period."""
         now = _now()
         with self._engine.begin() as connection:
-            seq = self._count(connection, user_id, -1)
-            if seq is None:
+            counted = self._count(connection, user_id, -1, tombstones=+1)
+            if counted is None:
                 raise TaskNotFound(task_id)
             kind, versions = _precondition(if_match)
             deleted = connection.execute(
                 sql.delete_task(kind),
-                _one(user_id, task_id) | versions | {"now": now, "new_seq": seq},
+                _one(user_id, task_id) | versions | {"now": now, "new_seq": counted.change_seq},
             ).one_or_none()
             if deleted is None:
                 self._refuse(connection, user_id, task_id, if_match)
             elif deleted.completed:
                 self._count(connection, user_id, 0, sequence=False, completed=-1)
             # Opportunistic: the owner's row is locked already, so this costs one statement.
-            self._purge_user(connection, user_id, now - self._retention)
+            purged = self._purge_user(connection, user_id, now - self._retention)
+            excess = counted.tombstone_count - purged - self._quota
+            if excess > 0:
+                self._purge_oldest(connection, user_id, excess)
 
     def restore(self, user_id: str, task_id: int) -> Task:
         """Bring back a deleted task within the retention period; a live task is returned as is."""
         now = _now()
         try:
             with self._engine.begin() as connection:
-                seq = self._count(connection, user_id, 0)
-                if seq is None:
+                counted = self._count(connection, user_id, 0)
+                if counted is None:
                     raise TaskNotFound(task_id)
+                horizon = now - self._retention
                 row = connection.execute(
                     sql.RESTORE_TASK,
                     _one(user_id, task_id)
-                    | {"horizon": now - self._retention, "now": now, "new_seq": seq},
+                    | {"horizon": horizon, "now": now, "new_seq": counted.change_seq},
                 ).one_or_none()
                 if row is None:
                     raise _NothingToRestore
                 task = Task.of(row)
-                self._count(connection, user_id, +1, sequence=False, completed=int(task.completed))
+                completed = int(task.completed)
+                self._count(
+                    connection, user_id, +1, sequence=False, completed=completed, tombstones=-1
+                )
                 return task
         except _NothingToRestore:
             # Live (say, a repeated undo) or gone for good: whatever get() finds.
@@ -426,7 +433,12 @@ class TaskStore:
     def _expire_keys(self, connection: Connection, user_id: str, now: dt.datetime) -> int:
         """Delete the user's idempotency keys that have expired; how many there were."""
         expired = connection.execute(sql.DELETE_EXPIRED_KEYS, {"owner": user_id, "now": now})
-        return len(expired.all())
+        return self._forget_keys(connection, user_id, len(expired.all()))
+
+    def _forget_keys(self, connection: Connection, user_id: str, how_many: int) -> int:
+        if how_many:
+            connection.execute(sql.FORGET_KEYS, {"owner": user_id, "how_many": how_many})
+        return how_many
 
     def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """A new task's column values, from a complete set of writable fields."""
@@ -450,10 +462,21 @@ class TaskStore:
             "version": 1,
         }
 
-    def _insert(self, connection: Connection, row: dict[str, Any]) -> Task:
-        seq = self._count(connection, row["user_id"], +1, completed=int(row["completed"]))
-        assert seq is not None  # a create makes the owner's row
-        return Task.of(connection.execute(sql.INSERT_TASK, row | {"seq": seq}).one())
+    def _insert(
+        self, connection: Connection, row: dict[str, Any], *, key: str | None = None
+    ) -> Task:
+        """Insert a task, with the idempotency key claimed for it (counted, and bounded by
+        the quota: past it, the user's oldest keys are forgotten before they expire)."""
+        user_id = row["user_id"]
+        keys = 0 if key is None else 1
+        counted = self._count(connection, user_id, +1, completed=int(row["completed"]), keys=keys)
+        assert counted is not None  # a create makes the owner's row
+        if key is not None and counted.key_count > self._quota:
+            excess = {"owner": user_id, "idempotency_key": key}
+            excess["how_many"] = counted.key_count - self._quota
+            forgotten = connection.execute(sql.FORGET_OLDEST_KEYS, excess).all()
+            self._forget_keys(connection, user_id, len(forgotten))
+        return Task.of(connection.execute(sql.INSERT_TASK, row | {"seq": counted.change_seq}).one())
 
     def _count(
         self,
@@ -463,10 +486,13 @@ class TaskStore:
         *,
         sequence: bool = True,
         completed: int = 0,
-    ) -> int | None:
+        tombstones: int = 0,
+        keys: int = 0,
+    ) -> Row[Any] | None:
         """Lock the owner's row, move its task count by `change` within the quota and its
-        completed count by `completed`, and take the user's next change sequence number (None
-        if the user has no row: never had a task).
+        other counts by the others, and take the user's next change sequence number. Returns
+        `change_seq`, `tombstone_count` and `key_count` (None if the user has no row: never had
+        a task).
 
         The conditional UPDATE is the check and the write in one: concurrent creates cannot
         both take the last place, and the row lock orders the user's writes as they commit.
@@ -475,12 +501,14 @@ class TaskStore:
             owner_row = sql.insert_ignoring_conflict(self._dialect, TaskOwnerRow, ("user_id",))
             connection.execute(owner_row, {"user_id": user_id, "task_count": 0})
         counted = connection.execute(
-            sql.count(change, sequence=sequence, completed=completed),
+            sql.count(
+                change, sequence=sequence, completed=completed, tombstones=tombstones, keys=keys
+            ),
             {"owner": user_id, "quota": self._quota},
         ).one_or_none()
         if counted is None and change > 0:
             raise QuotaExceeded(self._quota)
-        return None if counted is None else counted.change_seq
+        return counted
 
     def _update(
         self,
@@ -498,14 +526,15 @@ class TaskStore:
         parameters |= _one(user_id, task_id) | versions | {"now": _now()}
         try:
             with self._engine.begin() as connection:
-                seq = self._count(connection, user_id, 0)
+                counted = self._count(connection, user_id, 0)
                 current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
-                if seq is None or current is None:
+                if counted is None or current is None:
                     raise TaskNotFound(task_id)
                 # Read under the owner's lock, which every write of this user's tasks takes.
                 if _unchanged(current, values, completion):
                     raise _Unchanged(Task.of(current))
-                row = connection.execute(statement, parameters | {"new_seq": seq}).one_or_none()
+                seq = {"new_seq": counted.change_seq}
+                row = connection.execute(statement, parameters | seq).one_or_none()
                 if row is None:
                     self._refuse(connection, user_id, task_id, if_match)
                 task = Task.of(row)
@@ -531,10 +560,21 @@ class TaskStore:
         raise PreconditionFailed(Task.of(current))
 
     def _purge_user(self, connection: Connection, user_id: str, horizon: dt.datetime) -> int:
+        """Remove the user's deleted tasks deleted before `horizon`; how many there were."""
         expired = {"owner": user_id, "horizon": horizon}
         if connection.execute(sql.MARK_PURGED, expired).one_or_none() is None:
             return 0
-        return len(connection.execute(sql.PURGE_TASKS, expired).all())
+        purged = len(connection.execute(sql.PURGE_TASKS, expired).all())
+        connection.execute(sql.FORGET_TOMBSTONES, {"owner": user_id, "how_many": purged})
+        return purged
+
+    def _purge_oldest(self, connection: Connection, user_id: str, how_many: int) -> None:
+        """Purge the user's `how_many` oldest deleted tasks before their retention ends: a
+        user keeps at most the quota of them (and ties in deletion time go together)."""
+        nth = {"owner": user_id, "skip": how_many - 1}
+        last = connection.scalar(sql.NTH_OLDEST_DELETION, nth)
+        if last is not None:
+            self._purge_user(connection, user_id, last + dt.timedelta(microseconds=1))
 
 
 def _one(user_id: str, task_id: int) -> dict[str, Any]:

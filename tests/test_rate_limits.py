@@ -42,12 +42,17 @@ def user() -> dict[str, str]:
     return bearer(make_token(f"u-{uuid.uuid4().hex[:12]}", iss=None, aud=None))
 
 
+WINDOW = 86_400
+
+
 def limited(serve: Client, **settings: object) -> TestClient:
     defaults: dict[str, object] = {
         "auth_secret": SECRET,
         "rate_limit_per_user": 5,
         "rate_limit_per_address": 3,
-        "rate_limit_window": 60,
+        # Windows are aligned to the clock: a short one could end mid-test and start the
+        # counts afresh. A day's ends only at midnight UTC.
+        "rate_limit_window": WINDOW,
     }
     return serve(**(defaults | settings))
 
@@ -66,7 +71,7 @@ def test_every_answer_carries_the_limit(serve: Client) -> None:
     alice = user()
     name, quota, remaining, reset = state(api.get("/api/tasks", headers=alice))
     assert (name, quota, remaining) == ("user", 5, 4)
-    assert 1 <= reset <= 60
+    assert 1 <= reset <= WINDOW
     assert state(api.get("/api/tasks/99", headers=alice))[:3] == ("user", 5, 3)  # a 404 counts
     assert state(api.get("/api/health"))[:3] == ("address", 3, 2)
 
@@ -79,7 +84,7 @@ def test_a_user_over_the_limit_gets_429(serve: Client) -> None:
     refused = api.post("/api/tasks", json={"title": "x"}, headers=alice)
     assert refused.status_code == 429
     assert refused.headers["content-type"] == "application/problem+json"
-    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert 1 <= int(refused.headers["Retry-After"]) <= WINDOW
     assert state(refused)[2] == 0
     assert api.get("/api/tasks", headers=bob).status_code == 200  # a count of their own
 

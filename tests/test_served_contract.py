@@ -85,6 +85,14 @@ def test_head_answers_the_headers_of_get(client: TestClient, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", DOCUMENTS)
+def test_a_trailing_slash_is_served_in_place(client: TestClient, path: str) -> None:
+    # In place, as TrailingSlash serves the API's paths: no redirect.
+    response = client.get(path + "/")
+    assert response.status_code == 200
+    assert response.content == client.get(path).content
+
+
+@pytest.mark.parametrize("path", DOCUMENTS)
 def test_documents_are_read_only(client: TestClient, path: str) -> None:
     response = client.post(path, json={})
     assert response.status_code == 405

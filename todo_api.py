@@ -30,6 +30,7 @@ from handlers.jwks import JwksCache
 from handlers.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from handlers.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
 from handlers.redaction import RedactCredentials
+from handlers.served_contract import JSON_PATH, ServedContract, contract_documents
 from handlers.server import EdgeLimits, GuardedHttpToolsProtocol
 from handlers.sessions import SessionIntrospector
 from handlers.settings import ConfigError, Settings, weak_secret
@@ -88,10 +89,17 @@ def create_app(settings: Settings) -> AsyncApp:
         strict_validation=False,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATORS,
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+        # Connexion's copy of the spec has every $ref inlined: ServedContract serves the file's
+        # own, and Swagger UI reads it from there.
+        swagger_ui_options=SwaggerUIOptions(
+            swagger_ui_path="/docs", serve_spec=False, spec_path=JSON_PATH
+        ),
     )
     operations.decorate_once(app)
     app.add_api(independent_spec())
+    app.add_middleware(
+        ServedContract, position=MiddlewarePosition.BEFORE_SWAGGER, documents=contract_documents()
+    )
     app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(
         BodyLimit,

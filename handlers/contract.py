@@ -19,9 +19,19 @@ SPEC_FILE = "openapi.yaml"
 
 
 @cache
+def spec_bytes() -> bytes:
+    """The spec file as written; read once, so that what is served is what was parsed."""
+    return (SPEC_DIR / SPEC_FILE).read_bytes()
+
+
+@cache
 def spec() -> dict[str, Any]:
-    with (SPEC_DIR / SPEC_FILE).open(encoding="utf-8") as file:
-        return yaml.safe_load(file)
+    return yaml.safe_load(spec_bytes())
+
+
+def base_path() -> str:
+    """The path every operation's path is below: the spec's server URL's, `/api`."""
+    return urlparse(spec()["servers"][0]["url"]).path.rstrip("/")
 
 
 def independent_spec() -> dict[str, Any]:
@@ -109,7 +119,7 @@ def _typed_template(template: str, item: dict[str, Any]) -> str:
 
 @cache
 def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
-    base = urlparse(spec()["servers"][0]["url"]).path.rstrip("/")
+    base = base_path()
     routes = []
     for template, item in spec()["paths"].items():
         methods = {method.upper() for method in item if method in HTTP_METHODS}

@@ -2,7 +2,8 @@
 
 Starts the Better Auth harness and the API (checking Better Auth's JWTs, CORS open to one
 loopback origin) on free ports with a fresh SQLite database, then in tests/frontend:
-generates TypeScript types from the served /api/openapi.json with openapi-typescript,
+generates TypeScript types from the served /api/openapi.json with openapi-typescript (and
+checks that they name the contract's schemas, and that /api/openapi.yaml gives the same types),
 type-checks the openapi-fetch client with `tsc --noEmit`, runs it against the live server
 (node:test, through tsx), and drives Swagger UI and a cross-origin page in Debian's Chromium
 with playwright-core. Screenshots land in tests/frontend/screenshots/. Exits non-zero on any
@@ -33,7 +34,11 @@ CHROMIUM = "/usr/bin/chromium"
 # As the README tells a Next.js app to generate them. Without `--default-non-nullable false`,
 # a field with a default (`priority`, `tags`, `completed`) is required in every schema that is
 # not inline in a request body, so a body typed by `TaskCreate` would have to send them all.
-TYPES_OPTIONS = ["--default-non-nullable", "false", "-o", str(HERE / "generated" / "api.d.ts")]
+TYPES_OPTIONS = ["--default-non-nullable", "false"]
+GENERATED = HERE / "generated" / "api.d.ts"
+# openapi-typescript writes a `$ref` as the schema's name; from a document with its `$ref`s
+# inlined, each operation would repeat the schema's fields, and a client could name none of them.
+NAMED_TASK = '"application/json": components["schemas"]["Task"];'
 TSX_TEST = [str(NODE_BIN / "tsx"), "--test", "--test-reporter=spec"]
 
 
@@ -97,6 +102,11 @@ def step(title: str, command: list[str], env: dict[str, str] | None = None) -> b
     return result.returncode == 0
 
 
+def check(title: str, passed: bool) -> bool:
+    print(f"== frontend: {title}: {'ok' if passed else 'FAILED'}", flush=True)
+    return passed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -114,7 +124,11 @@ def main() -> int:
     screenshots.mkdir()
     frontend_origin = f"http://127.0.0.1:{free_port()}"
     foreign_origin = f"http://127.0.0.1:{free_port()}"
-    with better_auth() as auth_url, api(auth_url, frontend_origin) as base:
+    with (
+        better_auth() as auth_url,
+        api(auth_url, frontend_origin) as base,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         env = {
             "API_URL": base,
             "BETTER_AUTH_URL": auth_url,
@@ -123,9 +137,23 @@ def main() -> int:
             "SCREENSHOTS": str(screenshots),
             "CHROMIUM": CHROMIUM,
         }
+        types = [str(NODE_BIN / "openapi-typescript"), *TYPES_OPTIONS]
+        # Outside generated/, which tsc type-checks.
+        from_yaml = Path(scratch) / "api.d.ts"
         passed = step(
             "types from the served contract (openapi-typescript)",
-            [str(NODE_BIN / "openapi-typescript"), f"{base}/openapi.json", *TYPES_OPTIONS],
+            [*types, f"{base}/openapi.json", "-o", str(GENERATED)],
+        )
+        passed = passed and check(
+            "the operations' types name the contract's schemas",
+            NAMED_TASK in GENERATED.read_text(encoding="utf-8"),
+        )
+        passed = passed and step(
+            "types from the served YAML", [*types, f"{base}/openapi.yaml", "-o", str(from_yaml)]
+        )
+        passed = passed and check(
+            "the same types from the YAML as from the JSON",
+            from_yaml.read_bytes() == GENERATED.read_bytes(),
         )
         passed = passed and step("type-check (tsc --noEmit)", [str(NODE_BIN / "tsc"), "--noEmit"])
         passed = passed and step(

@@ -150,6 +150,13 @@ def count(
     )
 
 
+# Takes the owner's row lock and changes nothing: for a step that must hold it before any key
+# row (every write locks the owner's row first, so that no two writers wait on each other).
+LOCK_OWNER = (
+    update(TaskOwnerRow)
+    .where(TaskOwnerRow.user_id == _owner)
+    .values(key_count=TaskOwnerRow.key_count)
+)
 _how_many = bindparam("how_many", type_=Integer())
 FORGET_TOMBSTONES = (
     update(TaskOwnerRow)

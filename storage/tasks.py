@@ -431,7 +431,13 @@ class TaskStore:
         return done
 
     def _expire_keys(self, connection: Connection, user_id: str, now: dt.datetime) -> int:
-        """Delete the user's idempotency keys that have expired; how many there were."""
+        """Delete the user's idempotency keys that have expired; how many there were.
+
+        The owner's row is locked first, as every write of the user's locks it before any key
+        row: a keyed create forgets the oldest keys while it holds the owner's row, and a retry
+        with the same key waits for the first request's claim.
+        """
+        connection.execute(sql.LOCK_OWNER, {"owner": user_id})
         expired = connection.execute(sql.DELETE_EXPIRED_KEYS, {"owner": user_id, "now": now})
         return self._forget_keys(connection, user_id, len(expired.all()))
 
@@ -527,10 +533,10 @@ class TaskStore:
         try:
             with self._engine.begin() as connection:
                 counted = self._count(connection, user_id, 0)
+                # Read under the owner's lock, which every write of this user's tasks takes.
                 current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
                 if counted is None or current is None:
                     raise TaskNotFound(task_id)
-                # Read under the owner's lock, which every write of this user's tasks takes.
                 if _unchanged(current, values, completion):
                     raise _Unchanged(Task.of(current))
                 seq = {"new_seq": counted.change_seq}

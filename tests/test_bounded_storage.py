@@ -4,12 +4,17 @@ tasks and idempotency keys each by the quota too (the oldest make room for newer
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, text
+import pytest
+from sqlalchemy import Engine, event, func, insert, select, text
 from starlette.testclient import TestClient
 
-from storage import build_engine
+import storage.tasks
+from storage import WRITABLE_FIELDS, TaskStore, build_engine
 from storage.migrate import upgrade
 from storage.models import IdempotencyKeyRow, TaskOwnerRow, TaskRow
 from tests.conftest import SECRET, Client, bearer, make_token
@@ -150,3 +155,55 @@ def test_the_migration_counts_existing_deleted_tasks_and_keys(tmp_path: Path) ->
         ).one()
     assert tuple(counts) == (2, 1)
     engine.dispose()
+
+
+def test_a_retry_while_the_first_create_is_in_flight_waits_and_replays(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting keys must not reverse the lock order: the retry expires an older key (which
+    moves the owner's key count) while the first request, holding its claim of the key, still
+    has the owner's row to take. Both must take the owner's row first, or they deadlock."""
+    store = TaskStore(engine, quota=100, idempotency_ttl=dt.timedelta(seconds=10))
+    fields = {name: None for name in WRITABLE_FIELDS} | {
+        "title": "t",
+        "completed": False,
+        "priority": "medium",
+        "tags": [],
+    }
+    start = dt.datetime.now(dt.UTC)
+    clock = threading.local()
+    monkeypatch.setattr(storage.tasks, "_now", lambda: getattr(clock, "now", start))
+    store.create("carol", fields, idempotency_key="older")  # expires at start + 10 s
+    first_writes, go_on = threading.Event(), threading.Event()
+
+    def hold_the_first(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # Held once it has claimed the key, before it counts the task on the owner's row.
+        if threading.current_thread().name == "first" and statement.startswith(
+            "INSERT INTO task_owners"
+        ):
+            first_writes.set()
+            go_on.wait(5)
+
+    event.listen(engine, "before_cursor_execute", hold_the_first)
+    results: dict[str, object] = {}
+
+    def create(name: str, seconds: float) -> None:
+        clock.now = start + dt.timedelta(seconds=seconds)
+        try:
+            results[name] = store.create("carol", fields, idempotency_key="K").replayed
+        except Exception as exc:  # a deadlock, as a 503 would be
+            results[name] = type(exc).__name__
+
+    try:
+        first = threading.Thread(target=create, name="first", args=("first", 9.9))
+        retry = threading.Thread(target=create, name="retry", args=("retry", 10.1))
+        first.start()
+        assert first_writes.wait(5)
+        retry.start()
+        time.sleep(0.5)  # the retry is waiting on a lock by now
+        go_on.set()
+        first.join(10)
+        retry.join(10)
+    finally:
+        event.remove(engine, "before_cursor_execute", hold_the_first)
+    assert results == {"first": False, "retry": True}

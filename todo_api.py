@@ -10,7 +10,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from handlers import operations, problems
 from handlers.auth import Authenticator, Expected, mint_token
-from handlers.contract import SPEC_DIR, independent_spec
+from handlers.contract import SPEC_DIR, independent_spec, is_user_id
 from handlers.jwks import JwksCache
 from handlers.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from handlers.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
@@ -37,6 +37,8 @@ from handlers.validation import VALIDATORS
 from storage import TaskStore, build_engine, upgrade
 
 DEMO_USER = "demo-user"
+# The longest a minted token may live: `todo-api token` is for trying the API and for scripts.
+MAX_TOKEN_TTL = 365 * 86_400
 LIVENESS_PATH = "/api/health"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 # What a browser's script may read of an answer, and send, across origins.
@@ -317,14 +319,36 @@ def _db_purge(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="todo-api", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = (
+    "A schema-first, multi-user Todo REST API: run it, mint a token to try it with, and "
+    "migrate or purge its database. Settings come from environment variables, and from a .env "
+    "file in the current directory."
+)
 
-    serve = commands.add_parser("serve", help="run the API with uvicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="todo-api", description=DESCRIPTION)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of:"
+    )
+
+    about = "run the API with uvicorn, after applying pending migrations (AUTO_MIGRATE)"
+    serve = commands.add_parser("serve", help=about, description=about)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port",
+        type=_whole_number(1, 65_535),
+        default=8000,
+        help="the TCP port to listen on (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_whole_number(1, 1_000),
+        default=1,
+        help="how many server processes to run (default: %(default)s)",
+    )
     serve.add_argument(
         "--dev",
         action="store_true",
@@ -332,18 +356,56 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    token = commands.add_parser("token", help="mint an HS256 token for USER_ID")
-    token.add_argument("user_id")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    about = "print an HS256 token for USER_ID, signed with BETTER_AUTH_SECRET"
+    token = commands.add_parser("token", help=about, description=about)
+    token.add_argument(
+        "user_id",
+        metavar="USER_ID",
+        type=_user_id,
+        help="the user the token speaks for (its subject), a user id as the API defines one",
+    )
+    token.add_argument(
+        "--ttl",
+        type=_whole_number(1, MAX_TOKEN_TTL, " seconds (a year)"),
+        default=3600,
+        help=f"the token's lifetime in seconds, 1 to {MAX_TOKEN_TTL} (default: %(default)s)",
+    )
     token.set_defaults(run=_token)
 
-    db = commands.add_parser("db", help="database commands")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
-    db_commands.add_parser("upgrade", help="apply pending migrations").set_defaults(run=_db_upgrade)
-    db_commands.add_parser(
-        "purge", help="remove deleted tasks past their retention and expired idempotency keys"
-    ).set_defaults(run=_db_purge)
+    about = "manage the database at DATABASE_URL"
+    db = commands.add_parser("db", help=about, description=about)
+    db_commands = db.add_subparsers(
+        dest="db_command", required=True, metavar="COMMAND", help="one of:"
+    )
+    about = "apply pending migrations"
+    db_commands.add_parser("upgrade", help=about, description=about).set_defaults(run=_db_upgrade)
+    about = "remove deleted tasks past their retention and expired idempotency keys"
+    db_commands.add_parser("purge", help=about, description=about).set_defaults(run=_db_purge)
     return parser
+
+
+def _whole_number(low: int, high: int, unit: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, else a usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low} to {high}{unit}, not {value}")
+        return value
+
+    return parse
+
+
+def _user_id(text: str) -> str:
+    # The server refuses a token whose subject its spec would not take as a user id.
+    if not is_user_id(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a user id the API accepts (see UserId in openapi/openapi.yaml)"
+        )
+    return text
 
 
 def _log_level() -> str:

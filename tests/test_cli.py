@@ -20,6 +20,7 @@ import jwt
 import pytest
 from alembic.script import ScriptDirectory
 
+from handlers.contract import is_user_id
 from storage.migrate import alembic_config
 from tests.network import free_port, wait_until_healthy
 
@@ -118,6 +119,18 @@ def test_serve_without_a_secret_refuses_to_start(tmp_path: Path, clean_env: dict
     assert "--dev" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "option", [["--port", "70000"], ["--port", "0"], ["--workers", "0"], ["--port", "http"]]
+)
+def test_serve_options_out_of_range_are_usage_errors(
+    tmp_path: Path, clean_env: dict[str, str], option: list[str]
+) -> None:
+    result = run(["serve", "--dev", *option], tmp_path, clean_env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith(f"todo-api serve: error: argument {option[0]}")
+    assert "eyJ" not in result.stderr  # refused before any token is minted
+
+
 def test_token_is_signed_with_the_configured_secret(
     tmp_path: Path, clean_env: dict[str, str]
 ) -> None:
@@ -129,6 +142,44 @@ def test_token_is_signed_with_the_configured_secret(
     )
     assert claims["sub"] == "user-42"
     assert 100 <= claims["exp"] - claims["iat"] <= 120
+
+
+@pytest.mark.parametrize("ttl", ["99999999999999", "31536001", "0", "-5", "1.5", "soon"])
+def test_token_lifetime_outside_a_second_to_a_year_is_a_usage_error(
+    tmp_path: Path, clean_env: dict[str, str], ttl: str
+) -> None:
+    env = {**clean_env, "BETTER_AUTH_SECRET": SECRET}
+    result = run(["token", "alice", "--ttl", ttl], tmp_path, env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("usage: todo-api token")
+    assert "argument --ttl" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("ttl", ["1", "31536000"])
+def test_token_lifetime_bounds_are_accepted(
+    tmp_path: Path, clean_env: dict[str, str], ttl: str
+) -> None:
+    env = {**clean_env, "BETTER_AUTH_SECRET": SECRET}
+    result = run(["token", "alice", "--ttl", ttl], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    # A one-second token may have expired by now: its lifetime is what is checked.
+    claims = jwt.decode(
+        result.stdout.strip(), SECRET, algorithms=["HS256"], options={"verify_exp": False}
+    )
+    assert claims["exp"] - claims["iat"] == int(ttl)
+
+
+@pytest.mark.parametrize("user_id", ["", "a\tb", "line\n", "x" * 256])
+def test_token_for_a_user_id_the_api_refuses_is_a_usage_error(
+    tmp_path: Path, clean_env: dict[str, str], user_id: str
+) -> None:
+    assert not is_user_id(user_id)
+    result = run(["token", user_id], tmp_path, {**clean_env, "BETTER_AUTH_SECRET": SECRET})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "argument USER_ID" in result.stderr.splitlines()[-1]
 
 
 def test_token_reads_dotenv(tmp_path: Path, clean_env: dict[str, str]) -> None:
@@ -182,3 +233,39 @@ def test_db_purge_removes_expired_deletions(tmp_path: Path, clean_env: dict[str,
     with sqlite3.connect(tmp_path / "purge.db") as db:
         assert db.execute("SELECT seq FROM tasks").fetchall() == [(2,)]
         assert db.execute("SELECT purged_seq FROM task_owners").fetchall() == [(1,)]
+
+
+HELP_PAGES = [[], ["serve"], ["token"], ["db"], ["db", "upgrade"], ["db", "purge"]]
+
+
+def undescribed(page: str) -> list[str]:
+    """The commands, arguments and options a --help page lists without saying what they do.
+
+    argparse indents an entry by 2 (4 for a subcommand) and puts its help beside it, after two
+    or more spaces, or, when the entry is long, on the next line, indented further.
+    """
+    lines = page.splitlines()
+    bare = []
+    for line, after in zip(lines, [*lines[1:], ""], strict=True):
+        indent = len(line) - len(line.lstrip(" "))
+        if indent not in (2, 4) or "  " in line.strip():
+            continue
+        if len(after) - len(after.lstrip(" ")) <= indent + 2:
+            bare.append(line.strip())
+    return bare
+
+
+@pytest.mark.parametrize("command", HELP_PAGES, ids=" ".join)
+def test_help_describes_the_program_and_every_option(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str]
+) -> None:
+    result = run([*command, "--help"], tmp_path, clean_env)
+    assert result.returncode == 0, result.stderr
+    page = result.stdout
+    assert f"usage: todo-api {' '.join(command)}".strip() in page
+    # A description below the usage: the first paragraph that is not the usage itself.
+    description = page.split("\n\n")[1]
+    assert description.strip()
+    assert "module" not in page.lower()
+    assert "factory" not in page.lower()
+    assert undescribed(page) == [], page

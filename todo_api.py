@@ -10,8 +10,8 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from dotenv import load_dotenv
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from handlers import operations, problems
@@ -224,6 +226,12 @@ def _serve(args: argparse.Namespace) -> int:
     if not settings.accepts_credentials and not args.dev:
         raise ConfigError(f"{NO_CREDENTIALS} To try the API, run `todo-api serve --dev`.")
     _refuse_a_guessable_secret(settings)
+    if settings.auto_migrate:
+        with _database(settings) as engine:
+            upgrade(engine)
+        # Migrated once, here, where a database that fails is one line; in the app's lifespan
+        # it would be a traceback from each worker. The workers read this from the environment.
+        os.environ["AUTO_MIGRATE"] = "false"
     if args.dev and not settings.auth_secret:
         # Workers are separate processes: they read the throwaway secret from the environment.
         os.environ["BETTER_AUTH_SECRET"] = secrets.token_urlsafe(48)
@@ -295,28 +303,58 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    engine = build_engine(settings.database_url, settings.pool)
-    try:
+    with _database(Settings.from_env()) as engine:
         upgrade(engine)
-    finally:
-        engine.dispose()
     print("database is up to date")
     return 0
 
 
 def _db_purge(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    engine = build_engine(settings.database_url, settings.pool)
-    try:
+    with _database(settings) as engine:
         purged = _store(settings, engine).purge()
-    finally:
-        engine.dispose()
     print(
         f"purged {purged.tasks} deleted tasks older than {settings.tombstone_retention_days} "
         f"days and {purged.idempotency_keys} expired idempotency keys"
     )
     return 0
+
+
+class Unavailable(Exception):
+    """Something a command needs from outside, a database or a port, failed it; the message
+    says which and why, in a line."""
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Engine]:
+    """The database for one command, disposed of after. A database that is unreachable or
+    refuses the command is one line naming it (never its password) and the driver's reason."""
+    where = _database_name(settings.database_url)
+    try:
+        engine = build_engine(settings.database_url, settings.pool)
+    except (ArgumentError, ImportError) as exc:  # no dialect or driver of that name
+        raise ConfigError(
+            f"DATABASE_URL {where}: {exc}; the API runs on PostgreSQL or SQLite."
+        ) from None
+    try:
+        yield engine
+    except DBAPIError as exc:
+        lines = str(exc.orig or exc).strip().splitlines() or [type(exc.orig).__name__]
+        raise Unavailable(f"database {where}: {lines[0]}") from exc
+    finally:
+        engine.dispose()
+
+
+def _database_name(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "DATABASE_URL is not a database URL, such as postgresql://USER:PASSWORD@HOST/NAME "
+            "or sqlite:///todo.db."
+        ) from None
+    # No query string either: libpq takes a password there too (?password=...).
+    return parsed.set(query={}).render_as_string(hide_password=True)
 
 
 DESCRIPTION = (
@@ -427,6 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"todo-api: {exc}", file=sys.stderr)
         return 2
+    except Unavailable as exc:
+        print(f"todo-api: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

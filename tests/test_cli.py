@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import jwt
+import psycopg2
 import pytest
 from alembic.script import ScriptDirectory
 
@@ -269,3 +270,60 @@ def test_help_describes_the_program_and_every_option(
     assert "module" not in page.lower()
     assert "factory" not in page.lower()
     assert undescribed(page) == [], page
+
+
+DATABASE_COMMANDS = [
+    ["db", "upgrade"],
+    ["db", "purge"],
+    ["serve", "--dev"],
+    ["serve", "--dev", "--workers", "2"],
+]
+
+
+def unreachable_postgres() -> tuple[str, str, str]:
+    """A PostgreSQL URL nothing answers at, its host and port, and the driver's reason."""
+    url = f"postgresql://someone:secretpw@127.0.0.1:{free_port()}/todo"
+    with pytest.raises(psycopg2.OperationalError) as refused:
+        psycopg2.connect(url)
+    return url, url.split("@")[1].split("/")[0], str(refused.value).splitlines()[0]
+
+
+def unopenable_sqlite(tmp_path: Path) -> tuple[str, str, str]:
+    path = tmp_path / "no-such-directory" / "todo.db"
+    with pytest.raises(sqlite3.OperationalError) as refused:
+        sqlite3.connect(path)
+    return f"sqlite:///{path}", str(path), str(refused.value).splitlines()[0]
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_a_database_that_fails_is_one_line_naming_it(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str], database: str
+) -> None:
+    url, where, reason = (
+        unreachable_postgres() if database == "postgresql" else unopenable_sqlite(tmp_path)
+    )
+    port = ["--port", str(free_port())] if command[0] == "serve" else []
+    result = run([*command, *port], tmp_path, {**clean_env, "DATABASE_URL": url})
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()  # and so no token, nor any log of a start
+    assert line.startswith("todo-api: database ")
+    assert where in line
+    assert reason in line
+    assert "secretpw" not in line
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "nosuchdb://h/x", "postgresql://someone:secretpw@h:port/x"]
+)
+@pytest.mark.parametrize("command", DATABASE_COMMANDS[:3], ids=" ".join)
+def test_a_database_url_that_is_none_is_a_configuration_error(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str], url: str
+) -> None:
+    port = ["--port", str(free_port())] if command[0] == "serve" else []
+    result = run([*command, *port], tmp_path, {**clean_env, "DATABASE_URL": url})
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("todo-api: DATABASE_URL ")
+    assert "secretpw" not in line

@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -226,6 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not settings.accepts_credentials and not args.dev:
         raise ConfigError(f"{NO_CREDENTIALS} To try the API, run `todo-api serve --dev`.")
     _refuse_a_guessable_secret(settings)
+    _refuse_a_taken_port(args.host, args.port)
     if settings.auto_migrate:
         with _database(settings) as engine:
             upgrade(engine)
@@ -268,6 +270,23 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0
+
+
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """One line, before any migration or token, if uvicorn could not listen on host:port:
+    uvicorn itself finds out only after the app has started."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, protocol, _, address in addresses:
+            with socket.socket(family, kind, protocol) as probe:
+                # As uvicorn (asyncio) sets its own: a port in TIME_WAIT after a previous run is
+                # free, and an IPv6 address does not also claim the IPv4 port.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as exc:
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _log_config() -> dict[str, Any]:

@@ -327,3 +327,29 @@ def test_a_database_url_that_is_none_is_a_configuration_error(
     [line] = result.stderr.splitlines()
     assert line.startswith("todo-api: DATABASE_URL ")
     assert "secretpw" not in line
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_taken_port_is_one_line_before_any_token_or_migration(
+    tmp_path: Path, clean_env: dict[str, str], workers: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(
+            ["serve", "--dev", "--port", str(port), "--workers", workers], tmp_path, clean_env
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()  # no token, no warning, no log of a start
+    assert line.startswith(f"todo-api: cannot listen on 127.0.0.1:{port}: ")
+    assert not (tmp_path / "todo.db").exists()  # not migrated either
+
+
+def test_an_address_that_is_none_is_one_line(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    # .invalid never resolves (RFC 6761).
+    result = run(["serve", "--dev", "--host", "no-such-host.invalid"], tmp_path, clean_env)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("todo-api: cannot listen on no-such-host.invalid:8000: ")

@@ -7,6 +7,7 @@ import copy
 import datetime as dt
 import functools
 import logging
+import logging.config
 import os
 import secrets
 import socket
@@ -40,6 +41,8 @@ from handlers.validation import VALIDATORS
 from storage import TaskStore, build_engine, upgrade
 
 DEMO_USER = "demo-user"
+# Every log line, uvicorn's and the application's alike: `INFO:     uvicorn.error: Started ...`.
+LOG_FORMAT = "%(levelprefix)s %(name)s: %(message)s"
 # The longest a minted token may live: `todo-api token` is for trying the API and for scripts.
 MAX_TOKEN_TTL = 365 * 86_400
 LIVENESS_PATH = "/api/health"
@@ -54,6 +57,8 @@ ALLOWED_HEADERS = [
     "Idempotency-Key",
 ]
 
+
+logger = logging.getLogger("todo_api")
 
 NO_CREDENTIALS = (
     "No way to check a token is configured: set BETTER_AUTH_SECRET (HS256 tokens) and/or "
@@ -238,10 +243,9 @@ def _serve(args: argparse.Namespace) -> int:
         # Workers are separate processes: they read the throwaway secret from the environment.
         os.environ["BETTER_AUTH_SECRET"] = secrets.token_urlsafe(48)
         settings = Settings.from_env()
-        print(
-            "WARNING: --dev: signing tokens with a random secret made for this run only. "
-            "Never use --dev in production.",
-            file=sys.stderr,
+        logger.warning(
+            "--dev: signing tokens with a random secret made for this run only. "
+            "Never use --dev in production."
         )
     if args.dev and settings.auth_secret:
         token = mint_token(
@@ -290,25 +294,19 @@ def _refuse_a_taken_port(host: str, port: int) -> None:
 
 
 def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, with the application's own loggers beside it, and credentials
-    scrubbed from every line either writes. Set here rather than in `main`, since uvicorn
-    applies it in each worker process it starts too."""
+    """uvicorn's logging, with the application's own loggers beside it, all in one format,
+    and credentials scrubbed from every line. `main` applies it for every command, and uvicorn
+    again in each worker process it starts."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"redact": {"()": RedactCredentials}}
-    config["formatters"]["application"] = {
-        "()": "uvicorn.logging.DefaultFormatter",
-        "fmt": "%(levelprefix)s %(name)s: %(message)s",
-    }
-    config["handlers"]["application"] = {
-        "formatter": "application",
-        "class": "logging.StreamHandler",
-        "stream": "ext://sys.stderr",
-    }
+    formatter = {"()": "uvicorn.logging.DefaultFormatter", "fmt": LOG_FORMAT}
+    # uvicorn looks up both of its formatters by name (to colour them), so both names stay.
+    config["formatters"] = {"default": formatter, "access": dict(formatter)}
     for handler in config["handlers"].values():
         handler["filters"] = ["redact"]
-    config["root"] = {"handlers": ["application"], "level": _log_level()}
+    config["root"] = {"handlers": ["default"], "level": _log_level()}
     return config
 
 
@@ -477,9 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The .env of the directory the command runs in; real environment variables win.
     load_dotenv(Path.cwd() / ".env")
     try:
-        logging.basicConfig(level=_log_level())
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(RedactCredentials())
+        logging.config.dictConfig(_log_config())
         return args.run(args)
     except ConfigError as exc:
         print(f"todo-api: {exc}", file=sys.stderr)

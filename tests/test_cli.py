@@ -353,3 +353,32 @@ def test_an_address_that_is_none_is_one_line(tmp_path: Path, clean_env: dict[str
     assert result.returncode == 1, result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith("todo-api: cannot listen on no-such-host.invalid:8000: ")
+
+
+# `LEVEL:   logger.name: message`, whoever wrote the line.
+LOG_LINE = re.compile(r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<name>[\w.]+): \S.*")
+
+
+def test_every_command_logs_in_one_format(
+    dev_server: tuple[str, str, subprocess.Popen[bytes]], tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    base, token, process = dev_server
+    assert httpx.get(f"{base}/tasks", headers={"Authorization": f"Bearer {token}"}).is_success
+    process.terminate()
+    process.wait(timeout=30)
+    served = (tmp_path / "serve.log").read_text().splitlines()
+    names = {match["name"] for line in served if (match := LOG_LINE.fullmatch(line))}
+    assert {"uvicorn.error", "uvicorn.access", "todo_api", "alembic.runtime.migration"} <= names
+    # All else is what --dev prints for a person to read: where to go, and the token.
+    printed = [line for line in served if not LOG_LINE.fullmatch(line)]
+    assert len(printed) == 3, printed
+    assert printed[0].startswith("Swagger UI: ")
+    assert printed[2] == token
+
+    # The same migrations from `db upgrade` log the same lines as they did under serve.
+    (tmp_path / "again").mkdir()
+    upgraded = run(["db", "upgrade"], tmp_path / "again", clean_env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    migrations = [line for line in served if line.startswith("INFO:     alembic.")]
+    assert migrations
+    assert upgraded.stderr.splitlines() == migrations

@@ -472,9 +472,8 @@ def _log_level() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # The .env of the directory the command runs in; real environment variables win.
-    load_dotenv(Path.cwd() / ".env")
     try:
+        _load_dotenv()
         logging.config.dictConfig(_log_config())
         return args.run(args)
     except ConfigError as exc:
@@ -483,6 +482,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Unavailable as exc:
         print(f"todo-api: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # Nothing the CLI knows how to explain, so perhaps a bug, perhaps a mistake it did not
+        # foresee: one line a person can act on, and the traceback (scrubbed, like every log
+        # line) for whoever asks. Errors while serving are uvicorn's to log, and never get here.
+        logger.debug("todo-api %s failed", args.command, exc_info=True)
+        reason = str(exc).strip().splitlines() or [""]
+        print(
+            f"todo-api: unexpected {type(exc).__name__}: {reason[0]} "
+            "(LOG_LEVEL=DEBUG shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _load_dotenv() -> None:
+    # The .env of the directory the command runs in; real environment variables win.
+    path = Path.cwd() / ".env"
+    try:
+        load_dotenv(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read: {exc}") from None
 
 
 if __name__ == "__main__":

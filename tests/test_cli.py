@@ -22,6 +22,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from handlers.contract import is_user_id
+from handlers.settings import Settings
 from storage.migrate import alembic_config
 from tests.network import free_port, wait_until_healthy
 
@@ -382,3 +383,37 @@ def test_every_command_logs_in_one_format(
     migrations = [line for line in served if line.startswith("INFO:     alembic.")]
     assert migrations
     assert upgraded.stderr.splitlines() == migrations
+
+
+# A mistake nothing foresees (as this is written): Settings fails on it, not with a ConfigError.
+UNFORESEEN = {"TASK_QUOTA": "9" * 400}
+
+
+@pytest.mark.parametrize("command", [["token", "alice"], ["serve", "--dev"]], ids=" ".join)
+def test_an_unforeseen_failure_is_one_line_its_traceback_at_debug(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str]
+) -> None:
+    with pytest.raises(Exception) as unforeseen:  # noqa: PT011 - any but a ConfigError
+        Settings.from_env(UNFORESEEN)
+    assert unforeseen.type.__name__ != "ConfigError", "pick another unforeseen mistake"
+    env = {**clean_env, **UNFORESEEN, "BETTER_AUTH_SECRET": SECRET}
+    command = [*command, "--port", str(free_port())] if command[0] == "serve" else command
+    result = run(command, tmp_path, env)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"todo-api: unexpected {unforeseen.type.__name__}: ")
+    assert str(unforeseen.value) in line
+    debugged = run(command, tmp_path, {**env, "LOG_LEVEL": "DEBUG"})
+    assert debugged.returncode == 1
+    assert "Traceback" in debugged.stderr
+    assert debugged.stderr.splitlines()[-1] == line
+
+
+def test_an_unreadable_dotenv_is_a_configuration_error(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    (tmp_path / ".env").write_bytes("BETTER_AUTH_SECRET=caf\xe9\n".encode("latin-1"))
+    result = run(["token", "alice"], tmp_path, clean_env)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"todo-api: {tmp_path / '.env'} cannot be read: ")

@@ -233,12 +233,14 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"{NO_CREDENTIALS} To try the API, run `todo-api serve --dev`.")
     _refuse_a_guessable_secret(settings)
     _refuse_a_taken_port(args.host, args.port)
-    if settings.auto_migrate:
-        with _database(settings) as engine:
+    # Opened even when not migrating: an engine connects to nothing until used, but a URL it
+    # cannot make sense of is one line here, not a traceback from each worker.
+    with _database(settings) as engine:
+        if settings.auto_migrate:
             upgrade(engine)
-        # Migrated once, here, where a database that fails is one line; in the app's lifespan
-        # it would be a traceback from each worker. The workers read this from the environment.
-        os.environ["AUTO_MIGRATE"] = "false"
+            # Migrated once, here, where a database that fails is one line too; the workers
+            # read this from the environment.
+            os.environ["AUTO_MIGRATE"] = "false"
     if args.dev and not settings.auth_secret:
         # Workers are separate processes: they read the throwaway secret from the environment.
         os.environ["BETTER_AUTH_SECRET"] = secrets.token_urlsafe(48)

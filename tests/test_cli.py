@@ -318,12 +318,22 @@ def test_a_database_that_fails_is_one_line_naming_it(
 @pytest.mark.parametrize(
     "url", ["not a url", "nosuchdb://h/x", "postgresql://someone:secretpw@h:port/x"]
 )
-@pytest.mark.parametrize("command", DATABASE_COMMANDS[:3], ids=" ".join)
+@pytest.mark.parametrize(
+    ("command", "migrate"),
+    [
+        (["db", "upgrade"], "true"),
+        (["db", "purge"], "true"),
+        (["serve", "--dev"], "true"),
+        (["serve", "--dev"], "false"),
+    ],
+    ids=["db upgrade", "db purge", "serve", "serve AUTO_MIGRATE=false"],
+)
 def test_a_database_url_that_is_none_is_a_configuration_error(
-    tmp_path: Path, clean_env: dict[str, str], command: list[str], url: str
+    tmp_path: Path, clean_env: dict[str, str], command: list[str], migrate: str, url: str
 ) -> None:
     port = ["--port", str(free_port())] if command[0] == "serve" else []
-    result = run([*command, *port], tmp_path, {**clean_env, "DATABASE_URL": url})
+    env = {**clean_env, "DATABASE_URL": url, "AUTO_MIGRATE": migrate}
+    result = run([*command, *port], tmp_path, env)
     assert result.returncode == 2, result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith("todo-api: DATABASE_URL ")

@@ -40,6 +40,8 @@ from handlers.settings import ConfigError, Settings, weak_secret
 from handlers.validation import VALIDATORS
 from storage import TaskStore, build_engine, upgrade
 
+logger = logging.getLogger("todo_api")
+
 DEMO_USER = "demo-user"
 # Every log line, uvicorn's and the application's alike: `INFO:     uvicorn.error: Started ...`.
 LOG_FORMAT = "%(levelprefix)s %(name)s: %(message)s"
@@ -57,8 +59,6 @@ ALLOWED_HEADERS = [
     "Idempotency-Key",
 ]
 
-
-logger = logging.getLogger("todo_api")
 
 NO_CREDENTIALS = (
     "No way to check a token is configured: set BETTER_AUTH_SECRET (HS256 tokens) and/or "
@@ -238,8 +238,8 @@ def _serve(args: argparse.Namespace) -> int:
     with _database(settings) as engine:
         if settings.auto_migrate:
             upgrade(engine)
-            # Migrated once, here, where a database that fails is one line too; the workers
-            # read this from the environment.
+            # Once, here, rather than in each worker's lifespan, where a database that fails
+            # is a traceback per worker. The workers read this from the environment.
             os.environ["AUTO_MIGRATE"] = "false"
     if args.dev and not settings.auth_secret:
         # Workers are separate processes: they read the throwaway secret from the environment.
@@ -358,7 +358,7 @@ def _database(settings: Settings) -> Iterator[Engine]:
     try:
         yield engine
     except DBAPIError as exc:
-        lines = str(exc.orig or exc).strip().splitlines() or [type(exc.orig).__name__]
+        lines = str(exc.orig or exc).strip().splitlines() or [type(exc).__name__]
         raise Unavailable(f"database {where}: {lines[0]}") from exc
     finally:
         engine.dispose()
@@ -487,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # Nothing the CLI knows how to explain, so perhaps a bug, perhaps a mistake it did not
         # foresee: one line a person can act on, and the traceback (scrubbed, like every log
-        # line) for whoever asks. Errors while serving are uvicorn's to log, and never get here.
+        # line) for whoever asks. Errors while serving are uvicorn's to log, traceback and all.
         logger.debug("todo-api %s failed", args.command, exc_info=True)
         reason = str(exc).strip().splitlines() or [""]
         print(

@@ -7,11 +7,13 @@ import copy
 import datetime as dt
 import functools
 import logging
+import logging.config
 import os
 import secrets
+import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,13 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from dotenv import load_dotenv
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from handlers import operations, problems
 from handlers.auth import Authenticator, Expected, mint_token
-from handlers.contract import SPEC_DIR, independent_spec
+from handlers.contract import SPEC_DIR, independent_spec, is_user_id
 from handlers.jwks import JwksCache
 from handlers.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from handlers.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
@@ -37,7 +41,13 @@ from handlers.settings import ConfigError, Settings, weak_secret
 from handlers.validation import VALIDATORS
 from storage import TaskStore, build_engine, upgrade
 
+logger = logging.getLogger("todo_api")
+
 DEMO_USER = "demo-user"
+# Every log line, uvicorn's and the application's alike: `INFO:     uvicorn.error: Started ...`.
+LOG_FORMAT = "%(levelprefix)s %(name)s: %(message)s"
+# The longest a minted token may live: `todo-api token` is for trying the API and for scripts.
+MAX_TOKEN_TTL = 365 * 86_400
 LIVENESS_PATH = "/api/health"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 # What a browser's script may read of an answer, and send, across origins.
@@ -230,14 +240,22 @@ def _serve(args: argparse.Namespace) -> int:
     if not settings.accepts_credentials and not args.dev:
         raise ConfigError(f"{NO_CREDENTIALS} To try the API, run `todo-api serve --dev`.")
     _refuse_a_guessable_secret(settings)
+    _refuse_a_taken_port(args.host, args.port)
+    # Opened even when not migrating: an engine connects to nothing until used, but a URL it
+    # cannot make sense of is one line here, not a traceback from each worker.
+    with _database(settings) as engine:
+        if settings.auto_migrate:
+            upgrade(engine)
+            # Once, here, rather than in each worker's lifespan, where a database that fails
+            # is a traceback per worker. The workers read this from the environment.
+            os.environ["AUTO_MIGRATE"] = "false"
     if args.dev and not settings.auth_secret:
         # Workers are separate processes: they read the throwaway secret from the environment.
         os.environ["BETTER_AUTH_SECRET"] = secrets.token_urlsafe(48)
         settings = Settings.from_env()
-        print(
-            "WARNING: --dev: signing tokens with a random secret made for this run only. "
-            "Never use --dev in production.",
-            file=sys.stderr,
+        logger.warning(
+            "--dev: signing tokens with a random secret made for this run only. "
+            "Never use --dev in production."
         )
     if args.dev and settings.auth_secret:
         token = mint_token(
@@ -268,26 +286,37 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """One line, before any migration or token, if uvicorn could not listen on host:port:
+    uvicorn itself finds out only after the app has started."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, protocol, _, address in addresses:
+            with socket.socket(family, kind, protocol) as probe:
+                # As uvicorn (asyncio) sets its own: a port in TIME_WAIT after a previous run is
+                # free, and an IPv6 address does not also claim the IPv4 port.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as exc:
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, with the application's own loggers beside it, and credentials
-    scrubbed from every line either writes. Set here rather than in `main`, since uvicorn
-    applies it in each worker process it starts too."""
+    """uvicorn's logging, with the application's own loggers beside it, all in one format,
+    and credentials scrubbed from every line. `main` applies it for every command, and uvicorn
+    again in each worker process it starts."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"redact": {"()": RedactCredentials}}
-    config["formatters"]["application"] = {
-        "()": "uvicorn.logging.DefaultFormatter",
-        "fmt": "%(levelprefix)s %(name)s: %(message)s",
-    }
-    config["handlers"]["application"] = {
-        "formatter": "application",
-        "class": "logging.StreamHandler",
-        "stream": "ext://sys.stderr",
-    }
+    formatter = {"()": "uvicorn.logging.DefaultFormatter", "fmt": LOG_FORMAT}
+    # uvicorn looks up both of its formatters by name (to colour them), so both names stay.
+    config["formatters"] = {"default": formatter, "access": dict(formatter)}
     for handler in config["handlers"].values():
         handler["filters"] = ["redact"]
-    config["root"] = {"handlers": ["application"], "level": _log_level()}
+    config["root"] = {"handlers": ["default"], "level": _log_level()}
     return config
 
 
@@ -301,23 +330,16 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    engine = build_engine(settings.database_url, settings.pool)
-    try:
+    with _database(Settings.from_env()) as engine:
         upgrade(engine)
-    finally:
-        engine.dispose()
     print("database is up to date")
     return 0
 
 
 def _db_purge(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    engine = build_engine(settings.database_url, settings.pool)
-    try:
+    with _database(settings) as engine:
         purged = _store(settings, engine).purge()
-    finally:
-        engine.dispose()
     print(
         f"purged {purged.tasks} deleted tasks older than {settings.tombstone_retention_days} "
         f"days and {purged.idempotency_keys} expired idempotency keys"
@@ -325,14 +347,73 @@ def _db_purge(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="todo-api", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+class Unavailable(Exception):
+    """Something a command needs from outside, a database or a port, failed it; the message
+    says which and why, in a line."""
 
-    serve = commands.add_parser("serve", help="run the API with uvicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Engine]:
+    """The database for one command, disposed of after. A database that is unreachable or
+    refuses the command is one line naming it (never its password) and the driver's reason."""
+    where = _database_name(settings.database_url)
+    try:
+        engine = build_engine(settings.database_url, settings.pool)
+    except (ArgumentError, ImportError) as exc:  # no dialect or driver of that name
+        raise ConfigError(
+            f"DATABASE_URL {where}: {exc}; the API runs on PostgreSQL or SQLite."
+        ) from None
+    try:
+        yield engine
+    except DBAPIError as exc:
+        lines = str(exc.orig or exc).strip().splitlines() or [type(exc).__name__]
+        raise Unavailable(f"database {where}: {lines[0]}") from exc
+    finally:
+        engine.dispose()
+
+
+def _database_name(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "DATABASE_URL is not a database URL, such as postgresql://USER:PASSWORD@HOST/NAME "
+            "or sqlite:///todo.db."
+        ) from None
+    # No query string either: libpq takes a password there too (?password=...).
+    return parsed.set(query={}).render_as_string(hide_password=True)
+
+
+DESCRIPTION = (
+    "A schema-first, multi-user Todo REST API: run it, mint a token to try it with, and "
+    "migrate or purge its database. Settings come from environment variables, and from a .env "
+    "file in the current directory."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="todo-api", description=DESCRIPTION)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of:"
+    )
+
+    about = "run the API with uvicorn, after applying pending migrations (AUTO_MIGRATE)"
+    serve = commands.add_parser("serve", help=about, description=about)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port",
+        type=_whole_number(1, 65_535),
+        default=8000,
+        help="the TCP port to listen on (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_whole_number(1, 1_000),
+        default=1,
+        help="how many server processes to run (default: %(default)s)",
+    )
     serve.add_argument(
         "--dev",
         action="store_true",
@@ -340,18 +421,56 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    token = commands.add_parser("token", help="mint an HS256 token for USER_ID")
-    token.add_argument("user_id")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    about = "print an HS256 token for USER_ID, signed with BETTER_AUTH_SECRET"
+    token = commands.add_parser("token", help=about, description=about)
+    token.add_argument(
+        "user_id",
+        metavar="USER_ID",
+        type=_user_id,
+        help="the user the token speaks for (its subject), a user id as the API defines one",
+    )
+    token.add_argument(
+        "--ttl",
+        type=_whole_number(1, MAX_TOKEN_TTL, " seconds (a year)"),
+        default=3600,
+        help=f"the token's lifetime in seconds, 1 to {MAX_TOKEN_TTL} (default: %(default)s)",
+    )
     token.set_defaults(run=_token)
 
-    db = commands.add_parser("db", help="database commands")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
-    db_commands.add_parser("upgrade", help="apply pending migrations").set_defaults(run=_db_upgrade)
-    db_commands.add_parser(
-        "purge", help="remove deleted tasks past their retention and expired idempotency keys"
-    ).set_defaults(run=_db_purge)
+    about = "manage the database at DATABASE_URL"
+    db = commands.add_parser("db", help=about, description=about)
+    db_commands = db.add_subparsers(
+        dest="db_command", required=True, metavar="COMMAND", help="one of:"
+    )
+    about = "apply pending migrations"
+    db_commands.add_parser("upgrade", help=about, description=about).set_defaults(run=_db_upgrade)
+    about = "remove deleted tasks past their retention and expired idempotency keys"
+    db_commands.add_parser("purge", help=about, description=about).set_defaults(run=_db_purge)
     return parser
+
+
+def _whole_number(low: int, high: int, unit: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, else a usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low} to {high}{unit}, not {value}")
+        return value
+
+    return parse
+
+
+def _user_id(text: str) -> str:
+    # The server refuses a token whose subject its spec would not take as a user id.
+    if not is_user_id(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a user id the API accepts (see UserId in openapi/openapi.yaml)"
+        )
+    return text
 
 
 def _log_level() -> str:
@@ -363,16 +482,37 @@ def _log_level() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # The .env of the directory the command runs in; real environment variables win.
-    load_dotenv(Path.cwd() / ".env")
     try:
-        logging.basicConfig(level=_log_level())
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(RedactCredentials())
+        _load_dotenv()
+        logging.config.dictConfig(_log_config())
         return args.run(args)
     except ConfigError as exc:
         print(f"todo-api: {exc}", file=sys.stderr)
         return 2
+    except Unavailable as exc:
+        print(f"todo-api: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # Nothing the CLI knows how to explain, so perhaps a bug, perhaps a mistake it did not
+        # foresee: one line a person can act on, and the traceback (scrubbed, like every log
+        # line) for whoever asks. Errors while serving are uvicorn's to log, traceback and all.
+        logger.debug("todo-api %s failed", args.command, exc_info=True)
+        reason = str(exc).strip().splitlines() or [""]
+        print(
+            f"todo-api: unexpected {type(exc).__name__}: {reason[0]} "
+            "(LOG_LEVEL=DEBUG shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _load_dotenv() -> None:
+    # The .env of the directory the command runs in; real environment variables win.
+    path = Path.cwd() / ".env"
+    try:
+        load_dotenv(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read: {exc}") from None
 
 
 if __name__ == "__main__":

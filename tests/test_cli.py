@@ -17,9 +17,13 @@ from pathlib import Path
 
 import httpx2 as httpx
 import jwt
+import psycopg2
 import pytest
 from alembic.script import ScriptDirectory
 
+import todo_api
+from handlers.contract import is_user_id
+from handlers.settings import ConfigError, Settings
 from storage.migrate import alembic_config
 from tests.network import free_port, wait_until_healthy
 
@@ -118,6 +122,18 @@ def test_serve_without_a_secret_refuses_to_start(tmp_path: Path, clean_env: dict
     assert "--dev" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "option", [["--port", "70000"], ["--port", "0"], ["--workers", "0"], ["--port", "http"]]
+)
+def test_serve_options_out_of_range_are_usage_errors(
+    tmp_path: Path, clean_env: dict[str, str], option: list[str]
+) -> None:
+    result = run(["serve", "--dev", *option], tmp_path, clean_env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith(f"todo-api serve: error: argument {option[0]}")
+    assert "eyJ" not in result.stderr  # refused before any token is minted
+
+
 def test_token_is_signed_with_the_configured_secret(
     tmp_path: Path, clean_env: dict[str, str]
 ) -> None:
@@ -129,6 +145,44 @@ def test_token_is_signed_with_the_configured_secret(
     )
     assert claims["sub"] == "user-42"
     assert 100 <= claims["exp"] - claims["iat"] <= 120
+
+
+@pytest.mark.parametrize("ttl", ["99999999999999", "31536001", "0", "-5", "1.5", "soon"])
+def test_token_lifetime_outside_a_second_to_a_year_is_a_usage_error(
+    tmp_path: Path, clean_env: dict[str, str], ttl: str
+) -> None:
+    env = {**clean_env, "BETTER_AUTH_SECRET": SECRET}
+    result = run(["token", "alice", "--ttl", ttl], tmp_path, env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("usage: todo-api token")
+    assert "argument --ttl" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("ttl", ["1", "31536000"])
+def test_token_lifetime_bounds_are_accepted(
+    tmp_path: Path, clean_env: dict[str, str], ttl: str
+) -> None:
+    env = {**clean_env, "BETTER_AUTH_SECRET": SECRET}
+    result = run(["token", "alice", "--ttl", ttl], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    # A one-second token may have expired by now: its lifetime is what is checked.
+    claims = jwt.decode(
+        result.stdout.strip(), SECRET, algorithms=["HS256"], options={"verify_exp": False}
+    )
+    assert claims["exp"] - claims["iat"] == int(ttl)
+
+
+@pytest.mark.parametrize("user_id", ["", "a\tb", "line\n", "x" * 256])
+def test_token_for_a_user_id_the_api_refuses_is_a_usage_error(
+    tmp_path: Path, clean_env: dict[str, str], user_id: str
+) -> None:
+    assert not is_user_id(user_id)
+    result = run(["token", user_id], tmp_path, {**clean_env, "BETTER_AUTH_SECRET": SECRET})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "argument USER_ID" in result.stderr.splitlines()[-1]
 
 
 def test_token_reads_dotenv(tmp_path: Path, clean_env: dict[str, str]) -> None:
@@ -182,3 +236,196 @@ def test_db_purge_removes_expired_deletions(tmp_path: Path, clean_env: dict[str,
     with sqlite3.connect(tmp_path / "purge.db") as db:
         assert db.execute("SELECT seq FROM tasks").fetchall() == [(2,)]
         assert db.execute("SELECT purged_seq FROM task_owners").fetchall() == [(1,)]
+
+
+HELP_PAGES = [[], ["serve"], ["token"], ["db"], ["db", "upgrade"], ["db", "purge"]]
+
+
+def undescribed(page: str) -> list[str]:
+    """The commands, arguments and options a --help page lists without saying what they do.
+
+    argparse indents an entry by 2 (4 for a subcommand) and puts its help beside it, after two
+    or more spaces, or, when the entry is long, on the next line, indented further.
+    """
+    lines = page.splitlines()
+    bare = []
+    for line, after in zip(lines, [*lines[1:], ""], strict=True):
+        indent = len(line) - len(line.lstrip(" "))
+        if indent not in (2, 4) or "  " in line.strip():
+            continue
+        if len(after) - len(after.lstrip(" ")) <= indent + 2:
+            bare.append(line.strip())
+    return bare
+
+
+@pytest.mark.parametrize("command", HELP_PAGES, ids=" ".join)
+def test_help_describes_the_program_and_every_option(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str]
+) -> None:
+    result = run([*command, "--help"], tmp_path, clean_env)
+    assert result.returncode == 0, result.stderr
+    page = result.stdout
+    assert f"usage: todo-api {' '.join(command)}".strip() in page
+    # A description below the usage: the first paragraph that is not the usage itself.
+    description = page.split("\n\n")[1]
+    assert description.strip()
+    assert " ".join(todo_api.__doc__.split()) not in " ".join(page.split())
+    assert undescribed(page) == [], page
+
+
+DATABASE_COMMANDS = [
+    ["db", "upgrade"],
+    ["db", "purge"],
+    ["serve", "--dev"],
+    ["serve", "--dev", "--workers", "2"],
+]
+
+
+def unreachable_postgres() -> tuple[str, str, str]:
+    """A PostgreSQL URL nothing answers at, its host and port, and the driver's reason."""
+    url = f"postgresql://someone:secretpw@127.0.0.1:{free_port()}/todo"
+    with pytest.raises(psycopg2.OperationalError) as refused:
+        psycopg2.connect(url)
+    return url, url.split("@")[1].split("/")[0], str(refused.value).splitlines()[0]
+
+
+def unopenable_sqlite(tmp_path: Path) -> tuple[str, str, str]:
+    path = tmp_path / "no-such-directory" / "todo.db"
+    with pytest.raises(sqlite3.OperationalError) as refused:
+        sqlite3.connect(path)
+    return f"sqlite:///{path}", str(path), str(refused.value).splitlines()[0]
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_a_database_that_fails_is_one_line_naming_it(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str], database: str
+) -> None:
+    url, where, reason = (
+        unreachable_postgres() if database == "postgresql" else unopenable_sqlite(tmp_path)
+    )
+    port = ["--port", str(free_port())] if command[0] == "serve" else []
+    result = run([*command, *port], tmp_path, {**clean_env, "DATABASE_URL": url})
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()  # and so no token, nor any log of a start
+    assert line.startswith("todo-api: database ")
+    assert where in line
+    assert reason in line
+    assert "secretpw" not in line
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "nosuchdb://h/x", "postgresql://someone:secretpw@h:port/x"]
+)
+@pytest.mark.parametrize(
+    ("command", "migrate"),
+    [
+        (["db", "upgrade"], "true"),
+        (["db", "purge"], "true"),
+        (["serve", "--dev"], "true"),
+        (["serve", "--dev"], "false"),
+    ],
+    ids=["db upgrade", "db purge", "serve", "serve AUTO_MIGRATE=false"],
+)
+def test_a_database_url_it_cannot_use_is_a_configuration_error(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str], migrate: str, url: str
+) -> None:
+    port = ["--port", str(free_port())] if command[0] == "serve" else []
+    env = {**clean_env, "DATABASE_URL": url, "AUTO_MIGRATE": migrate}
+    result = run([*command, *port], tmp_path, env)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("todo-api: DATABASE_URL ")
+    assert "secretpw" not in line
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_taken_port_is_one_line_before_any_token_or_migration(
+    tmp_path: Path, clean_env: dict[str, str], workers: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(
+            ["serve", "--dev", "--port", str(port), "--workers", workers], tmp_path, clean_env
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()  # no token, no warning, no log of a start
+    assert line.startswith(f"todo-api: cannot listen on 127.0.0.1:{port}: ")
+    assert not (tmp_path / "todo.db").exists()  # not migrated either
+
+
+def test_an_address_that_does_not_resolve_is_one_line(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    # .invalid never resolves (RFC 6761).
+    result = run(["serve", "--dev", "--host", "no-such-host.invalid"], tmp_path, clean_env)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("todo-api: cannot listen on no-such-host.invalid:8000: ")
+
+
+# `LEVEL:   logger.name: message`, whoever wrote the line.
+LOG_LINE = re.compile(r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL): +(?P<name>[\w.]+): \S.*")
+
+
+def test_every_command_logs_in_one_format(
+    dev_server: tuple[str, str, subprocess.Popen[bytes]], tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    base, token, process = dev_server
+    assert httpx.get(f"{base}/tasks", headers={"Authorization": f"Bearer {token}"}).is_success
+    process.terminate()
+    process.wait(timeout=30)
+    served = (tmp_path / "serve.log").read_text().splitlines()
+    names = {match["name"] for line in served if (match := LOG_LINE.fullmatch(line))}
+    assert {"uvicorn.error", "uvicorn.access", "todo_api", "alembic.runtime.migration"} <= names
+    # All else is what --dev prints for a person to read: where to go, and the token.
+    printed = [line for line in served if not LOG_LINE.fullmatch(line)]
+    assert len(printed) == 3, printed
+    assert printed[0].startswith("Swagger UI: ")
+    assert printed[2] == token
+
+    # The same migrations from `db upgrade` log the same lines as they did under serve.
+    (tmp_path / "again").mkdir()
+    upgraded = run(["db", "upgrade"], tmp_path / "again", clean_env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    migrations = [line for line in served if line.startswith("INFO:     alembic.")]
+    assert migrations
+    assert upgraded.stderr.splitlines() == migrations
+
+
+# A mistake nothing foresees (as this is written): Settings fails on it, not with a ConfigError.
+UNFORESEEN = {"TASK_QUOTA": "9" * 400}
+
+
+@pytest.mark.parametrize("command", [["token", "alice"], ["serve", "--dev"]], ids=" ".join)
+def test_an_unforeseen_failure_is_one_line_its_traceback_at_debug(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str]
+) -> None:
+    with pytest.raises(Exception) as unforeseen:  # noqa: PT011 - any but a ConfigError
+        Settings.from_env(UNFORESEEN)
+    assert not issubclass(unforeseen.type, ConfigError), "Settings foresees it now: pick another"
+    env = {**clean_env, **UNFORESEEN, "BETTER_AUTH_SECRET": SECRET}
+    command = [*command, "--port", str(free_port())] if command[0] == "serve" else command
+    result = run(command, tmp_path, env)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"todo-api: unexpected {unforeseen.type.__name__}: ")
+    assert str(unforeseen.value) in line
+    debugged = run(command, tmp_path, {**env, "LOG_LEVEL": "DEBUG"})
+    assert debugged.returncode == 1
+    assert "Traceback" in debugged.stderr
+    assert debugged.stderr.splitlines()[-1] == line
+
+
+def test_an_unreadable_dotenv_is_a_configuration_error(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    (tmp_path / ".env").write_bytes("BETTER_AUTH_SECRET=caf\xe9\n".encode("latin-1"))
+    result = run(["token", "alice"], tmp_path, clean_env)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"todo-api: {tmp_path / '.env'} cannot be read: ")

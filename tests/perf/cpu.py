@@ -105,7 +105,9 @@ class Client:
         return status, b"".join(chunks)
 
 
-def _requests(owner: Owner, scenario: str, n: int) -> list[tuple[str, str, bytes]]:
+def _requests(owner: Owner, scenario: str, n: int, run: str) -> list[tuple[str, str, bytes]]:
+    """The requests of one timed run; `run` names it, so that each PATCH changes its task (one
+    that repeats the stored title is a no-op the service answers without writing)."""
     span = owner.last_id - owner.first_id + 1
     if scenario == "list":
         return [("GET", "/api/tasks?limit=50", b"")] * n
@@ -118,7 +120,11 @@ def _requests(owner: Owner, scenario: str, n: int) -> list[tuple[str, str, bytes
         return [("POST", "/api/tasks", body)] * n
     if scenario == "patch":
         return [
-            ("PATCH", f"/api/tasks/{owner.first_id + i * 7919 % span}", b'{"title": "Renamed"}')
+            (
+                "PATCH",
+                f"/api/tasks/{owner.first_id + i * 7919 % span}",
+                json.dumps({"title": f"Renamed {run} {i}"}).encode(),
+            )
             for i in range(n)
         ]
     raise ValueError(scenario)
@@ -130,9 +136,9 @@ async def _measure(
     token = mint_token(SECRET, owner.user_id, dt.timedelta(hours=1), Expected())
     best: dict[str, dict[str, float]] = {s: {} for s in scenarios}
     for scenario in scenarios:
-        requests = _requests(owner, scenario, n)
-        for _ in range(rounds):
+        for round_ in range(rounds):
             for name, client in clients.items():
+                requests = _requests(owner, scenario, n, f"{name} {round_}")
                 for method, target, body in requests[:10]:  # warm caches
                     await client.request(method, target, token, body)
                 started = time.process_time()

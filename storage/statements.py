@@ -30,7 +30,9 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    or_,
     select,
+    true,
     tuple_,
     update,
 )
@@ -81,6 +83,8 @@ PING = select(1)
 
 TASK = select(*COLUMNS).where(*_live(one=True))
 
+# Whether a task is completed, before a write that sets completion (under the owner's lock).
+TASK_COMPLETED = select(TaskRow.completed).where(*_live(one=True))
 OWNER_FOR_LIST = select(
     TaskOwnerRow.change_seq, TaskOwnerRow.task_count, TaskOwnerRow.completed_count
 ).where(TaskOwnerRow.user_id == _owner)
@@ -196,10 +200,16 @@ def update_task(
     fields: tuple[str, ...], completion: Completion, precondition: Precondition
 ) -> Update:
     """Set `fields` (each from the parameter `new_<field>`) and completion, bump the version
-    and take `new_seq`; the ownership check, the precondition and the read are this statement."""
+    and take `new_seq`; the ownership check, the precondition, the read and the check that the
+    write changes something are this statement (it matches no row when nothing would change)."""
     values: dict[str, Any] = {
         name: bindparam(f"new_{name}", type_=TaskRow.__table__.c[name].type) for name in fields
     }
+    changes = [TaskRow.__table__.c[name].is_distinct_from(value) for name, value in values.items()]
+    if completion == "toggle":
+        changes.append(true())
+    elif completion != "keep":
+        changes.append(TaskRow.completed.is_(completion == "reopen"))
     if completion == "toggle":
         values["completed"] = ~TaskRow.completed
         values["completed_at"] = case((TaskRow.completed, None), else_=_now)
@@ -213,7 +223,7 @@ def update_task(
     values |= {"updated_at": _NOT_BEFORE_NOW, "version": TaskRow.version + 1, "seq": _seq}
     return (
         update(TaskRow)
-        .where(*_live(one=True), *_precondition(precondition))
+        .where(*_live(one=True), *_precondition(precondition), or_(false(), *changes))
         .values(values)
         .returning(*COLUMNS)
     )

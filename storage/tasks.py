@@ -524,8 +524,9 @@ class TaskStore:
         completion: Completion,
         if_match: IfMatch | None,
     ) -> Task:
-        # One UPDATE ... RETURNING: the ownership check, the precondition, the write and the
-        # read are one statement, so no concurrent writer can slip between them.
+        # One UPDATE ... RETURNING: the ownership check, the precondition, the check that
+        # something changes, the write and the read are one statement, so no concurrent writer
+        # can slip between them; only a write that matched no row reads the task to say why.
         kind, versions = _precondition(if_match)
         statement = sql.update_task(tuple(sorted(values)), completion, kind)
         parameters = {f"new_{name}": value for name, value in values.items()}
@@ -533,18 +534,20 @@ class TaskStore:
         try:
             with self._engine.begin() as connection:
                 counted = self._count(connection, user_id, 0)
-                # Read under the owner's lock, which every write of this user's tasks takes.
-                current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
-                if counted is None or current is None:
+                if counted is None:
                     raise TaskNotFound(task_id)
-                if _unchanged(current, values, completion):
-                    raise _Unchanged(Task.of(current))
+                was_completed = None
+                if completion in ("complete", "reopen"):
+                    # Read under the owner's lock, which every write of this user's tasks takes.
+                    was_completed = connection.scalar(sql.TASK_COMPLETED, _one(user_id, task_id))
                 seq = {"new_seq": counted.change_seq}
                 row = connection.execute(statement, parameters | seq).one_or_none()
                 if row is None:
-                    self._refuse(connection, user_id, task_id, if_match)
+                    self._no_write(connection, user_id, task_id, values, completion, if_match)
                 task = Task.of(row)
-                if current.completed != task.completed:
+                if completion == "toggle":
+                    was_completed = not task.completed
+                if was_completed is not None and was_completed != task.completed:
                     moved = 1 if task.completed else -1
                     self._count(connection, user_id, 0, sequence=False, completed=moved)
                 return task
@@ -553,6 +556,28 @@ class TaskStore:
             # tag. Whatever If-Match named, the asked-for state is the current one (RFC 9110
             # 13.1.1 allows a 2xx for a change that has already been applied).
             return unchanged.task
+
+    def _no_write(
+        self,
+        connection: Connection,
+        user_id: str,
+        task_id: int,
+        values: Mapping[str, Any],
+        completion: Completion,
+        if_match: IfMatch | None,
+    ) -> None:
+        """Say why an update matched no row: no such task, nothing to change (_Unchanged), or
+        another version than If-Match names."""
+        current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
+        if current is None:
+            raise TaskNotFound(task_id)
+        versions = None if if_match is None else if_match.versions
+        if versions is None or current.version in versions:
+            # The precondition holds, so the statement found that nothing would change.
+            raise _Unchanged(Task.of(current))
+        if _unchanged(current, values, completion):
+            raise _Unchanged(Task.of(current))
+        raise PreconditionFailed(Task.of(current))
 
     def _refuse(
         self, connection: Connection, user_id: str, task_id: int, if_match: IfMatch | None

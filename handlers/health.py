@@ -12,6 +12,6 @@ def get_health() -> Response:
 
 
 def get_ready() -> Response:
-    # An unreachable database raises here and is answered 503 (handlers.problems).
+    # An unreachable database raises here and is answered 503 (todo_api.web.problems).
     request.state.store.ping()
     return {"status": "ok"}, 200, JSON

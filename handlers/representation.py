@@ -7,8 +7,8 @@ import hashlib
 import re
 from typing import Any
 
-from handlers.contract import task_properties
 from storage import Changes, Task, TaskQuery, Tombstone
+from todo_api.contract import task_properties
 
 # A task's strong tag names the task and its write count: "17-3". No leading zeros, so that a
 # tag that matches is the very string this API sent (strong comparison is character by character).

@@ -12,10 +12,10 @@ from starlette.datastructures import URL, Headers
 from starlette.types import Scope
 
 from handlers import preconditions
-from handlers.contract import task_defaults, writable_task_fields
-from handlers.problems import ValidationProblem
 from handlers.representation import changes_json, list_etag, task_etag, task_json
 from storage import Task, TaskQuery, TaskStore
+from todo_api.contract import task_defaults, writable_task_fields
+from todo_api.web.problems import ValidationProblem
 
 Response = tuple[Any, int, dict[str, str]] | ConnexionResponse
 # Every operation also declares problem+json answers, so Connexion must be told which one this is.

@@ -1,7 +1,8 @@
 """The `/api/{user_id}/tasks` family: the operations of handlers.tasks, addressed by user id.
 
-handlers.auth.bearer_info has already answered 403 unless the path `user_id` is the token's
-subject, so each operation here is the same function, also accepting the path's `user_id`.
+handlers.security.bearer_info has already answered 403 unless the path `user_id` is the
+token's subject, so each operation here is the same function, also accepting the path's
+`user_id`.
 """
 
 from __future__ import annotations

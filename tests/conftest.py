@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
-from handlers.settings import Settings
 from storage import build_engine
 from tests.databases import fresh_postgres
 from todo_api import create_app
+from todo_api.settings import Settings
 
 # Made for each run (`todo-api serve` refuses any secret the project ships), and kept in the
 # environment: this module is imported twice, as `conftest` and as `tests.conftest`.

@@ -15,9 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from starlette.testclient import TestClient
 
-import handlers.jwks
-import handlers.sessions
-from handlers.settings import ConfigError, Settings
+import todo_api.auth.jwks
+import todo_api.auth.sessions
 from tests.conftest import SECRET, Client, bearer, make_token
 from tests.fake_better_auth import (
     ALGORITHMS,
@@ -29,6 +28,7 @@ from tests.fake_better_auth import (
 )
 from tests.network import free_port
 from todo_api import create_app
+from todo_api.settings import ConfigError, Settings
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_a_withdrawn_key_stops_working_once_keys_are_checked_again(
     token = key.sign(claims(fake))
     assert api.get("/api/tasks", headers=bearer(token)).status_code == 200
     fake.published = []
-    monkeypatch.setattr(handlers.jwks, "MAX_AGE_SECONDS", 0.0)
+    monkeypatch.setattr(todo_api.auth.jwks, "MAX_AGE_SECONDS", 0.0)
     assert_401(api.get("/api/tasks", headers=bearer(token)))
 
 
@@ -138,7 +138,7 @@ def test_cached_keys_keep_working_while_better_auth_is_down(
     api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=0.0)
     assert api.get("/api/tasks", headers=bearer(key.sign(claims(fake)))).status_code == 200
     fake.stop()
-    monkeypatch.setattr(handlers.jwks, "MAX_AGE_SECONDS", 0.0)  # forces a (failing) refetch
+    monkeypatch.setattr(todo_api.auth.jwks, "MAX_AGE_SECONDS", 0.0)  # forces a (failing) refetch
     assert api.get("/api/tasks", headers=bearer(key.sign(claims(fake)))).status_code == 200
 
 
@@ -324,7 +324,7 @@ def test_session_token_is_checked_with_better_auth_and_cached(
 def test_unknown_session_is_401_and_not_remembered_for_long(
     api: TestClient, fake: FakeBetterAuth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handlers.sessions, "FAILURE_TTL_SECONDS", 0.2)
+    monkeypatch.setattr(todo_api.auth.sessions, "FAILURE_TTL_SECONDS", 0.2)
     assert_401(api.get("/api/tasks", headers=bearer("not-yet-signed-in")))
     assert_401(api.get("/api/tasks", headers=bearer("not-yet-signed-in")))
     assert fake.requests["get-session"] == 1

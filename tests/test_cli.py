@@ -21,11 +21,11 @@ import psycopg2
 import pytest
 from alembic.script import ScriptDirectory
 
-import todo_api
-from handlers.contract import is_user_id
-from handlers.settings import ConfigError, Settings
+import todo_api.cli
 from storage.migrate import alembic_config
 from tests.network import free_port, wait_until_healthy
+from todo_api.contract import is_user_id
+from todo_api.settings import ConfigError, Settings
 
 TODO_API = str(Path(sys.executable).parent / "todo-api")
 SECRET = secrets.token_urlsafe(32)
@@ -269,7 +269,7 @@ def test_help_describes_the_program_and_every_option(
     # A description below the usage: the first paragraph that is not the usage itself.
     description = page.split("\n\n")[1]
     assert description.strip()
-    assert " ".join(todo_api.__doc__.split()) not in " ".join(page.split())
+    assert " ".join(todo_api.cli.__doc__.split()) not in " ".join(page.split())
     assert undescribed(page) == [], page
 
 

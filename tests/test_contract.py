@@ -12,11 +12,11 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 from starlette.testclient import TestClient
 
-from handlers.contract import SPEC_DIR, SPEC_FILE, spec, task_properties, writable_task_fields
-from handlers.settings import Settings
 from storage import WRITABLE_FIELDS
 from tests.conftest import SECRET
 from todo_api import create_app
+from todo_api.contract import SPEC_DIR, SPEC_FILE, spec, task_properties, writable_task_fields
+from todo_api.settings import Settings
 
 
 def test_spec_is_valid_openapi_3_0_3() -> None:

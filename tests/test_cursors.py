@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.contract import spec
 from storage.paging import Position
 from tests.test_listing import next_url
+from todo_api.contract import spec
 
 PARAMETERS = spec()["components"]["parameters"]
 CURSOR_BOUND = PARAMETERS["Cursor"]["schema"]["maxLength"]

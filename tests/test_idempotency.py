@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import Engine, event, func, select, update
 from starlette.testclient import TestClient
 
-from handlers.contract import task_defaults
-from handlers.settings import Settings
 from storage import TaskStore
 from storage.models import IdempotencyKeyRow, TaskRow
 from tests.conftest import SECRET, Client, bearer, make_token
 from todo_api import create_app
+from todo_api.contract import task_defaults
+from todo_api.settings import Settings
 
 FAMILIES = ["/api/tasks", "/api/alice/tasks"]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.validation import declared_query
+from todo_api.web.validators import declared_query
 
 # What frontends written for other backends send: a cache-buster, other backends' names, and
 # names that are also a handler's arguments (`user` is the token's subject).

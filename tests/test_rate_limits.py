@@ -18,9 +18,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from handlers.ratelimit import MemoryCounter
 from tests.conftest import SECRET, Client, bearer, make_token
 from tests.tcp_proxy import TcpProxy
+from todo_api.web.ratelimit import MemoryCounter
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POLICY = re.compile(r'^"(?P<name>\w+)";q=(?P<q>\d+);w=(?P<w>\d+)$')

@@ -8,9 +8,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from handlers.auth import Expected, mint_token
 from tests.conftest import SECRET
 from tests.network import running_server
+from todo_api.auth.authenticator import Expected, mint_token
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from handlers.redaction import RedactCredentials
 from tests.conftest import make_token
+from todo_api.logs import RedactCredentials
 
 TOKEN = make_token("someone")
 

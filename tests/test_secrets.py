@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.settings import weak_secret
 from tests.network import TODO_API, free_port
+from todo_api.settings import weak_secret
 
 ROOT = Path(__file__).parent.parent
 PLACEHOLDER = "replace-with-at-least-32-random-characters"

@@ -13,7 +13,7 @@ import yaml
 from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
-from handlers.contract import SPEC_DIR, SPEC_FILE
+from todo_api.contract import SPEC_DIR, SPEC_FILE
 
 WRITTEN = (SPEC_DIR / SPEC_FILE).read_bytes()
 DOCUMENTS = ["/api/openapi.json", "/api/openapi.yaml"]

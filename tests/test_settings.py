@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.settings import DEFAULT_DATABASE_URL, ConfigError, Settings
 from storage.database import normalize_url
+from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings
 
 SECRET = "s" * 32
 
@@ -92,10 +92,11 @@ def test_env_example_documents_every_variable() -> None:
     root = Path(__file__).parent.parent
     read = set(
         re.findall(
-            r'(?:text|flag|number)\(\s*"([A-Z_]+)"', (root / "handlers/settings.py").read_text()
+            r'(?:text|flag|number)\(\s*"([A-Z_]+)"', (root / "todo_api/settings.py").read_text()
         )
     )
-    read |= set(re.findall(r'environ\.get\("([A-Z_]+)"', (root / "todo_api.py").read_text()))
+    for module in (root / "todo_api").rglob("*.py"):
+        read |= set(re.findall(r'environ\.get\("([A-Z_]+)"', module.read_text()))
     example = root.joinpath(".env.example").read_text()
     documented = set(re.findall(r"^#? ?([A-Z_]+)=", example, re.MULTILINE))
     assert "LOG_LEVEL" in read

@@ -12,8 +12,6 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from starlette.testclient import TestClient
 
-from handlers.contract import task_defaults
-from handlers.settings import Settings
 from storage import (
     IfMatch,
     Task,
@@ -27,6 +25,8 @@ from storage import (
 from storage.models import Base
 from tests.conftest import SECRET
 from todo_api import create_app
+from todo_api.contract import task_defaults
+from todo_api.settings import Settings
 
 
 @pytest.fixture

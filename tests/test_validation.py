@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.problems import MAX_ERRORS
+from todo_api.web.problems import MAX_ERRORS
 
 INVALID_CREATE_BODIES: dict[str, tuple[dict[str, Any], str]] = {
     "missing title": ({"description": "x"}, "#/title"),
@@ -242,7 +242,7 @@ def test_each_parameter_is_checked_once_per_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Connexion lists a path's parameters once more for each of its middlewares."""
-    from handlers.validation import ParametersValidator
+    from todo_api.web.validators import ParametersValidator
 
     task = create(title="t")
     checked: list[str] = []

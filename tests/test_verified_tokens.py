@@ -11,9 +11,9 @@ import pytest
 from connexion.exceptions import OAuthProblem
 from starlette.testclient import TestClient
 
-from handlers.auth import LEEWAY, Authenticator, Expected, mint_token
-from handlers.verified import VerifiedTokens
 from tests.conftest import SECRET, make_token
+from todo_api.auth.authenticator import LEEWAY, Authenticator, Expected, mint_token
+from todo_api.auth.cache import VerifiedTokens
 
 
 class Clock:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx2
 
-from handlers.auth import Expected, mint_token
 from tests.databases import fresh_postgres
 from tests.network import running_server
+from todo_api.auth.authenticator import Expected, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent

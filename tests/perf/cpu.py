@@ -23,10 +23,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handlers.auth import Expected, mint_token
 from tests.databases import fresh_postgres
 from tests.perf.run import DEFAULT_POSTGRES, SECRET, _server_env
 from tests.perf.seed import Owner, seed
+from todo_api.auth.authenticator import Expected, mint_token
 
 Message = dict[str, Any]
 App = Callable[
@@ -172,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # The servers log each request through uvicorn's access log, which is not called here.
         logging.disable(logging.CRITICAL)
-        from handlers.settings import Settings
         from tests.perf import floor
         from todo_api import create_app
+        from todo_api.settings import Settings
 
         clients = {"ours": Client(create_app(Settings.from_env())), "floor": Client(floor.app)}
 

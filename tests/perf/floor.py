@@ -28,9 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from handlers.settings import Settings
 from storage import build_engine
 from tests.perf import sql
+from todo_api.settings import Settings
 
 PRIORITY_NAMES = {1: "low", 2: "medium", 3: "high"}
 PRIORITY_RANKS = {name: rank for rank, name in PRIORITY_NAMES.items()}

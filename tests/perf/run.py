@@ -32,10 +32,10 @@ from typing import Any
 
 import httpx2
 
-from handlers.auth import Expected, mint_token
 from tests.databases import fresh_postgres
 from tests.network import free_port, wait_until_healthy
 from tests.perf.seed import Owner, seed
+from todo_api.auth.authenticator import Expected, mint_token
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

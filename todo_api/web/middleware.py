@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.problems import ContentTooLarge, RequestTimeout, asgi_response
+from todo_api.web.problems import ContentTooLarge, RequestTimeout, asgi_response
 
 
 class TrailingSlash:

@@ -16,7 +16,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from handlers.contract import allowed_methods
 from handlers.representation import task_etag, task_json
 from storage import (
     CursorExpired,
@@ -26,6 +25,7 @@ from storage import (
     QuotaExceeded,
     TaskNotFound,
 )
+from todo_api.contract import allowed_methods
 
 logger = logging.getLogger("todo_api")
 

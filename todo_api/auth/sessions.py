@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import httpx2
 
-from handlers.remote import RemoteError, get_json
+from todo_api.auth.remote import RemoteError, get_json
 
 logger = logging.getLogger("todo_api.auth")
 

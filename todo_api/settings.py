@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -76,6 +77,7 @@ class Settings:
     auto_migrate: bool = True
     pool: PoolSettings = field(default_factory=PoolSettings)
     validate_responses: bool = False
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
@@ -136,6 +138,17 @@ class Settings:
     def accepts_credentials(self) -> bool:
         """Whether any kind of bearer credential could be checked."""
         return bool(self.auth_secret or self.jwks_endpoint or self.session_endpoint)
+
+    @classmethod
+    def log_level_from(cls, environ: Mapping[str, str]) -> str:
+        """LOG_LEVEL alone: logging is set up before the other settings are read, so that a
+        mistake in them is logged too."""
+        level = environ.get("LOG_LEVEL", "").strip().upper() or cls.log_level
+        if level not in logging.getLevelNamesMapping():
+            raise ConfigError(
+                f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; not {level!r}."
+            )
+        return level
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -206,6 +219,7 @@ class Settings:
                 else cls.cors_origins
             ),
             auto_migrate=flag("AUTO_MIGRATE", True),
+            log_level=cls.log_level_from(environ),
             pool=PoolSettings(
                 size=int(number("DB_POOL_SIZE", defaults.size)),
                 max_overflow=int(number("DB_MAX_OVERFLOW", defaults.max_overflow)),

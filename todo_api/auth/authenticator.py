@@ -1,4 +1,4 @@
-"""Bearer credentials: the check Connexion calls for `bearerAuth`, and dev-token minting.
+"""Bearer credentials: the check behind `bearerAuth`, and dev-token minting.
 
 Three kinds of credential are accepted, each only when configured:
 - HS256 JWTs signed with the shared `BETTER_AUTH_SECRET`;
@@ -11,25 +11,18 @@ so no token can have a public key used as an HMAC secret or the reverse (RFC 872
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import re
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from connexion.exceptions import OAuthProblem
-from connexion.lifecycle import ConnexionRequest
 
-from handlers.contract import is_user_id
-from handlers.jwks import ASYMMETRIC_ALGORITHMS, JwksCache, KeysUnavailable, UnknownKey
-from handlers.problems import Forbidden, TooManyRequests, Unavailable
-from handlers.ratelimit import ADDRESS_OVER_LIMIT, RateLimiter, Tally
-from handlers.ratelimit import SCOPE_KEY as RATE_LIMIT_SCOPE_KEY
-from handlers.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
-from handlers.verified import VerifiedTokens
+from todo_api.auth.cache import VerifiedTokens
+from todo_api.auth.jwks import ASYMMETRIC_ALGORITHMS, JwksCache, KeysUnavailable, UnknownKey
+from todo_api.auth.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
+from todo_api.contract import is_user_id
+from todo_api.web.problems import Unavailable
 
 HMAC_ALGORITHM = "HS256"
 # Tolerated clock difference between Better Auth and this service.
@@ -184,66 +177,3 @@ def mint_token(secret: str, subject: str, lifetime: dt.timedelta, expected: Expe
     if expected.audience:
         claims["aud"] = expected.audience
     return jwt.encode(claims, secret, algorithm=HMAC_ALGORITHM)
-
-
-async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, str]:
-    """Connexion's `x-bearerInfoFunc`: the credential's subject becomes the handlers' `user`.
-
-    A path `user_id` must be that subject, so no operation of the `/{user_id}/tasks` family
-    can act for anyone else.
-    """
-    authenticator: Authenticator = request.state.authenticator
-    subject = authenticator.known(token)
-    if subject is None:
-        async with _counted_as_a_guess(request):
-            subject = await authenticator.subject(token)
-    await _count_for_user(request, subject)
-    path_user = request.path_params.get("user_id")
-    if path_user is not None and path_user != subject:
-        raise Forbidden("The user id in the path is not the signed-in user.")
-    return {"sub": subject}
-
-
-# Connexion reads the check's signature on every request (to see which arguments it takes); a
-# signature fixed on the function makes that a lookup.
-bearer_info.__signature__ = inspect.signature(bearer_info)  # type: ignore[attr-defined]
-
-
-@asynccontextmanager
-async def _counted_as_a_guess(request: ConnexionRequest) -> AsyncIterator[None]:
-    """Count a credential against its address's limit before it is checked, and give the place
-    back unless it is refused: concurrent guesses are refused as if they came one at a time,
-    and none past the limit reaches Better Auth."""
-    limiter: RateLimiter | None = request.state.rate_limiter
-    tally: Tally | None = request.scope.get(RATE_LIMIT_SCOPE_KEY)
-    if limiter is None or tally is None:
-        yield
-        return
-    at = time.time()
-    decision = await limiter.hit(limiter.address, tally.credential_key, at=at)
-    tally.credential = decision
-    if decision is not None and not decision.allowed:
-        raise TooManyRequests(decision.headers(), ADDRESS_OVER_LIMIT)
-    refused = False
-    try:
-        yield
-    except OAuthProblem:
-        refused = True
-        raise
-    finally:
-        # Accepted, or not checkable (an outage): either way not a guess.
-        if not refused:
-            await limiter.release(limiter.address, tally.credential_key, at)
-
-
-async def _count_for_user(request: ConnexionRequest, subject: str) -> None:
-    """The per-user rate limit: only here is the user known for certain."""
-    limiter: RateLimiter | None = request.state.rate_limiter
-    tally: Tally | None = request.scope.get(RATE_LIMIT_SCOPE_KEY)
-    if limiter is None or tally is None:
-        return
-    decision = await limiter.hit(limiter.user, subject)
-    if decision is not None:
-        tally.user = decision
-        if not decision.allowed:
-            raise TooManyRequests(decision.headers())

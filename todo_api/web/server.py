@@ -20,7 +20,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from handlers.problems import TITLES, problem_body
+from todo_api.web.problems import TITLES, problem_body
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,16 @@
-"""No credential in any log line, however it came: in a header, the query or a body."""
+"""What the service writes to its logs: one format for every line, and no credential in any
+line, however it came (in a header, the query or a body)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
+from typing import Any
 from urllib.parse import unquote
+
+# Every log line, uvicorn's and the application's alike: `INFO:     uvicorn.error: Started ...`.
+LOG_FORMAT = "%(levelprefix)s %(name)s: %(message)s"
 
 # A bearer credential after its scheme, a JWT anywhere, and the value of any query or form
 # parameter or field whose name says it holds a credential (`?access_token=...`,
@@ -62,3 +68,20 @@ class RedactCredentials(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, with the application's own loggers beside it, all in one format,
+    and credentials scrubbed from every line. The CLI applies it for every command, and uvicorn
+    again in each worker process it starts."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": RedactCredentials}}
+    formatter = {"()": "uvicorn.logging.DefaultFormatter", "fmt": LOG_FORMAT}
+    # uvicorn looks up both of its formatters by name (to colour them), so both names stay.
+    config["formatters"] = {"default": formatter, "access": dict(formatter)}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    config["root"] = {"handlers": ["default"], "level": level}
+    return config

@@ -19,8 +19,8 @@ from jsonschema import Draft4Validator, ValidationError, validators
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from handlers.contract import UNPAIRED_SURROGATE, SchemaValidator, ecma_pattern
-from handlers.problems import ValidationProblem
+from todo_api.contract import UNPAIRED_SURROGATE, SchemaValidator, ecma_pattern
+from todo_api.web.problems import ValidationProblem
 
 # jsonschema quotes the offending value; a client's 64 KiB string need not come back in full.
 MAX_DETAIL = 200

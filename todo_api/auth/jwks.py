@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import jwt
 
-from handlers.remote import RemoteError, get_json
+from todo_api.auth.remote import RemoteError, get_json
 
 logger = logging.getLogger("todo_api.auth")
 

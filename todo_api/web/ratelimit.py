@@ -12,13 +12,17 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from connexion.exceptions import OAuthProblem
+from connexion.lifecycle import ConnexionRequest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.problems import asgi_response
+from todo_api.web.problems import TooManyRequests, asgi_response
 
 logger = logging.getLogger("todo_api.ratelimit")
 SCOPE_KEY = "todo_api.rate_limit"
@@ -208,7 +212,7 @@ class RateLimiter:
 @dataclass
 class Tally:
     """What a request with a credential was counted for: the middleware below puts it in the
-    scope, and the bearer check (handlers.auth) fills it in."""
+    scope, and the bearer check (todo_api.auth.authenticator) fills it in."""
 
     credential_key: str
     user: Decision | None = None
@@ -219,13 +223,13 @@ class RateLimits:
     """ASGI middleware: limits by client address, and carries the headers of either limit.
 
     A request with a credential is counted for its user once the credential is verified
-    (handlers.auth fills in the scope's `Tally`). One without a credential is counted for its
-    client address; so is one whose credential is not counted for a user (refused, or never
+    (handlers.security fills in the scope's `Tally`). One without a credential is counted for
+    its client address; so is one whose credential is not counted for a user (refused, or never
     checked), in a separate count for the address, which alone can refuse credentials up
     front: guessing tokens stops there, while anonymous calls (health checks) from an address
     never lock its signed-in users out. A credential that must be checked is counted against
-    its address before the check (handlers.auth), so concurrent guesses are refused as if
-    they came one at a time; one never checked is counted when its answer starts.
+    its address before the check (`counted_as_a_guess`), so concurrent guesses are refused as
+    if they came one at a time; one never checked is counted when its answer starts.
     """
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
@@ -267,3 +271,43 @@ class RateLimits:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+@asynccontextmanager
+async def counted_as_a_guess(request: ConnexionRequest) -> AsyncIterator[None]:
+    """Count a credential against its address's limit before it is checked, and give the place
+    back unless it is refused: concurrent guesses are refused as if they came one at a time,
+    and none past the limit reaches Better Auth."""
+    limiter: RateLimiter | None = request.state.rate_limiter
+    tally: Tally | None = request.scope.get(SCOPE_KEY)
+    if limiter is None or tally is None:
+        yield
+        return
+    at = time.time()
+    decision = await limiter.hit(limiter.address, tally.credential_key, at=at)
+    tally.credential = decision
+    if decision is not None and not decision.allowed:
+        raise TooManyRequests(decision.headers(), ADDRESS_OVER_LIMIT)
+    refused = False
+    try:
+        yield
+    except OAuthProblem:
+        refused = True
+        raise
+    finally:
+        # Accepted, or not checkable (an outage): either way not a guess.
+        if not refused:
+            await limiter.release(limiter.address, tally.credential_key, at)
+
+
+async def count_for_user(request: ConnexionRequest, subject: str) -> None:
+    """The per-user rate limit: only here is the user known for certain."""
+    limiter: RateLimiter | None = request.state.rate_limiter
+    tally: Tally | None = request.scope.get(SCOPE_KEY)
+    if limiter is None or tally is None:
+        return
+    decision = await limiter.hit(limiter.user, subject)
+    if decision is not None:
+        tally.user = decision
+        if not decision.allowed:
+            raise TooManyRequests(decision.headers())

@@ -1,9 +1,8 @@
-"""The app factory and the `todo-api` command line."""
+"""The `todo-api` command line: serve, mint a token, migrate or purge the database."""
 
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import functools
 import logging
@@ -12,225 +11,29 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import httpx2
-from connexion import AsyncApp
-from connexion.middleware import MiddlewarePosition
-from connexion.options import SwaggerUIOptions
 from dotenv import load_dotenv
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
-from starlette.concurrency import run_in_threadpool
 
-from handlers import operations, problems
-from handlers.auth import Authenticator, Expected, mint_token
-from handlers.contract import SPEC_DIR, independent_spec, is_user_id
-from handlers.jwks import JwksCache
-from handlers.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
-from handlers.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
-from handlers.redaction import RedactCredentials
-from handlers.served_contract import JSON_PATH, ServedContract, contract_documents
-from handlers.server import EdgeLimits, GuardedHttpToolsProtocol
-from handlers.sessions import SessionIntrospector
-from handlers.settings import ConfigError, Settings, weak_secret
-from handlers.validation import VALIDATORS
-from storage import TaskStore, build_engine, upgrade
+from storage import build_engine, upgrade
+from todo_api.app import NO_CREDENTIALS, expected_claims, refuse_a_guessable_secret, task_store
+from todo_api.auth.authenticator import mint_token
+from todo_api.contract import is_user_id
+from todo_api.logs import log_config
+from todo_api.settings import ConfigError, Settings
+from todo_api.web.server import EdgeLimits, GuardedHttpToolsProtocol
 
 logger = logging.getLogger("todo_api")
 
 DEMO_USER = "demo-user"
-# Every log line, uvicorn's and the application's alike: `INFO:     uvicorn.error: Started ...`.
-LOG_FORMAT = "%(levelprefix)s %(name)s: %(message)s"
 # The longest a minted token may live: `todo-api token` is for trying the API and for scripts.
 MAX_TOKEN_TTL = 365 * 86_400
-LIVENESS_PATH = "/api/health"
 GRACEFUL_SHUTDOWN_SECONDS = 30
-# What a browser's script may read of an answer, and send, across origins.
-EXPOSED_HEADERS = ["X-Total-Count", "Link", "Location", "ETag", "Idempotent-Replayed"]
-ALLOWED_HEADERS = [
-    "Authorization",
-    "Content-Type",
-    "If-Match",
-    "If-None-Match",
-    "Idempotency-Key",
-]
-
-
-NO_CREDENTIALS = (
-    "No way to check a token is configured: set BETTER_AUTH_SECRET (HS256 tokens) and/or "
-    "BETTER_AUTH_URL (Better Auth's JWKS, and sessions with BETTER_AUTH_SESSIONS=1)."
-)
-
-
-def create_app(settings: Settings) -> AsyncApp:
-    if not settings.accepts_credentials:
-        raise ConfigError(NO_CREDENTIALS)
-    engine = build_engine(settings.database_url, settings.pool)
-    limiter = _rate_limiter(settings)
-
-    @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        if settings.auto_migrate:
-            await run_in_threadpool(upgrade, engine)
-        timeout = httpx2.Timeout(settings.auth_http_timeout)
-        async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            try:
-                # Starlette hands this state to every request as `request.state`.
-                yield {
-                    "store": _store(settings, engine),
-                    "authenticator": _authenticator(settings, client),
-                    "rate_limiter": limiter,
-                }
-            finally:
-                engine.dispose()
-                if limiter is not None:
-                    await limiter.close()
-
-    app = AsyncApp(
-        __name__,
-        specification_dir=SPEC_DIR,
-        lifespan=lifespan,
-        # Query parameters an operation does not declare are ignored (handlers/validation.py).
-        strict_validation=False,
-        validate_responses=settings.validate_responses,
-        validator_map=VALIDATORS,
-        # Connexion's copy of the spec has every $ref inlined: ServedContract serves the file's
-        # own, and Swagger UI reads it from there.
-        swagger_ui_options=SwaggerUIOptions(
-            swagger_ui_path="/docs", serve_spec=False, spec_path=JSON_PATH
-        ),
-    )
-    operations.decorate_once(app)
-    app.add_api(independent_spec())
-    app.add_middleware(
-        ServedContract, position=MiddlewarePosition.BEFORE_SWAGGER, documents=contract_documents()
-    )
-    app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
-    app.add_middleware(
-        BodyLimit,
-        position=MiddlewarePosition.BEFORE_ROUTING,
-        max_bytes=settings.max_body_bytes,
-        idle_timeout=settings.body_idle_timeout,
-        timeout=settings.body_timeout,
-    )
-    # Outside the error handling, so that error answers carry these headers too (the first
-    # added is the outermost).
-    app.add_middleware(SecurityHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
-    app.add_middleware(
-        CORS,
-        position=MiddlewarePosition.BEFORE_EXCEPTION,
-        # `*` is any origin without credentials: a literal `*`, never a reflected origin.
-        allow_origins=["*"] if settings.any_origin else list(settings.cors_origins),
-        allow_credentials=not settings.any_origin,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=ALLOWED_HEADERS,
-        expose_headers=EXPOSED_HEADERS,
-        max_age=600,
-    )
-    if limiter is not None:
-        # Inside CORS (preflights are not counted), outside the error handling (so that a
-        # refused request never reaches it, and every answer carries the headers).
-        app.add_middleware(
-            RateLimits, position=MiddlewarePosition.BEFORE_EXCEPTION, limiter=limiter
-        )
-    # After the body is read and the credential checked (Better Auth may be slow): a place is
-    # held only by a request ready to work, and for as long as it works.
-    app.add_middleware(
-        Admission,
-        position=MiddlewarePosition.BEFORE_VALIDATION,
-        slots=settings.pool.size + settings.pool.max_overflow,
-        wait=settings.pool.timeout,
-        exempt=frozenset({LIVENESS_PATH}),
-    )
-    problems.register(app)
-    return app
-
-
-def _store(settings: Settings, engine: Engine) -> TaskStore:
-    return TaskStore(
-        engine,
-        quota=settings.task_quota,
-        retention=settings.tombstone_retention,
-        idempotency_ttl=settings.idempotency_key_lifetime,
-    )
-
-
-def _rate_limiter(settings: Settings) -> RateLimiter | None:
-    if not settings.rate_limit_enabled:
-        return None
-    counter = (
-        RedisCounter(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            timeout=settings.redis_timeout,
-        )
-        if settings.redis_url
-        else MemoryCounter()
-    )
-    window = settings.rate_limit_window
-    return RateLimiter(
-        counter,
-        user=Policy("user", settings.rate_limit_per_user, window),
-        address=Policy("address", settings.rate_limit_per_address, window),
-    )
-
-
-def _authenticator(settings: Settings, client: httpx2.AsyncClient) -> Authenticator:
-    jwks_url, session_url = settings.jwks_endpoint, settings.session_endpoint
-    return Authenticator(
-        secret=settings.auth_secret,
-        secret_claims=_expected(settings),
-        jwks=(
-            JwksCache(
-                jwks_url,
-                client,
-                refetch_cooldown=settings.jwks_refetch_cooldown,
-                timeout=settings.auth_http_timeout,
-            )
-            if jwks_url
-            else None
-        ),
-        # Better Auth's jwt() plugin sets both claims to its base URL unless told otherwise.
-        jwks_claims=Expected(
-            settings.jwt_issuer or settings.better_auth_url,
-            settings.jwt_audience or settings.better_auth_url,
-        ),
-        sessions=(
-            SessionIntrospector(
-                session_url,
-                client,
-                ttl=settings.session_cache_ttl,
-                timeout=settings.auth_http_timeout,
-            )
-            if session_url
-            else None
-        ),
-    )
-
-
-def _expected(settings: Settings) -> Expected:
-    return Expected(settings.jwt_issuer, settings.jwt_audience)
-
-
-def app_from_env() -> AsyncApp:
-    """The factory uvicorn (or another ASGI server) calls in each worker process."""
-    settings = Settings.from_env()
-    _refuse_a_guessable_secret(settings)
-    return create_app(settings)
-
-
-def _refuse_a_guessable_secret(settings: Settings) -> None:
-    weakness = weak_secret(settings.auth_secret) if settings.auth_secret else None
-    if weakness is not None:
-        raise ConfigError(
-            f"BETTER_AUTH_SECRET {weakness}, so anyone could sign tokens with it; "
-            "set it to a random value, e.g. the output of `openssl rand -base64 32`."
-        )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -239,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.accepts_credentials and not args.dev:
         raise ConfigError(f"{NO_CREDENTIALS} To try the API, run `todo-api serve --dev`.")
-    _refuse_a_guessable_secret(settings)
+    refuse_a_guessable_secret(settings)
     _refuse_a_taken_port(args.host, args.port)
     # Opened even when not migrating: an engine connects to nothing until used, but a URL it
     # cannot make sense of is one line here, not a traceback from each worker.
@@ -259,7 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     if args.dev and settings.auth_secret:
         token = mint_token(
-            settings.auth_secret, DEMO_USER, dt.timedelta(hours=12), _expected(settings)
+            settings.auth_secret, DEMO_USER, dt.timedelta(hours=12), expected_claims(settings)
         )
         base = f"http://{args.host}:{args.port}/api"
         print(f"Swagger UI: {base}/docs  (Authorize with the token below)", file=sys.stderr)
@@ -271,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=settings.max_connections,
     )
     uvicorn.run(
-        "todo_api:app_from_env",
+        "todo_api.app:app_from_env",
         factory=True,
         host=args.host,
         port=args.port,
@@ -279,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
         http=functools.partial(GuardedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
         timeout_keep_alive=settings.keep_alive_timeout,
         proxy_headers=True,
-        log_config=_log_config(),
+        log_config=log_config(settings.log_level),
         # On SIGTERM, requests in flight get this long to finish before the process exits.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
@@ -303,29 +106,12 @@ def _refuse_a_taken_port(host: str, port: int) -> None:
         raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, with the application's own loggers beside it, all in one format,
-    and credentials scrubbed from every line. `main` applies it for every command, and uvicorn
-    again in each worker process it starts."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact": {"()": RedactCredentials}}
-    formatter = {"()": "uvicorn.logging.DefaultFormatter", "fmt": LOG_FORMAT}
-    # uvicorn looks up both of its formatters by name (to colour them), so both names stay.
-    config["formatters"] = {"default": formatter, "access": dict(formatter)}
-    for handler in config["handlers"].values():
-        handler["filters"] = ["redact"]
-    config["root"] = {"handlers": ["default"], "level": _log_level()}
-    return config
-
-
 def _token(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.auth_secret:
         raise ConfigError("BETTER_AUTH_SECRET is not set: there is no secret to sign with.")
     lifetime = dt.timedelta(seconds=args.ttl)
-    print(mint_token(settings.auth_secret, args.user_id, lifetime, _expected(settings)))
+    print(mint_token(settings.auth_secret, args.user_id, lifetime, expected_claims(settings)))
     return 0
 
 
@@ -339,7 +125,7 @@ def _db_upgrade(_args: argparse.Namespace) -> int:
 def _db_purge(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     with _database(settings) as engine:
-        purged = _store(settings, engine).purge()
+        purged = task_store(settings, engine).purge()
     print(
         f"purged {purged.tasks} deleted tasks older than {settings.tombstone_retention_days} "
         f"days and {purged.idempotency_keys} expired idempotency keys"
@@ -473,18 +259,11 @@ def _user_id(text: str) -> str:
     return text
 
 
-def _log_level() -> str:
-    level = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
-    if level not in logging.getLevelNamesMapping():
-        raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; not {level!r}.")
-    return level
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _load_dotenv()
-        logging.config.dictConfig(_log_config())
+        logging.config.dictConfig(log_config(Settings.log_level_from(os.environ)))
         return args.run(args)
     except ConfigError as exc:
         print(f"todo-api: {exc}", file=sys.stderr)
@@ -513,7 +292,3 @@ def _load_dotenv() -> None:
         load_dotenv(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} cannot be read: {exc}") from None
-
-
-if __name__ == "__main__":
-    sys.exit(main())

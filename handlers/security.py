@@ -1,0 +1,34 @@
+"""The check the spec names for `bearerAuth` (`x-bearerInfoFunc`)."""
+
+from __future__ import annotations
+
+import inspect
+
+from connexion.lifecycle import ConnexionRequest
+
+from todo_api.auth.authenticator import Authenticator
+from todo_api.web.problems import Forbidden
+from todo_api.web.ratelimit import count_for_user, counted_as_a_guess
+
+
+async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, str]:
+    """The credential's subject becomes the handlers' `user`.
+
+    A path `user_id` must be that subject, so no operation of the `/{user_id}/tasks` family
+    can act for anyone else.
+    """
+    authenticator: Authenticator = request.state.authenticator
+    subject = authenticator.known(token)
+    if subject is None:
+        async with counted_as_a_guess(request):
+            subject = await authenticator.subject(token)
+    await count_for_user(request, subject)
+    path_user = request.path_params.get("user_id")
+    if path_user is not None and path_user != subject:
+        raise Forbidden("The user id in the path is not the signed-in user.")
+    return {"sub": subject}
+
+
+# Connexion reads the check's signature on every request (to see which arguments it takes); a
+# signature fixed on the function makes that a lookup.
+bearer_info.__signature__ = inspect.signature(bearer_info)  # type: ignore[attr-defined]

@@ -1,0 +1,210 @@
+"""The one composition root: `create_app(settings)` builds the engine, the clients and the
+middleware around the spec, and `app_from_env` is what an ASGI server calls in each worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+from connexion import AsyncApp
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from storage import TaskStore, build_engine, upgrade
+from todo_api.auth.authenticator import Authenticator, Expected
+from todo_api.auth.jwks import JwksCache
+from todo_api.auth.sessions import SessionIntrospector
+from todo_api.contract import SPEC_DIR, independent_spec
+from todo_api.settings import ConfigError, Settings, weak_secret
+from todo_api.web import connexion_hooks, problems
+from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
+from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
+from todo_api.web.served_contract import JSON_PATH, ServedContract, contract_documents
+from todo_api.web.validators import VALIDATORS
+
+LIVENESS_PATH = "/api/health"
+# What a browser's script may read of an answer, and send, across origins.
+EXPOSED_HEADERS = ["X-Total-Count", "Link", "Location", "ETag", "Idempotent-Replayed"]
+ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+]
+
+
+NO_CREDENTIALS = (
+    "No way to check a token is configured: set BETTER_AUTH_SECRET (HS256 tokens) and/or "
+    "BETTER_AUTH_URL (Better Auth's JWKS, and sessions with BETTER_AUTH_SESSIONS=1)."
+)
+
+
+def create_app(settings: Settings) -> AsyncApp:
+    if not settings.accepts_credentials:
+        raise ConfigError(NO_CREDENTIALS)
+    engine = build_engine(settings.database_url, settings.pool)
+    limiter = _rate_limiter(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+        if settings.auto_migrate:
+            await run_in_threadpool(upgrade, engine)
+        timeout = httpx2.Timeout(settings.auth_http_timeout)
+        async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            try:
+                # Starlette hands this state to every request as `request.state`.
+                yield {
+                    "store": task_store(settings, engine),
+                    "authenticator": _authenticator(settings, client),
+                    "rate_limiter": limiter,
+                }
+            finally:
+                engine.dispose()
+                if limiter is not None:
+                    await limiter.close()
+
+    app = AsyncApp(
+        __name__,
+        specification_dir=SPEC_DIR,
+        lifespan=lifespan,
+        # Query parameters an operation does not declare are ignored (todo_api/web/validators.py).
+        strict_validation=False,
+        validate_responses=settings.validate_responses,
+        validator_map=VALIDATORS,
+        # Connexion's copy of the spec has every $ref inlined: ServedContract serves the file's
+        # own, and Swagger UI reads it from there.
+        swagger_ui_options=SwaggerUIOptions(
+            swagger_ui_path="/docs", serve_spec=False, spec_path=JSON_PATH
+        ),
+    )
+    connexion_hooks.decorate_once(app)
+    app.add_api(independent_spec())
+    app.add_middleware(
+        ServedContract, position=MiddlewarePosition.BEFORE_SWAGGER, documents=contract_documents()
+    )
+    app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
+    app.add_middleware(
+        BodyLimit,
+        position=MiddlewarePosition.BEFORE_ROUTING,
+        max_bytes=settings.max_body_bytes,
+        idle_timeout=settings.body_idle_timeout,
+        timeout=settings.body_timeout,
+    )
+    # Outside the error handling, so that error answers carry these headers too (the first
+    # added is the outermost).
+    app.add_middleware(SecurityHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(
+        CORS,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        # `*` is any origin without credentials: a literal `*`, never a reflected origin.
+        allow_origins=["*"] if settings.any_origin else list(settings.cors_origins),
+        allow_credentials=not settings.any_origin,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=ALLOWED_HEADERS,
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
+    if limiter is not None:
+        # Inside CORS (preflights are not counted), outside the error handling (so that a
+        # refused request never reaches it, and every answer carries the headers).
+        app.add_middleware(
+            RateLimits, position=MiddlewarePosition.BEFORE_EXCEPTION, limiter=limiter
+        )
+    # After the body is read and the credential checked (Better Auth may be slow): a place is
+    # held only by a request ready to work, and for as long as it works.
+    app.add_middleware(
+        Admission,
+        position=MiddlewarePosition.BEFORE_VALIDATION,
+        slots=settings.pool.size + settings.pool.max_overflow,
+        wait=settings.pool.timeout,
+        exempt=frozenset({LIVENESS_PATH}),
+    )
+    problems.register(app)
+    return app
+
+
+def task_store(settings: Settings, engine: Engine) -> TaskStore:
+    return TaskStore(
+        engine,
+        quota=settings.task_quota,
+        retention=settings.tombstone_retention,
+        idempotency_ttl=settings.idempotency_key_lifetime,
+    )
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter | None:
+    if not settings.rate_limit_enabled:
+        return None
+    counter = (
+        RedisCounter(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_timeout,
+        )
+        if settings.redis_url
+        else MemoryCounter()
+    )
+    window = settings.rate_limit_window
+    return RateLimiter(
+        counter,
+        user=Policy("user", settings.rate_limit_per_user, window),
+        address=Policy("address", settings.rate_limit_per_address, window),
+    )
+
+
+def _authenticator(settings: Settings, client: httpx2.AsyncClient) -> Authenticator:
+    jwks_url, session_url = settings.jwks_endpoint, settings.session_endpoint
+    return Authenticator(
+        secret=settings.auth_secret,
+        secret_claims=expected_claims(settings),
+        jwks=(
+            JwksCache(
+                jwks_url,
+                client,
+                refetch_cooldown=settings.jwks_refetch_cooldown,
+                timeout=settings.auth_http_timeout,
+            )
+            if jwks_url
+            else None
+        ),
+        # Better Auth's jwt() plugin sets both claims to its base URL unless told otherwise.
+        jwks_claims=Expected(
+            settings.jwt_issuer or settings.better_auth_url,
+            settings.jwt_audience or settings.better_auth_url,
+        ),
+        sessions=(
+            SessionIntrospector(
+                session_url,
+                client,
+                ttl=settings.session_cache_ttl,
+                timeout=settings.auth_http_timeout,
+            )
+            if session_url
+            else None
+        ),
+    )
+
+
+def expected_claims(settings: Settings) -> Expected:
+    return Expected(settings.jwt_issuer, settings.jwt_audience)
+
+
+def app_from_env() -> AsyncApp:
+    """The factory uvicorn (or another ASGI server) calls in each worker process."""
+    settings = Settings.from_env()
+    refuse_a_guessable_secret(settings)
+    return create_app(settings)
+
+
+def refuse_a_guessable_secret(settings: Settings) -> None:
+    weakness = weak_secret(settings.auth_secret) if settings.auth_secret else None
+    if weakness is not None:
+        raise ConfigError(
+            f"BETTER_AUTH_SECRET {weakness}, so anyone could sign tokens with it; "
+            "set it to a random value, e.g. the output of `openssl rand -base64 32`."
+        )

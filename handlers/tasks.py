@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from connexion.context import scope as current_scope
 from connexion.lifecycle import ConnexionResponse
 from starlette.datastructures import URL, Headers
 from starlette.types import Scope
@@ -15,6 +14,7 @@ from handlers import preconditions
 from handlers.representation import changes_json, list_etag, task_etag, task_json
 from storage import Task, TaskQuery, TaskStore
 from todo_api.contract import task_defaults, writable_task_fields
+from todo_api.web.connexion_hooks import request_scope
 from todo_api.web.problems import ValidationProblem
 
 Response = tuple[Any, int, dict[str, str]] | ConnexionResponse
@@ -47,8 +47,8 @@ def list_tasks(
         limit=limit,
         cursor=cursor,
     )
-    scope = _scope()
-    page = _store(scope).list(user, query)
+    scope = request_scope()
+    page = _store(scope).list_tasks(user, query)
     url = URL(scope=scope)
     etag = list_etag(user, page.as_of, _path(url), query)
     if preconditions.none_match(etag, Headers(scope=scope)):
@@ -60,7 +60,7 @@ def list_tasks(
 
 
 def create_task(user: str, body: dict[str, Any]) -> Response:
-    scope = _scope()
+    scope = request_scope()
     key = Headers(scope=scope).get("idempotency-key")
     created = _store(scope).create(user, task_defaults() | _writable(body), idempotency_key=key)
     headers = {"Location": f"{_path(URL(scope=scope))}/{created.task.id}"}
@@ -70,7 +70,7 @@ def create_task(user: str, body: dict[str, Any]) -> Response:
 
 
 def get_task(user: str, task_id: int) -> Response:
-    scope = _scope()
+    scope = request_scope()
     task = _store(scope).get(user, task_id)
     etag = task_etag(task)
     if preconditions.none_match(etag, Headers(scope=scope)):
@@ -79,7 +79,7 @@ def get_task(user: str, task_id: int) -> Response:
 
 
 def update_task(user: str, task_id: int, body: dict[str, Any]) -> Response:
-    scope = _scope()
+    scope = request_scope()
     if_match = preconditions.if_match(task_id, Headers(scope=scope))
     return _task(_store(scope).update(user, task_id, _writable(body), if_match=if_match))
 
@@ -89,7 +89,7 @@ put_task = update_task
 
 
 def delete_task(user: str, task_id: int) -> Response:
-    scope = _scope()
+    scope = request_scope()
     _store(scope).delete(
         user, task_id, if_match=preconditions.if_match(task_id, Headers(scope=scope))
     )
@@ -98,7 +98,7 @@ def delete_task(user: str, task_id: int) -> Response:
 
 def complete_task(user: str, task_id: int, body: dict[str, Any] | None = None) -> Response:
     completed = (body or {}).get("completed")
-    scope = _scope()
+    scope = request_scope()
     if_match = preconditions.if_match(task_id, Headers(scope=scope))
     return _task(_store(scope).set_completed(user, task_id, completed, if_match=if_match))
 
@@ -107,21 +107,11 @@ post_complete_task = complete_task
 
 
 def restore_task(user: str, task_id: int) -> Response:
-    return _task(_store(_scope()).restore(user, task_id))
+    return _task(_store(request_scope()).restore(user, task_id))
 
 
 def list_changes(user: str, limit: int, cursor: str | None = None) -> Response:
-    return changes_json(_store(_scope()).changes(user, cursor, limit)), 200, JSON
-
-
-def _scope() -> Scope:
-    """The ASGI scope of the request being handled.
-
-    `connexion.request` builds a new Connexion request, and a Starlette one inside it, at every
-    attribute access; handlers read the state, headers and URL those would read straight from
-    the scope, as Starlette's `request.state`, `request.headers` and `request.url` do.
-    """
-    return current_scope._get_current_object()
+    return changes_json(_store(request_scope()).changes(user, cursor, limit)), 200, JSON
 
 
 def _store(scope: Scope) -> TaskStore:

@@ -12,18 +12,8 @@ from storage.errors import (
     TaskNotFound,
 )
 from storage.migrate import upgrade
-from storage.tasks import (
-    WRITABLE_FIELDS,
-    Changes,
-    Created,
-    IfMatch,
-    Page,
-    Purged,
-    Task,
-    TaskQuery,
-    TaskStore,
-    Tombstone,
-)
+from storage.records import Changes, Created, IfMatch, Page, Purged, Task, TaskQuery, Tombstone
+from storage.tasks import WRITABLE_FIELDS, TaskStore
 
 __all__ = [
     "WRITABLE_FIELDS",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from storage.tasks import Task
+from storage.records import Task
 
 
 class TaskNotFound(LookupError):

@@ -7,10 +7,9 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from storage.tasks import Task
+from storage.records import Task
 
 _TIMES = ("due_date", "created_at", "updated_at", "completed_at")
 

@@ -12,6 +12,7 @@ column names for the values of INSERT and UPDATE.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cache
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
@@ -41,8 +43,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import type_coerce
 
+from storage.cursors import Position
 from storage.models import IdempotencyKeyRow, TaskOwnerRow, TaskRow, UTCDateTime
-from storage.paging import sort_keys
 
 # Every column of a task, in the table's order: what reads and RETURNING clauses select.
 COLUMNS = tuple(TaskRow.__table__.columns)
@@ -127,12 +129,13 @@ def claim_key(dialect: str) -> Insert:
 
 
 @cache
-def count(
+def book_change(
     change: int, *, sequence: bool, completed: int = 0, tombstones: int = 0, keys: int = 0
 ) -> Update:
-    """Move the owner's task count by `change` (a growing count within `quota`), and their
-    completed, deleted-task and idempotency-key counts by the others, and take the next change
-    number when `sequence`; returns the owner's change number and the last two counts."""
+    """Book a write in the owner's row (TaskStore._book_change): lock it, move the task count
+    by `change` (a growing count only within `quota`), and the completed, deleted-task and
+    idempotency-key counts by the others, and issue the next change number when `sequence`;
+    returns the owner's change number and the last two counts."""
     # Only a growing count is held to the quota: a user over a lowered quota may delete.
     within = (TaskOwnerRow.task_count + change <= bindparam("quota"),) if change > 0 else ()
     values: dict[str, Any] = {}
@@ -203,7 +206,7 @@ def update_task(
     and take `new_seq`; the ownership check, the precondition, the read and the check that the
     write changes something are this statement (it matches no row when nothing would change)."""
     values: dict[str, Any] = {
-        name: bindparam(f"new_{name}", type_=TaskRow.__table__.c[name].type) for name in fields
+        name: bindparam(_new(name), type_=TaskRow.__table__.c[name].type) for name in fields
     }
     changes = [TaskRow.__table__.c[name].is_distinct_from(value) for name, value in values.items()]
     if completion == "toggle":
@@ -275,7 +278,6 @@ USERS_WITH_EXPIRED_KEYS = (
 
 # Which filters a list has, as opposed to their values (the parameters of the same names).
 Filters = tuple[str, ...]
-FILTERS = ("priority", "tag", "q", "due_before", "due_after")
 
 
 @cache
@@ -304,7 +306,49 @@ def list_total(dialect: str, status: str, filters: Filters) -> Select[Any]:
 
 def after_parameters(keys: tuple[ColumnElement[Any], ...]) -> list[BindParameter[Any]]:
     """The position's key values, one parameter a key (`after_0`, `after_1`, ...)."""
-    return [bindparam(f"after_{n}", type_=key.type) for n, key in enumerate(keys)]
+    return [bindparam(_after(n), type_=key.type) for n, key in enumerate(keys)]
+
+
+def seek_values(position: Position) -> dict[str, Any]:
+    """The values of list_page's seek condition (with `after`), for a page after `position`."""
+    keys = {_after(n): value for n, value in enumerate(position.keys)}
+    return keys | {"after_id": position.id}
+
+
+def new_values(values: dict[str, Any]) -> dict[str, Any]:
+    """update_task's parameters for the new column values it sets."""
+    return {_new(name): value for name, value in values.items()}
+
+
+def _after(n: int) -> str:
+    return f"after_{n}"
+
+
+def _new(name: str) -> str:
+    return f"new_{name}"
+
+
+# Stands in for a missing due date among undated tasks only (they sort after a flag), so any
+# instant that every driver can read back in any session time zone will do.
+_UNDATED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def sort_keys(sort: str) -> tuple[ColumnElement[Any], ...]:
+    """The expressions a sort orders by, before the id that breaks ties."""
+    if sort == "created":
+        return (TaskRow.created_at,)
+    if sort == "updated":
+        return (TaskRow.updated_at,)
+    if sort == "title":
+        # People expect "apple, Banana, cherry", not every capital before every small letter.
+        return (func.lower(TaskRow.title),)
+    if sort == "priority":
+        return (TaskRow.priority,)
+    if sort == "due_date":
+        # Undated tasks last ascending (first descending), whatever dates the others have.
+        undated = case((TaskRow.due_date.is_(None), 1), else_=0)
+        return (undated, func.coalesce(TaskRow.due_date, literal(_UNDATED, UTCDateTime)))
+    raise ValueError(f"unknown sort {sort!r}")
 
 
 def like_term(text: str) -> str:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Select
 
-from storage import feed, snapshots
+from storage import snapshots
 from storage import statements as sql
+from storage.cursors import Position, feed_cursor, feed_position
 from storage.errors import (
     CursorExpired,
     IdempotencyKeyReused,
@@ -18,123 +18,18 @@ from storage.errors import (
     QuotaExceeded,
     TaskNotFound,
 )
-from storage.models import PRIORITY_NAMES, PRIORITY_RANKS, TaskOwnerRow
-from storage.paging import Position
+from storage.models import PRIORITY_RANKS, TaskOwnerRow
+from storage.records import (
+    Changes,
+    Created,
+    IfMatch,
+    Page,
+    Purged,
+    Task,
+    TaskQuery,
+    Tombstone,
+)
 from storage.statements import Completion, Precondition
-
-
-# Not frozen: a frozen dataclass sets each field through object.__setattr__, which made
-# building a page of 50 tasks cost a twentieth of a list request's CPU. Nothing mutates one.
-@dataclass(slots=True)
-class Task:
-    id: int
-    user_id: str
-    title: str
-    description: str | None
-    completed: bool
-    priority: str
-    tags: list[str]
-    due_date: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    completed_at: dt.datetime | None
-    # Counts the task's writes: what its ETag is made of.
-    version: int
-
-    @classmethod
-    def of(cls, row: Row[Any]) -> Task:
-        """A task from a row that starts with statements.COLUMNS, read by position: a Row's
-        attribute access costs twenty times as much."""
-        (
-            id_,
-            user_id,
-            title,
-            description,
-            completed,
-            priority,
-            tags,
-            due_date,
-            created_at,
-            updated_at,
-            completed_at,
-            version,
-            *_rest,
-        ) = row
-        return cls(
-            id=id_,
-            user_id=user_id,
-            title=title,
-            description=description,
-            completed=completed,
-            priority=PRIORITY_NAMES[priority],
-            tags=list(tags),
-            due_date=due_date,
-            created_at=created_at,
-            updated_at=updated_at,
-            completed_at=completed_at,
-            version=version,
-        )
-
-
-@dataclass(frozen=True)
-class TaskQuery:
-    status: str = "all"
-    priority: str | None = None
-    tag: str | None = None
-    q: str | None = None
-    due_before: dt.datetime | None = None
-    due_after: dt.datetime | None = None
-    sort: str = "created"
-    order: str = "desc"
-    limit: int = 100
-    cursor: str | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    tasks: list[Task]
-    total: int
-    next_cursor: str | None
-    # The user's change sequence number when the page was read: any write since changes it.
-    as_of: int
-
-
-@dataclass(frozen=True)
-class IfMatch:
-    """A write's precondition: the versions the task may have; None means any (it exists)."""
-
-    versions: frozenset[int] | None
-
-
-@dataclass(frozen=True)
-class Created:
-    task: Task
-    # The task was made by an earlier request with the same idempotency key.
-    replayed: bool
-
-
-@dataclass(frozen=True)
-class Tombstone:
-    """A deleted task, restorable until it is purged."""
-
-    id: int
-    deleted_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class Changes:
-    """One page of the changes feed: each task once, at its latest state, in commit order."""
-
-    changes: list[Task | Tombstone]
-    cursor: str
-    has_more: bool
-
-
-@dataclass(frozen=True)
-class Purged:
-    tasks: int
-    idempotency_keys: int
-
 
 # The fields a client may write, each with how its value is stored. This explicit list is the
 # only way request data reaches a row (no Model(**body)); a test keeps it equal to the spec's.
@@ -293,7 +188,7 @@ class TaskStore:
         """Delete a task, keeping it restorable (a tombstone) for the retention period."""
         now = _now()
         with self._engine.begin() as connection:
-            counted = self._count(connection, user_id, -1, tombstones=+1)
+            counted = self._book_change(connection, user_id, -1, tombstones=+1)
             if counted is None:
                 raise TaskNotFound(task_id)
             kind, versions = _precondition(if_match)
@@ -304,7 +199,7 @@ class TaskStore:
             if deleted is None:
                 self._refuse(connection, user_id, task_id, if_match)
             elif deleted.completed:
-                self._count(connection, user_id, 0, sequence=False, completed=-1)
+                self._book_change(connection, user_id, 0, sequence=False, completed=-1)
             # Opportunistic: the owner's row is locked already, so this costs one statement.
             purged = self._purge_user(connection, user_id, now - self._retention)
             excess = counted.tombstone_count - purged - self._quota
@@ -316,7 +211,7 @@ class TaskStore:
         now = _now()
         try:
             with self._engine.begin() as connection:
-                counted = self._count(connection, user_id, 0)
+                counted = self._book_change(connection, user_id, 0)
                 if counted is None:
                     raise TaskNotFound(task_id)
                 horizon = now - self._retention
@@ -329,7 +224,7 @@ class TaskStore:
                     raise _NothingToRestore
                 task = Task.of(row)
                 completed = int(task.completed)
-                self._count(
+                self._book_change(
                     connection, user_id, +1, sequence=False, completed=completed, tombstones=-1
                 )
                 return task
@@ -337,7 +232,7 @@ class TaskStore:
             # Live (say, a repeated undo) or gone for good: whatever get() finds.
             return self.get(user_id, task_id)
 
-    def list(self, user_id: str, query: TaskQuery) -> Page:
+    def list_tasks(self, user_id: str, query: TaskQuery) -> Page:
         filters, values = _filter_values(query)
         shape = (self._dialect, query.status, filters)
         after = (
@@ -356,7 +251,7 @@ class TaskStore:
                     page,
                     values
                     | {"limit": query.limit + 1}
-                    | (after.parameters() if after is not None else {}),
+                    | (sql.seek_values(after) if after is not None else {}),
                 ).all()
             )
             if owner is None:
@@ -381,7 +276,7 @@ class TaskStore:
 
     def changes(self, user_id: str, cursor: str | None, limit: int) -> Changes:
         """The user's writes after `cursor` (from the beginning without one), oldest first."""
-        after = feed.decode(cursor) if cursor is not None else 0
+        after = feed_position(cursor) if cursor is not None else 0
         values = {"owner": user_id, "after": after, "limit": limit + 1}
         with self._engine.begin() as connection:
             rows = connection.execute(sql.CHANGES, values).all()
@@ -398,7 +293,7 @@ class TaskStore:
         ]
         return Changes(
             changes=changes,
-            cursor=feed.encode(rows[-1].seq if rows else after),
+            cursor=feed_cursor(rows[-1].seq if rows else after),
             has_more=has_more,
         )
 
@@ -475,7 +370,9 @@ class TaskStore:
         the quota: past it, the user's oldest keys are forgotten before they expire)."""
         user_id = row["user_id"]
         keys = 0 if key is None else 1
-        counted = self._count(connection, user_id, +1, completed=int(row["completed"]), keys=keys)
+        counted = self._book_change(
+            connection, user_id, +1, completed=int(row["completed"]), keys=keys
+        )
         assert counted is not None  # a create makes the owner's row
         if key is not None and counted.key_count > self._quota:
             excess = {"owner": user_id, "idempotency_key": key}
@@ -484,7 +381,7 @@ class TaskStore:
             self._forget_keys(connection, user_id, len(forgotten))
         return Task.of(connection.execute(sql.INSERT_TASK, row | {"seq": counted.change_seq}).one())
 
-    def _count(
+    def _book_change(
         self,
         connection: Connection,
         user_id: str,
@@ -495,10 +392,11 @@ class TaskStore:
         tombstones: int = 0,
         keys: int = 0,
     ) -> Row[Any] | None:
-        """Lock the owner's row, move its task count by `change` within the quota and its
-        other counts by the others, and take the user's next change sequence number. Returns
-        `change_seq`, `tombstone_count` and `key_count` (None if the user has no row: never had
-        a task).
+        """Book a write in the owner's row, which every write of the user's goes through first:
+        lock the row, hold a growing task count to the quota (else QuotaExceeded), move the
+        task, completed, deleted-task and key counts, and issue the user's next change number.
+        Returns `change_seq`, `tombstone_count` and `key_count` (None if the user has no row:
+        never had a task).
 
         The conditional UPDATE is the check and the write in one: concurrent creates cannot
         both take the last place, and the row lock orders the user's writes as they commit.
@@ -507,7 +405,7 @@ class TaskStore:
             owner_row = sql.insert_ignoring_conflict(self._dialect, TaskOwnerRow, ("user_id",))
             connection.execute(owner_row, {"user_id": user_id, "task_count": 0})
         counted = connection.execute(
-            sql.count(
+            sql.book_change(
                 change, sequence=sequence, completed=completed, tombstones=tombstones, keys=keys
             ),
             {"owner": user_id, "quota": self._quota},
@@ -529,11 +427,11 @@ class TaskStore:
         # can slip between them; only a write that matched no row reads the task to say why.
         kind, versions = _precondition(if_match)
         statement = sql.update_task(tuple(sorted(values)), completion, kind)
-        parameters = {f"new_{name}": value for name, value in values.items()}
+        parameters = sql.new_values(values)
         parameters |= _one(user_id, task_id) | versions | {"now": _now()}
         try:
             with self._engine.begin() as connection:
-                counted = self._count(connection, user_id, 0)
+                counted = self._book_change(connection, user_id, 0)
                 if counted is None:
                     raise TaskNotFound(task_id)
                 was_completed = None
@@ -549,7 +447,7 @@ class TaskStore:
                     was_completed = not task.completed
                 if was_completed is not None and was_completed != task.completed:
                     moved = 1 if task.completed else -1
-                    self._count(connection, user_id, 0, sequence=False, completed=moved)
+                    self._book_change(connection, user_id, 0, sequence=False, completed=moved)
                 return task
         except _Unchanged as unchanged:
             # Rolled back: no new version, no updated_at, no change in the feed or the list's

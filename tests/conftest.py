@@ -136,3 +136,12 @@ def create(client: TestClient, alice: dict[str, str]) -> Callable[..., dict[str,
         return response.json()
 
     return create
+
+
+# The two path families every task operation has: the signed-in user's own, and by user id.
+FAMILIES = ["/api/tasks", "/api/alice/tasks"]
+
+
+@pytest.fixture(params=FAMILIES, ids=["own", "by-user-id"])
+def base(request: pytest.FixtureRequest) -> str:
+    return request.param

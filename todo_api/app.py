@@ -24,7 +24,6 @@ from todo_api.web import connexion_hooks, problems
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
 from todo_api.web.served_contract import JSON_PATH, ServedContract, contract_documents
-from todo_api.web.validators import VALIDATORS
 
 LIVENESS_PATH = "/api/health"
 # What a browser's script may read of an answer, and send, across origins.
@@ -75,7 +74,7 @@ def create_app(settings: Settings) -> AsyncApp:
         # Query parameters an operation does not declare are ignored (todo_api/web/validators.py).
         strict_validation=False,
         validate_responses=settings.validate_responses,
-        validator_map=VALIDATORS,
+        validator_map=connexion_hooks.VALIDATORS,
         # Connexion's copy of the spec has every $ref inlined: ServedContract serves the file's
         # own, and Swagger UI reads it from there.
         swagger_ui_options=SwaggerUIOptions(

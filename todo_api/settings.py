@@ -20,7 +20,7 @@ MAX_RATE_LIMIT_WINDOW = 86_400
 MAX_TOMBSTONE_RETENTION_DAYS = 3_650
 MAX_IDEMPOTENCY_KEY_TTL = 30 * 86_400
 # Every value of BETTER_AUTH_SECRET this project ships as an example (.env.example);
-# tests/test_secrets.py keeps this in step with the files.
+# tests/api/test_secrets.py keeps this in step with the files.
 SHIPPED_SECRETS = frozenset({"replace-with-at-least-32-random-characters"})
 # Words that mark a secret a person made up rather than generated.
 WEAK_WORDS = (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from storage.paging import Position
+from storage.cursors import Position
 
 COPY = (
     "COPY tasks (id, user_id, title, description, completed, priority, tags, due_date, "

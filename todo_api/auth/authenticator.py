@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 from connexion.exceptions import OAuthProblem
 
-from todo_api.auth.cache import VerifiedTokens
+from todo_api.auth.cache import TtlCache, seconds_until
 from todo_api.auth.jwks import ASYMMETRIC_ALGORITHMS, JwksCache, KeysUnavailable, UnknownKey
 from todo_api.auth.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
 from todo_api.contract import is_user_id
@@ -31,6 +31,9 @@ JWT_FORM = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 # RFC 6750 section 2.1: what a bearer credential may look like at all; nothing else is passed on.
 B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 MAX_CREDENTIAL_LENGTH = 8192
+# How many verified tokens are remembered, and for how long at most.
+VERIFIED_TOKENS = 10_000
+VERIFIED_TOKEN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -50,22 +53,28 @@ class Authenticator:
         jwks: JwksCache | None = None,
         jwks_claims: Expected = Expected(),
         sessions: SessionIntrospector | None = None,
-        verified: VerifiedTokens | None = None,
+        verified: TtlCache[str] | None = None,
     ) -> None:
         self._secret = secret
         self._secret_claims = secret_claims
         self._jwks = jwks
         self._jwks_claims = jwks_claims
         self._sessions = sessions
-        self._verified = verified if verified is not None else VerifiedTokens()
+        # Tokens verified lately, keyed by the whole token, signature included: only the very
+        # string that was verified is ever answered from here.
+        self._verified = (
+            verified
+            if verified is not None
+            else TtlCache[str](VERIFIED_TOKENS, max_lifetime=VERIFIED_TOKEN_SECONDS)
+        )
 
     def known(self, token: str) -> str | None:
         """The subject of a token verified a moment ago, without checking it again."""
-        return self._verified.subject(token)
+        return self._verified.get(token)
 
     async def subject(self, token: str) -> str:
         """The user id the credential stands for; raises a 401 or 503 problem otherwise."""
-        known = self._verified.subject(token)
+        known = self._verified.get(token)
         if known is not None:
             return known
         if len(token) > MAX_CREDENTIAL_LENGTH or not B64TOKEN.fullmatch(token):
@@ -96,7 +105,7 @@ class Authenticator:
             # PyJWT read `exp` as int(exp), and accepts the token until exp + leeway.
             # Whole numbers: a huge but valid exp must not overflow a float.
             expires = int(claims["exp"]) + int(LEEWAY.total_seconds())
-            self._verified.remember(token, subject, expires)
+            self._verified.put(token, subject, seconds_until(expires))
         return subject
 
     async def _jwks_subject(self, token: str, header: dict[str, Any]) -> Any:

@@ -83,7 +83,6 @@ class JwksCache:
         self._attempted_at: float | None = None
         self._last_attempt_failed = False
         self._lock = asyncio.Lock()
-        self.fetches = 0
 
     async def key(self, kid: str, algorithm: str) -> VerificationKey:
         """The published key `kid` for `algorithm`; raises UnknownKey (401) or
@@ -120,7 +119,6 @@ class JwksCache:
             self._attempted_at = now
             # Failed until proven otherwise, so a cancelled fetch does not pass for a success.
             self._last_attempt_failed = True
-            self.fetches += 1
             try:
                 status, body = await get_json(self._client, self._url, timeout=self._timeout)
             except RemoteError as exc:

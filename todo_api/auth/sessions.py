@@ -6,11 +6,10 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
-import time
-from collections import OrderedDict
 
 import httpx2
 
+from todo_api.auth.cache import TtlCache
 from todo_api.auth.remote import RemoteError, get_json
 
 logger = logging.getLogger("todo_api.auth")
@@ -31,41 +30,15 @@ class SessionRejected(Exception):
     """Better Auth does not know this session (signed out, expired, or never issued)."""
 
 
-class _TtlCache:
-    """Least recently used first out, each entry with its own expiry."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
-
-    def get(self, key: str) -> str | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[1] <= time.monotonic():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry[0]
-
-    def put(self, key: str, value: str, lifetime: float) -> None:
-        self._entries[key] = (value, time.monotonic() + lifetime)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-
 class SessionIntrospector:
     def __init__(self, url: str, client: httpx2.AsyncClient, *, ttl: float, timeout: float) -> None:
         self._url = url
         self._client = client
-        self._ttl = ttl
         self._timeout = timeout
-        self._valid = _TtlCache(MAX_SESSIONS)  # sha256(token) -> user id
-        self._refused = _TtlCache(MAX_REFUSALS)
+        self._valid = TtlCache[str](MAX_SESSIONS, max_lifetime=ttl)  # sha256(token) -> user id
+        self._refused = TtlCache[str](MAX_REFUSALS)
         # One question to Better Auth per token at a time, however many requests carry it.
         self._asking: dict[str, asyncio.Future[str | None]] = {}
-        self.calls = 0
 
     async def subject(self, token: str) -> str:
         digest = hashlib.sha256(token.encode()).hexdigest()
@@ -85,7 +58,6 @@ class SessionIntrospector:
         return user_id
 
     async def _ask(self, digest: str, token: str) -> str | None:
-        self.calls += 1
         try:
             status, body = await get_json(
                 self._client,
@@ -101,7 +73,7 @@ class SessionIntrospector:
             raise SessionsUnavailable
         user = body.get("user") if isinstance(body, dict) else None
         user_id = user.get("id") if isinstance(user, dict) else None
-        lifetime = min(self._ttl, _seconds_left(body.get("session") if user_id else None))
+        lifetime = _seconds_left(body.get("session") if user_id else None)
         if not isinstance(user_id, str) or not user_id or lifetime <= 0:
             self._refused.put(digest, "", FAILURE_TTL_SECONDS)
             return None

@@ -1,24 +1,47 @@
-"""Connexion's async operations, with each handler wrapped once rather than on every request.
+"""Every place this service reaches into Connexion's internals, and only here.
 
-Connexion 3.3's AsyncOperation builds its decorator stack anew for every request: the thread
-pool hop, the parameter decorator (which reads the handler's signature with `inspect`) and the
-response decorator. None of them keeps anything of a request (the request is their argument),
-so one stack per operation serves them all; building it cost about a tenth of a request's CPU.
-tests/test_operations.py fails if Connexion stops taking these classes or the stack is rebuilt.
+Connexion 3.3's public API has no way to do what each hook below does; each says why, and
+tests/unit/test_connexion_hooks.py fails if a Connexion release stops offering what it leans on.
+Connexion is pinned to the minor version tested (pyproject.toml: connexion>=3.3,<3.4).
+
+What an upstream hook would replace:
+- `decorate_once`: an operation that builds its decorator stack once (or an `operation_cls`
+  argument to AsyncApp), instead of setting `api_cls` on the private `_middleware_app` and
+  overriding `AsyncOperation.fn` to read `_fn`.
+- `BodyValidator`: a body validator with a public parse and validate step (today `_parse`,
+  `_validate` and `_validator`, reading `_schema`, `_encoding` and `_required`).
+- `ParametersValidator`: a public way to check each parameter and to report every error
+  (today `validate_parameter`, `validate` and `validate_request`, reading `parameters`).
+- `request_scope`: the current ASGI scope as a public function rather than a proxy's object.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 from connexion import AsyncApp
 from connexion.apps.asynchronous import AsyncApi, AsyncOperation
+from connexion.context import scope as _current_scope
+from connexion.datastructures import MediaTypeDict
 from connexion.decorators import StarletteDecorator
+from connexion.lifecycle import ConnexionRequest
 from connexion.operations import AbstractOperation
+from connexion.validators import JSONRequestBodyValidator, ParameterValidator
+from jsonschema import Draft4Validator
+from starlette.datastructures import Headers
+from starlette.types import Scope
+
+from todo_api.web import validators
+from todo_api.web.problems import ValidationProblem
 
 
+# Connexion 3.3's AsyncOperation builds its decorator stack anew for every request: the thread
+# pool hop, the parameter decorator (which reads the handler's signature with `inspect`) and the
+# response decorator. None of them keeps anything of a request (the request is their argument),
+# so one stack per operation serves them all; building it cost about a tenth of a request's CPU.
+# AsyncApp takes no operation class, so the API class that makes operations is swapped in.
 class _DecorateOnce(StarletteDecorator):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -47,4 +70,75 @@ class _Api(AsyncApi):
 
 def decorate_once(app: AsyncApp) -> None:
     """Make the APIs added to `app` from now on wrap each handler once."""
+    # The API class is an attribute of the private middleware app that AsyncApp builds.
     app._middleware_app.api_cls = _Api
+
+
+class BodyValidator(JSONRequestBodyValidator):
+    """JSON bodies parsed strictly and checked with every error reported (validators.py).
+    Connexion's body validators expose no public parse or validate step: these override
+    `_parse`, `_validate` and `_validator`, and read `_schema`, `_encoding` and `_required`."""
+
+    @property
+    def _validator(self) -> Draft4Validator:
+        return validators.body_validator(self._schema)
+
+    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
+        raw = b"".join([message async for message in stream])
+        return validators.parse_body(raw, Headers(scope=scope), self._encoding)
+
+    def _validate(self, body: Any) -> None:
+        validators.check_body(body, self._validator, required=self._required)
+
+
+class ParametersValidator(ParameterValidator):
+    """Parameters checked once each, undeclared query parameters dropped, and every error
+    reported (validators.py). ParameterValidator's checks are not a public extension point:
+    these override `validate_parameter`, `validate` and `validate_request`."""
+
+    def __init__(self, parameters: Iterable[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
+        super().__init__(validators.unique_parameters(parameters), *args, **kwargs)
+
+    @staticmethod
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict[str, Any], param_name: Any = None
+    ) -> str | None:
+        return validators.parameter_detail(value, param, parameter_type)
+
+    def validate(self, scope: Scope) -> None:
+        declared = validators.declared_names(self.parameters.get("query", []))
+        scope["query_string"] = validators.declared_query(scope["query_string"], declared)
+        super().validate(scope)
+
+    def validate_request(self, request: ConnexionRequest) -> None:
+        errors: list[dict[str, str]] = []
+        checks = {
+            "query": self.validate_query_parameter,
+            "path": self.validate_path_parameter,
+            "header": self.validate_header_parameter,
+        }
+        for location, check in checks.items():
+            for param in self.parameters.get(location, []):
+                detail = check(param, request)
+                if detail:
+                    errors.append({"parameter": param["name"], "detail": detail})
+        if errors:
+            raise ValidationProblem(errors)
+
+
+# AsyncApp's `validator_map`: the public way in, for the classes above.
+VALIDATORS: dict[str, Any] = {
+    "parameter": ParametersValidator,
+    "body": MediaTypeDict({"*/*json": BodyValidator}),
+}
+
+
+def request_scope() -> Scope:
+    """The ASGI scope of the request being handled.
+
+    `connexion.request` builds a new Connexion request, and a Starlette one inside it, at every
+    attribute access; handlers read what those would read straight from the scope. Connexion
+    keeps the scope behind a proxy whose object only its private accessor returns.
+    """
+    scope: Scope = _current_scope._get_current_object()
+    return scope

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from urllib.parse import urlsplit, urlunsplit
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -11,7 +10,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.web.problems import ContentTooLarge, RequestTimeout, asgi_response
+from todo_api.web.problems import (
+    ContentTooLarge,
+    RequestTimeout,
+    asgi_response,
+    retry_after_header,
+)
 
 
 class TrailingSlash:
@@ -162,9 +166,8 @@ class Admission:
             try:
                 await asyncio.wait_for(self.slots.acquire(), self.wait)
             except TimeoutError:
-                retry_after = {"Retry-After": str(max(1, math.ceil(self.wait)))}
                 busy = "The server is busy; try again shortly."
-                await asgi_response(503, busy, retry_after)(scope, receive, send)
+                await asgi_response(503, busy, retry_after_header(self.wait))(scope, receive, send)
                 return
         try:
             await self.app(scope, receive, send)

@@ -53,6 +53,15 @@ RETRY_AFTER_SECONDS = 5
 MAX_ERRORS = 20
 
 
+def retry_seconds(seconds: float) -> int:
+    """A wait as Retry-After states it: whole seconds, rounded up, at least one."""
+    return max(1, math.ceil(seconds))
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(retry_seconds(seconds))}
+
+
 class Forbidden(ProblemException):
     def __init__(self, detail: str) -> None:
         super().__init__(status=403, title=TITLES[403], detail=detail)
@@ -92,7 +101,7 @@ class Unavailable(ProblemException):
             status=503,
             title=TITLES[503],
             detail=detail,
-            headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+            headers=retry_after_header(retry_after),
         )
 
 
@@ -214,8 +223,10 @@ def _bad_cursor(_request: ConnexionRequest, exc: InvalidCursor) -> ConnexionResp
 def _database_unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     # Unreachable, restarting, or every pooled connection busy past the pool's timeout.
     logger.error("database unavailable: %s", exc)
-    problem = Unavailable("The database is unavailable; try again shortly.", RETRY_AFTER_SECONDS)
-    return problem.to_problem()
+    unavailable = Unavailable(
+        "The database is unavailable; try again shortly.", RETRY_AFTER_SECONDS
+    )
+    return unavailable.to_problem()
 
 
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +21,12 @@ from connexion.lifecycle import ConnexionRequest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.web.problems import TooManyRequests, asgi_response
+from todo_api.web.problems import (
+    TooManyRequests,
+    asgi_response,
+    retry_after_header,
+    retry_seconds,
+)
 
 logger = logging.getLogger("todo_api.ratelimit")
 SCOPE_KEY = "todo_api.rate_limit"
@@ -48,14 +52,14 @@ class Decision:
 
     def headers(self) -> dict[str, str]:
         remaining = max(0, self.policy.quota - self.count)
-        reset = max(1, math.ceil(self.reset))
+        reset = retry_seconds(self.reset)
         name, quota, window = self.policy.name, self.policy.quota, self.policy.window
         headers = {
             "RateLimit-Policy": f'"{name}";q={quota};w={window}',
             "RateLimit": f'"{name}";r={remaining};t={reset}',
         }
         if not self.allowed:
-            headers["Retry-After"] = str(reset)
+            headers |= retry_after_header(self.reset)
         return headers
 
 

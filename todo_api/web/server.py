@@ -7,7 +7,7 @@ without reading the rest, closes a connection whose head is not complete within 
 once. Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
 
 This is the one module that reaches into uvicorn's internals; pyproject.toml pins uvicorn's
-minor version, and tests/test_edge.py holds a live `todo-api serve` to each bound.
+minor version, and tests/api/test_edge.py holds a live `todo-api serve` to each bound.
 """
 
 from __future__ import annotations

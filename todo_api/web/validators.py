@@ -1,23 +1,18 @@
-"""Connexion validators that answer 422 with one `errors` entry per offending field.
-
-Connexion's own validators raise 400 with the first error only, as text.
-"""
+"""What a valid request is, beyond the spec's schemas, and how its errors are answered: 422 with
+one `errors` entry per offending field (Connexion's own validators raise 400 with the first
+error only, as text). todo_api/web/connexion_hooks.py plugs these into Connexion."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_plus
 
-from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.json_schema import Draft4RequestValidator
-from connexion.lifecycle import ConnexionRequest
-from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, ValidationError, validators
 from starlette.datastructures import Headers
-from starlette.types import Scope
 
 from todo_api.contract import UNPAIRED_SURROGATE, SchemaValidator, ecma_pattern
 from todo_api.web.problems import ValidationProblem
@@ -68,7 +63,7 @@ def unpaired_surrogates(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tupl
             yield from unpaired_surrogates(item, (*path, index))
 
 
-# What _parse answers for an empty body, as opposed to the JSON literal null.
+# What parse_body answers for an empty body, as opposed to the JSON literal null.
 NO_BODY = object()
 
 
@@ -76,86 +71,69 @@ NO_BODY = object()
 BodySchemaValidator = validators.extend(Draft4RequestValidator, {"pattern": ecma_pattern})
 
 
-class BodyValidator(JSONRequestBodyValidator):
-    @property
-    def _validator(self) -> Draft4Validator:
-        return BodySchemaValidator(self._schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+def body_validator(schema: dict[str, Any]) -> Draft4Validator:
+    return BodySchemaValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
 
-    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
-        raw = b"".join([message async for message in stream])
-        if raw and "content-type" not in Headers(scope=scope):
-            # Connexion would validate it as JSON, then hand the handler raw bytes.
-            raise UnsupportedMediaTypeProblem(detail="A body needs Content-Type: application/json.")
-        try:
-            text = raw.decode(self._encoding)
-        except (UnicodeDecodeError, LookupError):
-            raise BadRequestProblem(detail=f"The body is not valid {self._encoding}.") from None
-        if not text:
-            return NO_BODY
-        try:
-            return json.loads(text, parse_constant=_reject_constant)
-        except ValueError as exc:
-            raise BadRequestProblem(detail=f"The body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise BadRequestProblem(detail="The body is nested too deeply.") from None
 
-    def _validate(self, body: Any) -> None:
-        if body is NO_BODY:
-            if self._required:  # as Connexion answers a request without Content-Length
-                raise BadRequestProblem(detail="RequestBody is required")
-            return
-        errors = body_errors(self._validator.iter_errors(body))
-        errors += [
-            {"pointer": _pointer(path), "detail": "contains an unpaired surrogate escape"}
-            for path in unpaired_surrogates(body)
-        ]
-        if errors:
-            raise ValidationProblem(errors)
+def parse_body(raw: bytes, headers: Headers, encoding: str) -> Any:
+    """A request body as JSON, strictly: no NaN or Infinity, no depth that recurses away;
+    NO_BODY when there is none."""
+    if raw and "content-type" not in headers:
+        # Connexion would validate it as JSON, then hand the handler raw bytes.
+        raise UnsupportedMediaTypeProblem(detail="A body needs Content-Type: application/json.")
+    try:
+        text = raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        raise BadRequestProblem(detail=f"The body is not valid {encoding}.") from None
+    if not text:
+        return NO_BODY
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise BadRequestProblem(detail=f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequestProblem(detail="The body is nested too deeply.") from None
+
+
+def check_body(body: Any, validator: Draft4Validator, *, required: bool) -> None:
+    """Raise a 422 naming every offending field of `body`, or 400 for a missing one."""
+    if body is NO_BODY:
+        if required:  # as Connexion answers a request without Content-Length
+            raise BadRequestProblem(detail="RequestBody is required")
+        return
+    errors = body_errors(validator.iter_errors(body))
+    errors += [
+        {"pointer": _pointer(path), "detail": "contains an unpaired surrogate escape"}
+        for path in unpaired_surrogates(body)
+    ]
+    if errors:
+        raise ValidationProblem(errors)
 
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-class ParametersValidator(ParameterValidator):
-    def __init__(self, parameters: Iterable[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
-        # Connexion builds an operation per middleware from one spec, each appending the path's
-        # parameters to the operation's own list in place: `task_id` ends up listed six times,
-        # and would be checked six times a request. The copies are one object; check it once.
-        unique = {id(param): param for param in parameters}
-        super().__init__(list(unique.values()), *args, **kwargs)
+def parameter_detail(value: Any, param: dict[str, Any], parameter_type: str) -> str | None:
+    """What is wrong with one parameter's value, or None."""
+    if value is None:
+        return f"the {parameter_type} parameter is required" if param.get("required") else None
+    schema = param.get("schema", param)
+    checker = SchemaValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+    error = next(iter(checker.iter_errors(value)), None)
+    return None if error is None else _detail(error)
 
-    @staticmethod
-    def validate_parameter(parameter_type: str, value: Any, param: dict, param_name: Any = None):
-        if value is None:
-            return f"the {parameter_type} parameter is required" if param.get("required") else None
-        schema = param.get("schema", param)
-        checker = SchemaValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
-        error = next(iter(checker.iter_errors(value)), None)
-        return None if error is None else _detail(error)
 
-    def validate(self, scope: Scope) -> None:
-        scope["query_string"] = declared_query(scope["query_string"], self._declared)
-        super().validate(scope)
+def unique_parameters(parameters: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each parameter once: Connexion builds an operation per middleware from one spec, each
+    appending the path's parameters to the operation's own list in place, so that `task_id`
+    ends up listed six times, and would be checked six times a request. The copies are one
+    object."""
+    return list({id(param): param for param in parameters}.values())
 
-    @property
-    def _declared(self) -> frozenset[str]:
-        return frozenset(param["name"] for param in self.parameters.get("query", []))
 
-    def validate_request(self, request: ConnexionRequest) -> None:
-        errors: list[dict[str, str]] = []
-        checks = {
-            "query": self.validate_query_parameter,
-            "path": self.validate_path_parameter,
-            "header": self.validate_header_parameter,
-        }
-        for location, check in checks.items():
-            for param in self.parameters.get(location, []):
-                detail = check(param, request)
-                if detail:
-                    errors.append({"parameter": param["name"], "detail": detail})
-        if errors:
-            raise ValidationProblem(errors)
+def declared_names(parameters: Iterable[dict[str, Any]]) -> frozenset[str]:
+    return frozenset(param["name"] for param in parameters)
 
 
 def declared_query(query: bytes, declared: frozenset[str]) -> bytes:
@@ -175,9 +153,3 @@ def declared_query(query: bytes, declared: frozenset[str]) -> bytes:
         if unquote_plus(pair.split(b"=", 1)[0].decode("latin-1"), encoding="utf-8") in declared
     ]
     return b"&".join(kept)
-
-
-VALIDATORS: dict[str, Any] = {
-    "parameter": ParametersValidator,
-    "body": MediaTypeDict({"*/*json": BodyValidator}),
-}

@@ -1,0 +1,109 @@
+"""Configuration from the environment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from storage.database import normalize_url
+from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings
+
+SECRET = "s" * 32
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.auth_secret is None
+    assert settings.cors_origins == ("http://localhost:3000",)
+    assert settings.auto_migrate is True
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://u:p@db.example/app?sslmode=require",
+            "BETTER_AUTH_SECRET": SECRET,
+            "JWT_ISSUER": "https://app.example",
+            "JWT_AUDIENCE": "https://api.example",
+            "CORS_ORIGINS": "https://app.example/, http://localhost:3000",
+            "AUTO_MIGRATE": "false",
+            "DB_POOL_SIZE": "7",
+            "DB_MAX_OVERFLOW": "3",
+            "DB_POOL_TIMEOUT": "2.5",
+        }
+    )
+    assert settings.database_url == "postgresql://u:p@db.example/app?sslmode=require"
+    assert settings.auth_secret == SECRET
+    assert settings.jwt_issuer == "https://app.example"
+    assert settings.jwt_audience == "https://api.example"
+    assert settings.cors_origins == ("https://app.example", "http://localhost:3000")
+    assert settings.auto_migrate is False
+    assert (settings.pool.size, settings.pool.max_overflow, settings.pool.timeout) == (7, 3, 2.5)
+
+
+def test_neon_db_url_is_an_alias() -> None:
+    url = "postgresql://u:p@ep-x.neon.tech/db?sslmode=require"
+    assert Settings.from_env({"NEON_DB_URL": url}).database_url == url
+    both = Settings.from_env({"NEON_DB_URL": url, "DATABASE_URL": "sqlite:///x.db"})
+    assert both.database_url == "sqlite:///x.db"
+
+
+def test_short_secret_is_refused() -> None:
+    with pytest.raises(ConfigError, match="at least 32"):
+        Settings.from_env({"BETTER_AUTH_SECRET": "short"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DB_POOL_SIZE", "many"),
+        ("DB_POOL_SIZE", "0"),
+        ("DB_POOL_TIMEOUT", "nan"),
+        ("DB_POOL_TIMEOUT", "inf"),
+        ("AUTO_MIGRATE", "perhaps"),
+        # "now minus the retention" must stay a date: a million days would fail every delete.
+        ("TOMBSTONE_RETENTION_DAYS", "1000000"),
+        ("IDEMPOTENCY_KEY_TTL", "1e12"),
+    ],
+)
+def test_unusable_values_are_refused_with_their_name(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h/db?sslmode=require", "postgresql+psycopg2://u:p@h/db?sslmode=require"),
+        ("postgresql://u:p@h:5432/db", "postgresql+psycopg2://u:p@h:5432/db"),
+        ("postgresql+psycopg2://u@h/db", "postgresql+psycopg2://u@h/db"),
+        ("sqlite:///todo.db", "sqlite:///todo.db"),
+    ],
+)
+def test_postgres_urls_use_psycopg2_and_keep_sslmode(given: str, expected: str) -> None:
+    assert normalize_url(given) == expected
+
+
+def test_env_example_documents_every_variable() -> None:
+    root = Path(__file__).resolve().parents[2]
+    read = set(
+        re.findall(
+            r'(?:text|flag|number)\(\s*"([A-Z_]+)"', (root / "todo_api/settings.py").read_text()
+        )
+    )
+    for module in (root / "todo_api").rglob("*.py"):
+        read |= set(re.findall(r'environ\.get\("([A-Z_]+)"', module.read_text()))
+    example = root.joinpath(".env.example").read_text()
+    documented = set(re.findall(r"^#? ?([A-Z_]+)=", example, re.MULTILINE))
+    assert "LOG_LEVEL" in read
+    assert read <= documented, read - documented
+
+
+def test_any_origin_cannot_be_listed_beside_named_ones() -> None:
+    with pytest.raises(ConfigError, match=r"CORS_ORIGINS=\*"):
+        Settings.from_env({"CORS_ORIGINS": "*, https://app.example"})
+    assert Settings.from_env({"CORS_ORIGINS": "*"}).any_origin

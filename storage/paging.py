@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, literal
+from sqlalchemy.orm import InstrumentedAttribute
 
 from storage import opaque
 from storage.errors import InvalidCursor
@@ -21,7 +22,7 @@ _UNDATED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _TEXT = re.compile(r"[^\x00\ud800-\udfff]{0,800}")
 
 
-def sort_keys(sort: str) -> tuple[ColumnElement[Any], ...]:
+def sort_keys(sort: str) -> tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]:
     """The expressions a sort orders by, before the id that breaks ties."""
     if sort == "created":
         return (TaskRow.created_at,)

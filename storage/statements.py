@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import type_coerce
 
 from storage.models import IdempotencyKeyRow, TaskOwnerRow, TaskRow, UTCDateTime
@@ -302,7 +303,9 @@ def list_total(dialect: str, status: str, filters: Filters) -> Select[Any]:
     return select(func.count()).select_from(TaskRow).where(*_list_filters(dialect, status, filters))
 
 
-def after_parameters(keys: tuple[ColumnElement[Any], ...]) -> list[BindParameter[Any]]:
+def after_parameters(
+    keys: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...],
+) -> list[BindParameter[Any]]:
     """The position's key values, one parameter a key (`after_0`, `after_1`, ...)."""
     return [bindparam(f"after_{n}", type_=key.type) for n, key in enumerate(keys)]
 

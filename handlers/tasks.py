@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, quote, urlencode
 
 from connexion.context import scope as current_scope
@@ -17,7 +17,7 @@ from storage import Task, TaskQuery, TaskStore
 from todo_api.contract import task_defaults, writable_task_fields
 from todo_api.web.problems import ValidationProblem
 
-Response = tuple[Any, int, dict[str, str]] | ConnexionResponse
+Response: TypeAlias = tuple[Any, int, dict[str, str]] | ConnexionResponse
 # Every operation also declares problem+json answers, so Connexion must be told which one this is.
 JSON = {"Content-Type": "application/json"}
 
@@ -121,11 +121,13 @@ def _scope() -> Scope:
     attribute access; handlers read the state, headers and URL those would read straight from
     the scope, as Starlette's `request.state`, `request.headers` and `request.url` do.
     """
-    return current_scope._get_current_object()
+    scope: Scope = current_scope._get_current_object()
+    return scope
 
 
 def _store(scope: Scope) -> TaskStore:
-    return scope["state"]["store"]
+    store: TaskStore = scope["state"]["store"]  # set by todo_api.app at startup
+    return store
 
 
 def _task(task: Task, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -19,7 +19,7 @@ from connexion.decorators import StarletteDecorator
 from connexion.operations import AbstractOperation
 
 
-class _DecorateOnce(StarletteDecorator):
+class _DecorateOnce(StarletteDecorator):  # type: ignore[misc]  # Connexion is untyped
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._decorated: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -31,14 +31,15 @@ class _DecorateOnce(StarletteDecorator):
         return decorated
 
 
-class _Operation(AsyncOperation):
+class _Operation(AsyncOperation):  # type: ignore[misc]  # Connexion is untyped
     @functools.cached_property
-    def fn(self) -> Callable[..., Any]:  # type: ignore[override]
+    def fn(self) -> Callable[..., Any]:
         decorator = _DecorateOnce(pythonic_params=self.pythonic_params, jsonifier=self.jsonifier)
-        return decorator(self._fn)
+        fn: Callable[..., Any] = decorator(self._fn)
+        return fn
 
 
-class _Api(AsyncApi):
+class _Api(AsyncApi):  # type: ignore[misc]  # Connexion is untyped
     def make_operation(self, operation: AbstractOperation) -> AsyncOperation:
         return _Operation.from_operation(
             operation, pythonic_params=self.pythonic_params, jsonifier=self.jsonifier

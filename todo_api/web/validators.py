@@ -6,8 +6,8 @@ Connexion's own validators raise 400 with the first error only, as text.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Iterable, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
+from typing import Any, cast
 from urllib.parse import unquote_plus
 
 from connexion.datastructures import MediaTypeDict
@@ -16,6 +16,7 @@ from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, ValidationError, validators
+from jsonschema.protocols import Validator
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
@@ -29,9 +30,18 @@ MAX_DETAIL = 200
 def _detail(error: ValidationError) -> str:
     if error.validator == "pattern":
         # The spec says what a pattern means beside the pattern; a regex is no answer for users.
-        return error.schema.get("x-pattern-detail", "is blank or has characters not allowed here")
+        detail: str = _error_schema(error).get(
+            "x-pattern-detail", "is blank or has characters not allowed here"
+        )
+        return detail
     message = error.message
     return message if len(message) <= MAX_DETAIL else message[: MAX_DETAIL - 3] + "..."
+
+
+def _error_schema(error: ValidationError) -> Mapping[str, Any]:
+    """The schema holding the keyword that failed: a mapping in every error that iter_errors
+    yields (the stubs also allow `True`/`False` schemas and an error built without one)."""
+    return cast("Mapping[str, Any]", error.schema)
 
 
 def _pointer(path: Iterable[Any]) -> str:
@@ -43,11 +53,12 @@ def body_errors(errors: Iterable[ValidationError]) -> list[dict[str, str]]:
     for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         path = list(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            known = error.schema.get("properties", {})
+            known = _error_schema(error).get("properties", {})
             for name in sorted(set(error.instance) - set(known)):
                 found.append({"pointer": _pointer([*path, name]), "detail": "unknown field"})
         elif error.validator == "required" and isinstance(error.instance, dict):
-            for name in error.validator_value:
+            # The keyword's value, set on every error that iter_errors yields: the names.
+            for name in cast("Iterable[str]", error.validator_value):
                 if name not in error.instance:
                     found.append({"pointer": _pointer([*path, name]), "detail": "is required"})
         else:
@@ -73,12 +84,15 @@ NO_BODY = object()
 
 
 # Connexion's request validator (which lets `nullable` values be null), with ECMA patterns.
-BodySchemaValidator = validators.extend(Draft4RequestValidator, {"pattern": ecma_pattern})
+# types-jsonschema leaves extend() unannotated; it returns a validator class.
+BodySchemaValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
+    Draft4RequestValidator, {"pattern": ecma_pattern}
+)
 
 
-class BodyValidator(JSONRequestBodyValidator):
+class BodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]  # Connexion is untyped
     @property
-    def _validator(self) -> Draft4Validator:
+    def _validator(self) -> Validator:
         return BodySchemaValidator(self._schema, format_checker=Draft4Validator.FORMAT_CHECKER)
 
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
@@ -117,7 +131,7 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-class ParametersValidator(ParameterValidator):
+class ParametersValidator(ParameterValidator):  # type: ignore[misc]  # Connexion is untyped
     def __init__(self, parameters: Iterable[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
         # Connexion builds an operation per middleware from one spec, each appending the path's
         # parameters to the operation's own list in place: `task_id` ends up listed six times,
@@ -126,7 +140,9 @@ class ParametersValidator(ParameterValidator):
         super().__init__(list(unique.values()), *args, **kwargs)
 
     @staticmethod
-    def validate_parameter(parameter_type: str, value: Any, param: dict, param_name: Any = None):
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict[str, Any], param_name: Any = None
+    ) -> str | None:
         if value is None:
             return f"the {parameter_type} parameter is required" if param.get("required") else None
         schema = param.get("schema", param)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, quote, urlencode
 
 from connexion.lifecycle import ConnexionResponse
@@ -17,7 +17,7 @@ from todo_api.contract import task_defaults, writable_task_fields
 from todo_api.web.connexion_hooks import request_scope
 from todo_api.web.problems import ValidationProblem
 
-Response = tuple[Any, int, dict[str, str]] | ConnexionResponse
+Response: TypeAlias = tuple[Any, int, dict[str, str]] | ConnexionResponse
 # Every operation also declares problem+json answers, so Connexion must be told which one this is.
 JSON = {"Content-Type": "application/json"}
 
@@ -115,7 +115,8 @@ def list_changes(user: str, limit: int, cursor: str | None = None) -> Response:
 
 
 def _store(scope: Scope) -> TaskStore:
-    return scope["state"]["store"]
+    store: TaskStore = scope["state"]["store"]  # set by todo_api.app at startup
+    return store
 
 
 def _task(task: Task, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -36,7 +36,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         # SQLite keeps text; a naive UTC value keeps comparisons between stored values exact.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:

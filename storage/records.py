@@ -30,7 +30,7 @@ class Task:
     version: int
 
     @classmethod
-    def of(cls, row: Row[Any]) -> Task:
+    def of(cls, row: Row[*tuple[Any, ...]]) -> Task:
         """A task from a row that starts with statements.COLUMNS, read by position: a Row's
         attribute access costs twenty times as much."""
         (

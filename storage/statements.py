@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import type_coerce
 
 from storage.cursors import Position
@@ -304,7 +305,9 @@ def list_total(dialect: str, status: str, filters: Filters) -> Select[Any]:
     return select(func.count()).select_from(TaskRow).where(*_list_filters(dialect, status, filters))
 
 
-def after_parameters(keys: tuple[ColumnElement[Any], ...]) -> list[BindParameter[Any]]:
+def after_parameters(
+    keys: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...],
+) -> list[BindParameter[Any]]:
     """The position's key values, one parameter a key (`after_0`, `after_1`, ...)."""
     return [bindparam(_after(n), type_=key.type) for n, key in enumerate(keys)]
 
@@ -333,7 +336,7 @@ def _new(name: str) -> str:
 _UNDATED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
-def sort_keys(sort: str) -> tuple[ColumnElement[Any], ...]:
+def sort_keys(sort: str) -> tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]:
     """The expressions a sort orders by, before the id that breaks ties."""
     if sort == "created":
         return (TaskRow.created_at,)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Connection, Engine, Row, Select
 
@@ -314,9 +314,7 @@ class TaskStore:
         )
         return Purged(tasks=tasks, idempotency_keys=keys)
 
-    def _for_each_user(
-        self, users: Select[tuple[str]], work: Callable[[Connection, str], int]
-    ) -> int:
+    def _for_each_user(self, users: Select[str], work: Callable[[Connection, str], int]) -> int:
         with self._engine.begin() as connection:
             found = connection.scalars(users).all()
         done = 0
@@ -463,7 +461,7 @@ class TaskStore:
         values: Mapping[str, Any],
         completion: Completion,
         if_match: IfMatch | None,
-    ) -> None:
+    ) -> NoReturn:
         """Say why an update matched no row: no such task, nothing to change (_Unchanged), or
         another version than If-Match names."""
         current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()

@@ -264,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _load_dotenv()
         logging.config.dictConfig(log_config(Settings.log_level_from(os.environ)))
-        return args.run(args)
+        status: int = args.run(args)  # each subcommand sets `run`: one of the _* below
+        return status
     except ConfigError as exc:
         print(f"todo-api: {exc}", file=sys.stderr)
         return 2

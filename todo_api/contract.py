@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import yaml
 from jsonschema import Draft4Validator, ValidationError, validators
+from jsonschema.protocols import Validator
 from starlette.routing import compile_path
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -26,12 +27,14 @@ def spec_bytes() -> bytes:
 
 @cache
 def spec() -> dict[str, Any]:
-    return yaml.safe_load(spec_bytes())
+    loaded: dict[str, Any] = yaml.safe_load(spec_bytes())
+    return loaded
 
 
 def base_path() -> str:
     """The path every operation's path is below: the spec's server URL's, `/api`."""
-    return urlparse(spec()["servers"][0]["url"]).path.rstrip("/")
+    url: str = spec()["servers"][0]["url"]
+    return urlparse(url).path.rstrip("/")
 
 
 def independent_spec() -> dict[str, Any]:
@@ -40,12 +43,15 @@ def independent_spec() -> dict[str, Any]:
     The spec reuses lists with YAML anchors, and Connexion extends an operation's parameter
     list in place: shared, one path's parameters would leak into the other family's.
     """
-    return json.loads(json.dumps(spec()))
+    copy: dict[str, Any] = json.loads(json.dumps(spec()))
+    return copy
 
 
 @cache
 def task_properties() -> dict[str, dict[str, Any]]:
-    return spec()["components"]["schemas"]["TaskInput"]["properties"]
+    schemas = spec()["components"]["schemas"]
+    properties: dict[str, dict[str, Any]] = schemas["TaskInput"]["properties"]
+    return properties
 
 
 @cache
@@ -77,11 +83,14 @@ def _python_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-SchemaValidator = validators.extend(Draft4Validator, {"pattern": ecma_pattern})
+# types-jsonschema leaves extend() unannotated; it returns a validator class.
+SchemaValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
+    Draft4Validator, {"pattern": ecma_pattern}
+)
 
 
 @cache
-def _user_id_validator() -> Draft4Validator:
+def _user_id_validator() -> Validator:
     return SchemaValidator(spec()["components"]["parameters"]["UserId"]["schema"])
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from storage import PoolSettings
@@ -156,7 +156,7 @@ class Settings:
             value = environ.get(name, "").strip()
             return value or None
 
-        def number(name: str, default: float, kind: type = int) -> float:
+        def number(name: str, default: float, kind: Callable[[str], float] = int) -> float:
             raw = text(name)
             if raw is None:
                 return default

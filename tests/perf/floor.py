@@ -136,7 +136,7 @@ def _etag(row: Sequence[Any]) -> dict[str, str]:
 
 
 def _encode_cursor(created_at: dt.datetime, task_id: int) -> str:
-    # The service's cursor format (storage/paging.py), so that either server reads the other's.
+    # The service's cursor format (storage/cursors.py), so that either server reads the other's.
     raw = json.dumps({"s": "created", "o": "desc", "k": [created_at.isoformat()], "i": task_id})
     return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
 

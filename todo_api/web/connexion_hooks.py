@@ -29,7 +29,7 @@ from connexion.decorators import StarletteDecorator
 from connexion.lifecycle import ConnexionRequest
 from connexion.operations import AbstractOperation
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
-from jsonschema import Draft4Validator
+from jsonschema.protocols import Validator
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
@@ -42,7 +42,7 @@ from todo_api.web.problems import ValidationProblem
 # response decorator. None of them keeps anything of a request (the request is their argument),
 # so one stack per operation serves them all; building it cost about a tenth of a request's CPU.
 # AsyncApp takes no operation class, so the API class that makes operations is swapped in.
-class _DecorateOnce(StarletteDecorator):
+class _DecorateOnce(StarletteDecorator):  # type: ignore[misc]  # Connexion is untyped
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._decorated: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -54,14 +54,15 @@ class _DecorateOnce(StarletteDecorator):
         return decorated
 
 
-class _Operation(AsyncOperation):
+class _Operation(AsyncOperation):  # type: ignore[misc]  # Connexion is untyped
     @functools.cached_property
-    def fn(self) -> Callable[..., Any]:  # type: ignore[override]
+    def fn(self) -> Callable[..., Any]:
         decorator = _DecorateOnce(pythonic_params=self.pythonic_params, jsonifier=self.jsonifier)
-        return decorator(self._fn)
+        fn: Callable[..., Any] = decorator(self._fn)
+        return fn
 
 
-class _Api(AsyncApi):
+class _Api(AsyncApi):  # type: ignore[misc]  # Connexion is untyped
     def make_operation(self, operation: AbstractOperation) -> AsyncOperation:
         return _Operation.from_operation(
             operation, pythonic_params=self.pythonic_params, jsonifier=self.jsonifier
@@ -74,13 +75,13 @@ def decorate_once(app: AsyncApp) -> None:
     app._middleware_app.api_cls = _Api
 
 
-class BodyValidator(JSONRequestBodyValidator):
+class BodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]  # Connexion is untyped
     """JSON bodies parsed strictly and checked with every error reported (validators.py).
     Connexion's body validators expose no public parse or validate step: these override
     `_parse`, `_validate` and `_validator`, and read `_schema`, `_encoding` and `_required`."""
 
     @property
-    def _validator(self) -> Draft4Validator:
+    def _validator(self) -> Validator:
         return validators.body_validator(self._schema)
 
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
@@ -91,7 +92,7 @@ class BodyValidator(JSONRequestBodyValidator):
         validators.check_body(body, self._validator, required=self._required)
 
 
-class ParametersValidator(ParameterValidator):
+class ParametersValidator(ParameterValidator):  # type: ignore[misc]  # Connexion is untyped
     """Parameters checked once each, undeclared query parameters dropped, and every error
     reported (validators.py). ParameterValidator's checks are not a public extension point:
     these override `validate_parameter`, `validate` and `validate_request`."""

@@ -49,7 +49,7 @@ class CORS(CORSMiddleware):
         headers = {
             k: v for k, v in response.headers.items() if k not in {"content-type", "content-length"}
         }
-        return asgi_response(response.status_code, response.body.decode(), headers)
+        return asgi_response(response.status_code, bytes(response.body).decode(), headers)
 
 
 class BodyLimit:

@@ -62,12 +62,12 @@ def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(retry_seconds(seconds))}
 
 
-class Forbidden(ProblemException):
+class Forbidden(ProblemException):  # type: ignore[misc]  # Connexion is untyped
     def __init__(self, detail: str) -> None:
         super().__init__(status=403, title=TITLES[403], detail=detail)
 
 
-class ContentTooLarge(ProblemException):
+class ContentTooLarge(ProblemException):  # type: ignore[misc]  # Connexion is untyped
     def __init__(self, max_bytes: int) -> None:
         super().__init__(
             status=413,
@@ -78,7 +78,7 @@ class ContentTooLarge(ProblemException):
         )
 
 
-class RequestTimeout(ProblemException):
+class RequestTimeout(ProblemException):  # type: ignore[misc]  # Connexion is untyped
     def __init__(self, detail: str) -> None:
         # The rest of the body may still come: the connection cannot be reused.
         super().__init__(
@@ -86,14 +86,14 @@ class RequestTimeout(ProblemException):
         )
 
 
-class TooManyRequests(ProblemException):
+class TooManyRequests(ProblemException):  # type: ignore[misc]  # Connexion is untyped
     def __init__(
         self, headers: dict[str, str], detail: str = "Too many requests for this user; slow down."
     ) -> None:
         super().__init__(status=429, title=TITLES[429], detail=detail, headers=headers)
 
 
-class Unavailable(ProblemException):
+class Unavailable(ProblemException):  # type: ignore[misc]  # Connexion is untyped
     """503: something this service depends on is down; the client should retry, not sign out."""
 
     def __init__(self, detail: str, retry_after: float) -> None:
@@ -105,7 +105,7 @@ class Unavailable(ProblemException):
         )
 
 
-class ValidationProblem(ProblemException):
+class ValidationProblem(ProblemException):  # type: ignore[misc]  # Connexion is untyped
     """422 naming each offending field: `{"pointer": "#/title"}` or `{"parameter": "limit"}`."""
 
     def __init__(self, errors: list[dict[str, str]]) -> None:

@@ -5,13 +5,14 @@ error only, as text). todo_api/web/connexion_hooks.py plugs these into Connexion
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, cast
 from urllib.parse import unquote_plus
 
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.json_schema import Draft4RequestValidator
 from jsonschema import Draft4Validator, ValidationError, validators
+from jsonschema.protocols import Validator
 from starlette.datastructures import Headers
 
 from todo_api.contract import UNPAIRED_SURROGATE, SchemaValidator, ecma_pattern
@@ -24,9 +25,18 @@ MAX_DETAIL = 200
 def _detail(error: ValidationError) -> str:
     if error.validator == "pattern":
         # The spec says what a pattern means beside the pattern; a regex is no answer for users.
-        return error.schema.get("x-pattern-detail", "is blank or has characters not allowed here")
+        detail: str = _error_schema(error).get(
+            "x-pattern-detail", "is blank or has characters not allowed here"
+        )
+        return detail
     message = error.message
     return message if len(message) <= MAX_DETAIL else message[: MAX_DETAIL - 3] + "..."
+
+
+def _error_schema(error: ValidationError) -> Mapping[str, Any]:
+    """The schema holding the keyword that failed: a mapping in every error that iter_errors
+    yields (the stubs also allow `True`/`False` schemas and an error built without one)."""
+    return cast("Mapping[str, Any]", error.schema)
 
 
 def _pointer(path: Iterable[Any]) -> str:
@@ -38,11 +48,12 @@ def body_errors(errors: Iterable[ValidationError]) -> list[dict[str, str]]:
     for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         path = list(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            known = error.schema.get("properties", {})
+            known = _error_schema(error).get("properties", {})
             for name in sorted(set(error.instance) - set(known)):
                 found.append({"pointer": _pointer([*path, name]), "detail": "unknown field"})
         elif error.validator == "required" and isinstance(error.instance, dict):
-            for name in error.validator_value:
+            # The keyword's value, set on every error that iter_errors yields: the names.
+            for name in cast("Iterable[str]", error.validator_value):
                 if name not in error.instance:
                     found.append({"pointer": _pointer([*path, name]), "detail": "is required"})
         else:
@@ -68,10 +79,13 @@ NO_BODY = object()
 
 
 # Connexion's request validator (which lets `nullable` values be null), with ECMA patterns.
-BodySchemaValidator = validators.extend(Draft4RequestValidator, {"pattern": ecma_pattern})
+# types-jsonschema leaves extend() unannotated; it returns a validator class.
+BodySchemaValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
+    Draft4RequestValidator, {"pattern": ecma_pattern}
+)
 
 
-def body_validator(schema: dict[str, Any]) -> Draft4Validator:
+def body_validator(schema: dict[str, Any]) -> Validator:
     return BodySchemaValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
 
 
@@ -95,7 +109,7 @@ def parse_body(raw: bytes, headers: Headers, encoding: str) -> Any:
         raise BadRequestProblem(detail="The body is nested too deeply.") from None
 
 
-def check_body(body: Any, validator: Draft4Validator, *, required: bool) -> None:
+def check_body(body: Any, validator: Validator, *, required: bool) -> None:
     """Raise a 422 naming every offending field of `body`, or 400 for a missing one."""
     if body is NO_BODY:
         if required:  # as Connexion answers a request without Content-Length

@@ -295,7 +295,7 @@ def list_page(
     conditions = list(_list_filters(dialect, status, filters))
     if after:
         row = tuple_(*keys, TaskRow.id)
-        here = tuple_(*after_parameters(keys), bindparam("after_id", type_=TaskRow.id.type))
+        here = tuple_(*after_parameters(keys), bindparam(_AFTER_ID, type_=TaskRow.id.type))
         conditions.append(row > here if order == "asc" else row < here)
     return select(*COLUMNS, *keys).where(*conditions).order_by(*ordering).limit(bindparam("limit"))
 
@@ -315,12 +315,15 @@ def after_parameters(
 def seek_values(position: Position) -> dict[str, Any]:
     """The values of list_page's seek condition (with `after`), for a page after `position`."""
     keys = {_after(n): value for n, value in enumerate(position.keys)}
-    return keys | {"after_id": position.id}
+    return keys | {_AFTER_ID: position.id}
 
 
 def new_values(values: dict[str, Any]) -> dict[str, Any]:
     """update_task's parameters for the new column values it sets."""
     return {_new(name): value for name, value in values.items()}
+
+
+_AFTER_ID = "after_id"
 
 
 def _after(n: int) -> str:

@@ -1,4 +1,4 @@
-"""What the handlers read from the spec itself, so that no rule is written twice."""
+"""What code reads from the spec itself, so that no rule is written twice."""
 
 from __future__ import annotations
 

@@ -216,7 +216,7 @@ class RateLimiter:
 @dataclass
 class Tally:
     """What a request with a credential was counted for: the middleware below puts it in the
-    scope, and the bearer check (todo_api.auth.authenticator) fills it in."""
+    scope, and the bearer check fills it in (through `counted_as_a_guess` and `count_for_user`)."""
 
     credential_key: str
     user: Decision | None = None

@@ -7,6 +7,7 @@ import inspect
 from connexion.lifecycle import ConnexionRequest
 
 from todo_api.auth.authenticator import Authenticator
+from todo_api.logs import note_user
 from todo_api.web.problems import Forbidden
 from todo_api.web.ratelimit import count_for_user, counted_as_a_guess
 
@@ -22,6 +23,7 @@ async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, str]:
     if subject is None:
         async with counted_as_a_guess(request):
             subject = await authenticator.subject(token)
+    note_user(subject)
     await count_for_user(request, subject)
     path_user = request.path_params.get("user_id")
     if path_user is not None and path_user != subject:

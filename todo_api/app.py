@@ -19,21 +19,34 @@ from todo_api.auth.authenticator import Authenticator, Expected
 from todo_api.auth.jwks import JwksCache
 from todo_api.auth.sessions import SessionIntrospector
 from todo_api.contract import SPEC_DIR, independent_spec
+from todo_api.metrics import Metrics
 from todo_api.settings import ConfigError, Settings, weak_secret
 from todo_api.web import connexion_hooks, problems
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
+from todo_api.web.observe import REQUEST_ID_HEADER, Observe
 from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
 from todo_api.web.served_contract import JSON_PATH, ServedContract, contract_documents
 
 LIVENESS_PATH = "/api/health"
 # What a browser's script may read of an answer, and send, across origins.
-EXPOSED_HEADERS = ["X-Total-Count", "Link", "Location", "ETag", "Idempotent-Replayed"]
+EXPOSED_HEADERS = [
+    "X-Total-Count",
+    "Link",
+    "Location",
+    "ETag",
+    "Idempotent-Replayed",
+    REQUEST_ID_HEADER,
+]
 ALLOWED_HEADERS = [
     "Authorization",
     "Content-Type",
     "If-Match",
     "If-None-Match",
     "Idempotency-Key",
+    REQUEST_ID_HEADER,
+    # W3C trace context, from a browser's OpenTelemetry instrumentation
+    "traceparent",
+    "tracestate",
 ]
 
 
@@ -47,7 +60,10 @@ def create_app(settings: Settings) -> AsyncApp:
     if not settings.accepts_credentials:
         raise ConfigError(NO_CREDENTIALS)
     engine = build_engine(settings.database_url, settings.pool)
-    limiter = _rate_limiter(settings)
+    metrics = Metrics() if settings.metrics_enabled else None
+    if metrics is not None:
+        metrics.watch_pool(engine)
+    limiter = _rate_limiter(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
@@ -59,8 +75,9 @@ def create_app(settings: Settings) -> AsyncApp:
                 # Starlette hands this state to every request as `request.state`.
                 yield {
                     "store": task_store(settings, engine),
-                    "authenticator": _authenticator(settings, client),
+                    "authenticator": _authenticator(settings, client, metrics),
                     "rate_limiter": limiter,
+                    "metrics": metrics,
                 }
             finally:
                 engine.dispose()
@@ -83,6 +100,24 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     connexion_hooks.decorate_once(app)
     app.add_api(independent_spec())
+    if settings.otel_endpoint:
+        # Imported only here: without the `otel` extra, nothing of OpenTelemetry is loaded.
+        try:
+            from todo_api.tracing import trace_requests
+        except ImportError as exc:
+            raise ConfigError(
+                f"OTEL_EXPORTER_OTLP_ENDPOINT is set, but OpenTelemetry is missing ({exc}); "
+                "install it with `pip install 'todo-api[otel]'`."
+            ) from None
+        trace_requests(app, engine)
+    # Outermost but for tracing: the request id, the metrics and the one access line cover
+    # every answer, the refusals below included.
+    app.add_middleware(
+        Observe,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        metrics=metrics,
+        metrics_token=settings.metrics_token,
+    )
     app.add_middleware(
         ServedContract, position=MiddlewarePosition.BEFORE_SWAGGER, documents=contract_documents()
     )
@@ -122,6 +157,7 @@ def create_app(settings: Settings) -> AsyncApp:
         slots=settings.pool.size + settings.pool.max_overflow,
         wait=settings.pool.timeout,
         exempt=frozenset({LIVENESS_PATH}),
+        metrics=metrics,
     )
     problems.register(app)
     return app
@@ -136,7 +172,7 @@ def task_store(settings: Settings, engine: Engine) -> TaskStore:
     )
 
 
-def _rate_limiter(settings: Settings) -> RateLimiter | None:
+def _rate_limiter(settings: Settings, metrics: Metrics | None) -> RateLimiter | None:
     if not settings.rate_limit_enabled:
         return None
     counter = (
@@ -153,10 +189,13 @@ def _rate_limiter(settings: Settings) -> RateLimiter | None:
         counter,
         user=Policy("user", settings.rate_limit_per_user, window),
         address=Policy("address", settings.rate_limit_per_address, window),
+        metrics=metrics,
     )
 
 
-def _authenticator(settings: Settings, client: httpx2.AsyncClient) -> Authenticator:
+def _authenticator(
+    settings: Settings, client: httpx2.AsyncClient, metrics: Metrics | None
+) -> Authenticator:
     jwks_url, session_url = settings.jwks_endpoint, settings.session_endpoint
     return Authenticator(
         secret=settings.auth_secret,
@@ -167,6 +206,7 @@ def _authenticator(settings: Settings, client: httpx2.AsyncClient) -> Authentica
                 client,
                 refetch_cooldown=settings.jwks_refetch_cooldown,
                 timeout=settings.auth_http_timeout,
+                metrics=metrics,
             )
             if jwks_url
             else None
@@ -186,6 +226,7 @@ def _authenticator(settings: Settings, client: httpx2.AsyncClient) -> Authentica
             if session_url
             else None
         ),
+        metrics=metrics,
     )
 
 
@@ -205,5 +246,11 @@ def refuse_a_guessable_secret(settings: Settings) -> None:
     if weakness is not None:
         raise ConfigError(
             f"BETTER_AUTH_SECRET {weakness}, so anyone could sign tokens with it; "
+            "set it to a random value, e.g. the output of `openssl rand -base64 32`."
+        )
+    weakness = weak_secret(settings.metrics_token) if settings.metrics_token else None
+    if weakness is not None:
+        raise ConfigError(
+            f"METRICS_TOKEN {weakness}, so anyone could read the metrics; "
             "set it to a random value, e.g. the output of `openssl rand -base64 32`."
         )

@@ -9,8 +9,10 @@ import logging
 import logging.config
 import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,7 @@ from todo_api.app import NO_CREDENTIALS, expected_claims, refuse_a_guessable_sec
 from todo_api.auth.authenticator import mint_token
 from todo_api.contract import is_user_id
 from todo_api.logs import log_config
+from todo_api.metrics import MULTIPROCESS_DIR
 from todo_api.settings import ConfigError, Settings
 from todo_api.web.server import EdgeLimits, GuardedHttpToolsProtocol
 
@@ -49,6 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
     with _database(settings) as engine:
         if settings.auto_migrate:
             upgrade(engine)
+            logger.info("the database is up to date", extra={"event": "migrated"})
             # Once, here, rather than in each worker's lifespan, where a database that fails
             # is a traceback per worker. The workers read this from the environment.
             os.environ["AUTO_MIGRATE"] = "false"
@@ -73,20 +77,49 @@ def _serve(args: argparse.Namespace) -> int:
         head_timeout=settings.head_timeout,
         max_connections=settings.max_connections,
     )
-    uvicorn.run(
-        "todo_api.app:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        http=functools.partial(GuardedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
-        timeout_keep_alive=settings.keep_alive_timeout,
-        proxy_headers=True,
-        log_config=log_config(settings.log_level),
-        # On SIGTERM, requests in flight get this long to finish before the process exits.
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    logger.info(
+        "serving on http://%s:%d/api with %d worker process(es)",
+        args.host,
+        args.port,
+        args.workers,
+        extra={"event": "startup"},
     )
+    with _metrics_directory(settings.metrics_enabled and args.workers > 1):
+        uvicorn.run(
+            "todo_api.app:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            http=functools.partial(GuardedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
+            timeout_keep_alive=settings.keep_alive_timeout,
+            proxy_headers=True,
+            log_config=log_config(settings.log_level, args.log_format),
+            # Each request's one line is the application's own (todo_api.web.observe).
+            access_log=False,
+            # On SIGTERM, requests in flight get this long to finish before the process exits.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
     return 0
+
+
+@contextmanager
+def _metrics_directory(shared: bool) -> Iterator[None]:
+    """With several workers, a fresh directory for prometheus-client's multiprocess files, made
+    before the workers start (they read it from the environment when they import it) and
+    removed after: files left from an earlier run would count again."""
+    if not shared:
+        # One process keeps its values in memory; a directory named from outside would only
+        # be read, never written.
+        os.environ.pop(MULTIPROCESS_DIR, None)
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="todo-api-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _refuse_a_taken_port(host: str, port: int) -> None:
@@ -263,7 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _load_dotenv()
-        logging.config.dictConfig(log_config(Settings.log_level_from(os.environ)))
+        # JSON lines for a deployed server; a readable line for a person at a terminal.
+        serving = args.command == "serve" and not args.dev
+        args.log_format = Settings.log_format_from(os.environ, "json" if serving else "text")
+        level = Settings.log_level_from(os.environ)
+        logging.config.dictConfig(log_config(level, args.log_format))
         status: int = args.run(args)  # each subcommand sets `run`: one of the _* below
         return status
     except ConfigError as exc:

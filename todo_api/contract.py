@@ -127,7 +127,7 @@ def _typed_template(template: str, item: dict[str, Any]) -> str:
 
 
 @cache
-def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...], str], ...]:
     base = base_path()
     routes = []
     for template, item in spec()["paths"].items():
@@ -135,7 +135,7 @@ def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
         if "GET" in methods:
             methods.add("HEAD")
         pattern, _, _ = compile_path(base + _typed_template(template, item))
-        routes.append((pattern, tuple(sorted(methods))))
+        routes.append((pattern, tuple(sorted(methods)), base + template))
     return tuple(routes)
 
 
@@ -143,7 +143,28 @@ def allowed_methods(path: str) -> tuple[str, ...]:
     """The methods the spec defines for a request path (for a 405's `Allow`)."""
     path = path.rstrip("/") or "/"
     found: set[str] = set()
-    for pattern, methods in _routes():
+    for pattern, methods, _ in _routes():
         if pattern.match(path):
             found.update(methods)
     return tuple(sorted(found))
+
+
+def route_template(path: str) -> str | None:
+    """The spec's path a request path is routed by (`/api/tasks/{task_id}`), or None."""
+    path = path.rstrip("/") or "/"
+    for pattern, _, template in _routes():
+        if pattern.match(path):
+            return template
+    return None
+
+
+@cache
+def _request_id_schema() -> tuple[re.Pattern[str], int, int]:
+    schema = spec()["components"]["schemas"]["RequestId"]
+    return _python_regex(schema["pattern"]), schema["minLength"], schema["maxLength"]
+
+
+def is_request_id(value: str) -> bool:
+    """Whether a client's `X-Request-ID` is a `RequestId` as the spec defines one."""
+    pattern, shortest, longest = _request_id_schema()
+    return shortest <= len(value) <= longest and pattern.search(value) is not None

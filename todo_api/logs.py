@@ -1,16 +1,55 @@
-"""What the service writes to its logs: one format for every line, and no credential in any
-line, however it came (in a header, the query or a body)."""
+"""What the service writes to its logs: one shape for every line (a JSON object, or a
+readable line with `LOG_FORMAT=text`), the request each line belongs to, and no credential in
+any line, however it came (in a header, the query or a body)."""
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import json
 import logging
 import re
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-# Every log line, uvicorn's and the application's alike: `INFO:     uvicorn.error: Started ...`.
+# Every text line, uvicorn's and the application's alike: `INFO:     uvicorn.error: Started ...`.
 LOG_FORMAT = "%(levelprefix)s %(name)s: %(message)s"
+LOG_FORMATS = ("json", "text")
+# The one line each request writes when its answer is done.
+ACCESS_LOGGER = "todo_api.access"
+
+
+@dataclass
+class RequestContext:
+    """What the lines a request causes say about it; the outermost middleware starts one per
+    request, the bearer check names the user, and the error handlers the error."""
+
+    request_id: str
+    user: str | None = None
+    error: str | None = None
+
+
+CURRENT_REQUEST: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
+
+
+def current_request_id() -> str | None:
+    context = CURRENT_REQUEST.get()
+    return context.request_id if context is not None else None
+
+
+def note_user(subject: str) -> None:
+    context = CURRENT_REQUEST.get()
+    if context is not None:
+        context.user = subject
+
+
+def note_error(kind: str) -> None:
+    context = CURRENT_REQUEST.get()
+    if context is not None:
+        context.error = kind
+
 
 # A bearer credential after its scheme, a JWT anywhere, and the value of any query or form
 # parameter or field whose name says it holds a credential (`?access_token=...`,
@@ -70,18 +109,60 @@ class RedactCredentials(logging.Filter):
         return True
 
 
-def log_config(level: str) -> dict[str, Any]:
+class JsonLines(logging.Formatter):
+    """One JSON object a line: `ts`, `level`, `event` (what happened: `request` for the access
+    line, else the `event` a call names or the logger's name), `request_id` when a request
+    caused it, then the access line's fields or the `message`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "event": getattr(record, "event", None) or record.name,
+        }
+        fields: dict[str, Any] | None = getattr(record, "fields", None)
+        if fields is not None:
+            line.update(fields)
+        else:
+            line["logger"] = record.name
+            line["message"] = record.getMessage()
+            request_id = current_request_id()
+            if request_id is not None:
+                line["request_id"] = request_id
+            if record.exc_info and not record.exc_text:
+                record.exc_text = self.formatException(record.exc_info)
+            if record.exc_text:
+                line["traceback"] = record.exc_text
+        # Each value on its own, so that what is scrubbed can never break the JSON around it.
+        scrubbed = {k: redact(v) if isinstance(v, str) else v for k, v in line.items()}
+        return json.dumps(scrubbed, ensure_ascii=False, default=str)
+
+
+def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
     """uvicorn's logging, with the application's own loggers beside it, all in one format,
     and credentials scrubbed from every line. The CLI applies it for every command, and uvicorn
-    again in each worker process it starts."""
+    again in each worker process it starts.
+
+    In JSON every line goes to stdout, for a platform's log collector; in text, the access
+    lines go to stdout and the rest to stderr, as uvicorn's own would.
+    """
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"redact": {"()": RedactCredentials}}
-    formatter = {"()": "uvicorn.logging.DefaultFormatter", "fmt": LOG_FORMAT}
+    if log_format == "json":
+        formatter: dict[str, Any] = {"()": JsonLines}
+        config["handlers"]["default"]["stream"] = "ext://sys.stdout"
+    else:
+        formatter = {"()": "uvicorn.logging.DefaultFormatter", "fmt": LOG_FORMAT}
     # uvicorn looks up both of its formatters by name (to colour them), so both names stay.
     config["formatters"] = {"default": formatter, "access": dict(formatter)}
     for handler in config["handlers"].values():
         handler["filters"] = ["redact"]
+    # The access lines are the application's own (one per request, todo_api.web.observe);
+    # uvicorn's are turned off where it runs (`access_log=False`).
+    config["loggers"][ACCESS_LOGGER] = {"handlers": ["access"], "level": level, "propagate": False}
     config["root"] = {"handlers": ["default"], "level": level}
     return config

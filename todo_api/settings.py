@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from storage import PoolSettings
+from todo_api.logs import LOG_FORMATS
 
 DEFAULT_DATABASE_URL = "sqlite:///todo.db"
 # RFC 7518 section 3.2: an HS256 key must have at least as many bits as the hash.
@@ -78,6 +79,9 @@ class Settings:
     pool: PoolSettings = field(default_factory=PoolSettings)
     validate_responses: bool = False
     log_level: str = "INFO"
+    metrics_enabled: bool = False
+    metrics_token: str | None = None
+    otel_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
@@ -150,6 +154,14 @@ class Settings:
             )
         return level
 
+    @staticmethod
+    def log_format_from(environ: Mapping[str, str], default: str) -> str:
+        """LOG_FORMAT alone, for the same reason as LOG_LEVEL; its default is the command's."""
+        log_format = environ.get("LOG_FORMAT", "").strip().lower() or default
+        if log_format not in LOG_FORMATS:
+            raise ConfigError(f"LOG_FORMAT must be json or text; not {log_format!r}.")
+        return log_format
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         def text(name: str) -> str | None:
@@ -220,6 +232,9 @@ class Settings:
             ),
             auto_migrate=flag("AUTO_MIGRATE", True),
             log_level=cls.log_level_from(environ),
+            metrics_enabled=flag("METRICS_ENABLED", cls.metrics_enabled),
+            metrics_token=text("METRICS_TOKEN"),
+            otel_endpoint=text("OTEL_EXPORTER_OTLP_ENDPOINT"),
             pool=PoolSettings(
                 size=int(number("DB_POOL_SIZE", defaults.size)),
                 max_overflow=int(number("DB_MAX_OVERFLOW", defaults.max_overflow)),

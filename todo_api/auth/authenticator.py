@@ -22,6 +22,7 @@ from todo_api.auth.cache import TtlCache, seconds_until
 from todo_api.auth.jwks import ASYMMETRIC_ALGORITHMS, JwksCache, KeysUnavailable, UnknownKey
 from todo_api.auth.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
 from todo_api.contract import is_user_id
+from todo_api.metrics import Metrics
 from todo_api.web.problems import Unavailable
 
 HMAC_ALGORITHM = "HS256"
@@ -54,7 +55,9 @@ class Authenticator:
         jwks_claims: Expected = Expected(),
         sessions: SessionIntrospector | None = None,
         verified: TtlCache[str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._secret = secret
         self._secret_claims = secret_claims
         self._jwks = jwks
@@ -70,28 +73,47 @@ class Authenticator:
 
     def known(self, token: str) -> str | None:
         """The subject of a token verified a moment ago, without checking it again."""
-        return self._verified.get(token)
+        subject = self._verified.get(token)
+        if subject is not None:
+            self._count("cached", "accepted")
+        return subject
 
     async def subject(self, token: str) -> str:
         """The user id the credential stands for; raises a 401 or 503 problem otherwise."""
-        known = self._verified.get(token)
+        known = self.known(token)
         if known is not None:
             return known
-        if len(token) > MAX_CREDENTIAL_LENGTH or not B64TOKEN.fullmatch(token):
-            raise OAuthProblem(detail="Invalid token: malformed bearer credential")
-        header = _jwt_header(token)
-        algorithm = header.get("alg") if header is not None else None
-        if header is None:
-            subject = await self._session_subject(token)
-        elif algorithm == HMAC_ALGORITHM:
-            subject = self._shared_secret_subject(token)
-        elif isinstance(algorithm, str) and algorithm in ASYMMETRIC_ALGORITHMS:
-            subject = await self._jwks_subject(token, header)
-        else:
-            raise OAuthProblem(detail="Invalid token: its algorithm is not accepted")
-        if not is_user_id(subject):
-            raise OAuthProblem(detail="Invalid token: the subject is not a usable user id")
+        kind = "malformed"
+        try:
+            if len(token) > MAX_CREDENTIAL_LENGTH or not B64TOKEN.fullmatch(token):
+                raise OAuthProblem(detail="Invalid token: malformed bearer credential")
+            header = _jwt_header(token)
+            algorithm = header.get("alg") if header is not None else None
+            if header is None:
+                kind = "session"
+                subject = await self._session_subject(token)
+            elif algorithm == HMAC_ALGORITHM:
+                kind = "hs256"
+                subject = self._shared_secret_subject(token)
+            elif isinstance(algorithm, str) and algorithm in ASYMMETRIC_ALGORITHMS:
+                kind = "jwks"
+                subject = await self._jwks_subject(token, header)
+            else:
+                raise OAuthProblem(detail="Invalid token: its algorithm is not accepted")
+            if not is_user_id(subject):
+                raise OAuthProblem(detail="Invalid token: the subject is not a usable user id")
+        except OAuthProblem:
+            self._count(kind, "refused")
+            raise
+        except Unavailable:
+            self._count(kind, "unavailable")
+            raise
+        self._count(kind, "accepted")
         return subject
+
+    def _count(self, kind: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.auth.labels(kind, outcome).inc()
 
     def _shared_secret_subject(self, token: str) -> Any:
         """The subject of an HS256 token, remembered while the token is good: only a new

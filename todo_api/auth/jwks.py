@@ -13,8 +13,10 @@ import httpx2
 import jwt
 
 from todo_api.auth.remote import RemoteError, get_json
+from todo_api.metrics import Metrics
 
 logger = logging.getLogger("todo_api.auth")
+FETCH_FAILED = {"event": "jwks_fetch_failed"}
 
 # The algorithms Better Auth's jwt() plugin can be configured for, each bound to the one key
 # type it may be verified with (RFC 8725 section 3.1): a token's `alg` never picks the key type.
@@ -72,8 +74,15 @@ def _parse_key(data: Any) -> tuple[str, VerificationKey] | None:
 
 class JwksCache:
     def __init__(
-        self, url: str, client: httpx2.AsyncClient, *, refetch_cooldown: float, timeout: float
+        self,
+        url: str,
+        client: httpx2.AsyncClient,
+        *,
+        refetch_cooldown: float,
+        timeout: float,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._url = url
         self._client = client
         self._cooldown = refetch_cooldown
@@ -122,11 +131,18 @@ class JwksCache:
             try:
                 status, body = await get_json(self._client, self._url, timeout=self._timeout)
             except RemoteError as exc:
-                logger.warning("JWKS fetch failed: %s", exc)
+                self._count("failed")
+                logger.warning("JWKS fetch failed: %s", exc, extra=FETCH_FAILED)
                 return
             published = body.get("keys") if isinstance(body, dict) else None
             if status != 200 or not isinstance(published, list):
-                logger.warning("JWKS fetch from %s answered %s without keys", self._url, status)
+                self._count("failed")
+                logger.warning(
+                    "JWKS fetch from %s answered %s without keys",
+                    self._url,
+                    status,
+                    extra=FETCH_FAILED,
+                )
                 return
             keys: dict[str, list[VerificationKey]] = defaultdict(list)
             for kid, key in filter(None, map(_parse_key, published)):
@@ -134,4 +150,15 @@ class JwksCache:
             self._keys = dict(keys)
             self._fetched_at = now
             self._last_attempt_failed = False
-            logger.info("JWKS from %s: %d usable of %d keys", self._url, len(keys), len(published))
+            self._count("ok")
+            logger.info(
+                "JWKS from %s: %d usable of %d keys",
+                self._url,
+                len(keys),
+                len(published),
+                extra={"event": "jwks_refreshed"},
+            )
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.jwks_fetches.labels(outcome).inc()

@@ -10,6 +10,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from todo_api.metrics import Metrics
 from todo_api.web.problems import (
     ContentTooLarge,
     RequestTimeout,
@@ -149,11 +150,19 @@ class Admission:
     Liveness is never held back: a busy process is alive.
     """
 
-    def __init__(self, app: ASGIApp, slots: int, wait: float, exempt: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        slots: int,
+        wait: float,
+        exempt: frozenset[str],
+        metrics: Metrics | None = None,
+    ) -> None:
         self.app = app
         self.slots = asyncio.Semaphore(slots)
         self.wait = wait
         self.exempt = exempt
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].rstrip("/") in self.exempt:
@@ -163,9 +172,13 @@ class Admission:
             # A free place is taken at once: no timer, and no task for wait_for to run.
             await self.slots.acquire()
         else:
+            if self.metrics is not None:
+                self.metrics.admission_waits.inc()
             try:
                 await asyncio.wait_for(self.slots.acquire(), self.wait)
             except TimeoutError:
+                if self.metrics is not None:
+                    self.metrics.admission_refusals.inc()
                 busy = "The server is busy; try again shortly."
                 await asgi_response(503, busy, retry_after_header(self.wait))(scope, receive, send)
                 return

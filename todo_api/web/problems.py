@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from connexion import AsyncApp
@@ -26,6 +26,8 @@ from storage import (
     TaskNotFound,
 )
 from todo_api.contract import allowed_methods
+from todo_api.logs import current_request_id, note_error
+from todo_api.metrics import Metrics
 
 logger = logging.getLogger("todo_api")
 
@@ -131,6 +133,9 @@ def _answer(
     headers: dict[str, str] | None = None,
     ext: dict[str, Any] | None = None,
 ) -> ConnexionResponse:
+    request_id = current_request_id()
+    if request_id is not None:
+        ext = {**(ext or {}), "request_id": request_id}
     return problem(
         status=status,
         title=title or TITLES.get(status, "Error"),
@@ -162,7 +167,7 @@ def _problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionRespo
         else:
             headers["WWW-Authenticate"] = REALM
     if exc.status >= 500:
-        logger.error("%s: %s", exc.status, exc.detail)
+        logger.error("%s: %s", exc.status, exc.detail, extra={"event": "server_error"})
     return _answer(
         exc.status,
         exc.detail,
@@ -220,9 +225,12 @@ def _bad_cursor(_request: ConnexionRequest, exc: InvalidCursor) -> ConnexionResp
     return _answer(422, f"cursor: {exc}", ext={"errors": errors})
 
 
-def _database_unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+def _database_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     # Unreachable, restarting, or every pooled connection busy past the pool's timeout.
-    logger.error("database unavailable: %s", exc)
+    logger.error("database unavailable: %s", exc, extra={"event": "database_unavailable"})
+    metrics: Metrics | None = request.state.metrics
+    if metrics is not None and isinstance(exc, PoolTimeout):
+        metrics.pool_timeouts.inc()
     unavailable = Unavailable(
         "The database is unavailable; try again shortly.", RETRY_AFTER_SECONDS
     )
@@ -230,19 +238,36 @@ def _database_unavailable(_request: ConnexionRequest, exc: Exception) -> Connexi
 
 
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    logger.exception("unexpected error", exc_info=exc)
+    logger.exception("unexpected error", exc_info=exc, extra={"event": "unexpected_error"})
     return _answer(500, "The server met an unexpected error; it has been logged.")
 
 
+Handler = Callable[[ConnexionRequest, Any], ConnexionResponse]
+
+
+def _noted(handle: Handler) -> Handler:
+    """The handler, naming the exception it answers as the request's `error` in the log."""
+
+    def noted(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        note_error(type(exc).__name__)
+        return handle(request, exc)
+
+    return noted
+
+
 def register(app: AsyncApp) -> None:
-    app.add_error_handler(ProblemException, _problem)
-    app.add_error_handler(HTTPException, _http_error)
-    app.add_error_handler(TaskNotFound, _not_found)
-    app.add_error_handler(InvalidCursor, _bad_cursor)
-    app.add_error_handler(QuotaExceeded, _quota_exceeded)
-    app.add_error_handler(PreconditionFailed, _precondition_failed)
-    app.add_error_handler(CursorExpired, _cursor_expired)
-    app.add_error_handler(IdempotencyKeyReused, _key_reused)
-    app.add_error_handler(OperationalError, _database_unavailable)
-    app.add_error_handler(PoolTimeout, _database_unavailable)
-    app.add_error_handler(Exception, _unexpected)
+    handlers: list[tuple[type[Exception], Handler]] = [
+        (ProblemException, _problem),
+        (HTTPException, _http_error),
+        (TaskNotFound, _not_found),
+        (InvalidCursor, _bad_cursor),
+        (QuotaExceeded, _quota_exceeded),
+        (PreconditionFailed, _precondition_failed),
+        (CursorExpired, _cursor_expired),
+        (IdempotencyKeyReused, _key_reused),
+        (OperationalError, _database_unavailable),
+        (PoolTimeout, _database_unavailable),
+        (Exception, _unexpected),
+    ]
+    for kind, handle in handlers:
+        app.add_error_handler(kind, _noted(handle))

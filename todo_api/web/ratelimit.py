@@ -21,6 +21,7 @@ from connexion.lifecycle import ConnexionRequest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from todo_api.metrics import Metrics
 from todo_api.web.problems import (
     TooManyRequests,
     asgi_response,
@@ -166,13 +167,16 @@ class RedisCounter:
                     "Redis failed (%s: %s): counting rate limits in this process",
                     type(exc).__name__,
                     exc,
+                    extra={"event": "redis_fallback"},
                 )
             return await self._local.add(key, window, amount, at)
         # Only a request sent after the pause says Redis is back; one sent before it may
         # simply have got a connection in time.
         if self._failing and started >= self._paused_until:
             self._failing = False
-            logger.warning("Redis answers again: counting rate limits there")
+            logger.warning(
+                "Redis answers again: counting rate limits there", extra={"event": "redis_back"}
+            )
         self._local.remember(key, window, at, int(count))
         return int(count), (index + 1) * window - now
 
@@ -181,10 +185,18 @@ class RedisCounter:
 
 
 class RateLimiter:
-    def __init__(self, counter: Counter, user: Policy, address: Policy) -> None:
+    def __init__(
+        self, counter: Counter, user: Policy, address: Policy, metrics: Metrics | None = None
+    ) -> None:
         self._counter = counter
         self.user = user
         self.address = address
+        self._metrics = metrics
+
+    def refused(self, policy: Policy) -> None:
+        """Count a request this policy refused (429)."""
+        if self._metrics is not None:
+            self._metrics.rate_limit_refusals.labels(policy.name).inc()
 
     async def hit(
         self, policy: Policy, key: str, amount: int = 1, at: float | None = None
@@ -195,7 +207,11 @@ class RateLimiter:
             name = f"{policy.name}:{key}"
             count, reset = await self._counter.add(name, policy.window, amount, at)
         except Exception as exc:
-            logger.warning("rate limit counter unavailable, not limiting: %r", exc)
+            logger.warning(
+                "rate limit counter unavailable, not limiting: %r",
+                exc,
+                extra={"event": "rate_limit_unavailable"},
+            )
             return None
         return Decision(policy, count, reset)
 
@@ -253,6 +269,7 @@ class RateLimits:
         else:
             decision = await self.limiter.hit(policy, key)
         if decision is not None and not decision.allowed:
+            self.limiter.refused(policy)
             response = asgi_response(429, ADDRESS_OVER_LIMIT, decision.headers())
             await response(scope, receive, send)
             return
@@ -291,6 +308,7 @@ async def counted_as_a_guess(request: ConnexionRequest) -> AsyncIterator[None]:
     decision = await limiter.hit(limiter.address, tally.credential_key, at=at)
     tally.credential = decision
     if decision is not None and not decision.allowed:
+        limiter.refused(limiter.address)
         raise TooManyRequests(decision.headers(), ADDRESS_OVER_LIMIT)
     refused = False
     try:
@@ -314,4 +332,5 @@ async def count_for_user(request: ConnexionRequest, subject: str) -> None:
     if decision is not None:
         tally.user = decision
         if not decision.allowed:
+            limiter.refused(limiter.user)
             raise TooManyRequests(decision.headers())

@@ -1,0 +1,84 @@
+"""OpenTelemetry (the `otel` extra): a server span per request, named by its route template,
+with a child span per SQL statement, in the trace a `traceparent` names."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from tests.conftest import SECRET, Client, bearer, make_token
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+@pytest.fixture(scope="module")
+def spans() -> InMemorySpanExporter:
+    # A process has one global tracer provider; the app uses the one set, as it would an SDK
+    # configured by the deployment.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+def test_a_request_is_one_server_span_with_its_statements(
+    serve: Client, spans: InMemorySpanExporter
+) -> None:
+    client = serve(auth_secret=SECRET, otel_endpoint="http://127.0.0.1:4318")
+    alice = bearer(make_token("alice"))
+    created = client.post("/api/tasks", json={"title": "traced"}, headers=alice).json()
+    spans.clear()
+
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    answer = client.get(f"/api/tasks/{created['id']}", headers=alice | {"traceparent": traceparent})
+    assert answer.status_code == 200
+
+    finished = spans.get_finished_spans()
+    [server] = [span for span in finished if span.kind == SpanKind.SERVER]
+    assert server.name == "GET /api/tasks/{task_id}"
+    assert server.attributes is not None
+    assert server.attributes["http.route"] == "/api/tasks/{task_id}"
+    # The caller's trace: its trace id, and its span as the parent.
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.parent is not None
+    assert format(server.parent.span_id, "016x") == PARENT_ID
+    children = [span for span in finished if span.kind == SpanKind.CLIENT]
+    assert len(finished) == 1 + len(children)
+    for child in children:
+        assert child.parent is not None
+        assert child.parent.span_id == server.context.span_id
+    # The pool may open a connection (a `connect` span); the statements are the rest.
+    statements = [span for span in children if span.name != "connect"]
+    assert statements
+    for statement in statements:
+        assert statement.attributes is not None
+        assert str(statement.attributes["db.statement"]).startswith("SELECT")
+        assert statement.name.startswith("SELECT")
+
+
+def test_without_the_endpoint_nothing_of_opentelemetry_is_imported(tmp_path: Path) -> None:
+    program = f"""
+import sys
+from starlette.testclient import TestClient
+from todo_api import create_app
+from todo_api.settings import Settings
+app = create_app(Settings(database_url="sqlite:///{tmp_path / "todo.db"}", auth_secret={SECRET!r}))
+with TestClient(app) as client:
+    assert client.get("/api/health").status_code == 200
+loaded = sorted(name for name in sys.modules if name.startswith("opentelemetry"))
+assert not loaded, loaded
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr

@@ -35,7 +35,7 @@ class Metrics:
 
     def __init__(self) -> None:
         # A `_created` sample beside every counter doubles a scrape for nothing we chart.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.registry = registry = CollectorRegistry()
         self.requests = Counter(
             "todo_api_requests",

@@ -94,6 +94,8 @@ class RedactCredentials(logging.Filter):
     formatter unpacks them); any others are formatted into the message first."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "scrubbed", False):
+            return True
         args = record.args
         if isinstance(args, tuple) and all(isinstance(a, str | int | float) for a in args):
             record.msg = redact(str(record.msg))
@@ -109,6 +111,10 @@ class RedactCredentials(logging.Filter):
         return True
 
 
+# uvicorn logs its start and stop as `uvicorn.error`, which names no error.
+DEFAULT_EVENTS = {"uvicorn.error": "uvicorn"}
+
+
 class JsonLines(logging.Formatter):
     """One JSON object a line: `ts`, `level`, `event` (what happened: `request` for the access
     line, else the `event` a call names or the logger's name), `request_id` when a request
@@ -120,24 +126,57 @@ class JsonLines(logging.Formatter):
                 timespec="milliseconds"
             ),
             "level": record.levelname,
-            "event": getattr(record, "event", None) or record.name,
+            "event": getattr(record, "event", None) or DEFAULT_EVENTS.get(record.name, record.name),
         }
         fields: dict[str, Any] | None = getattr(record, "fields", None)
         if fields is not None:
+            # The access line, scrubbed where it was made (log_request).
             line.update(fields)
-        else:
-            line["logger"] = record.name
-            line["message"] = record.getMessage()
-            request_id = current_request_id()
-            if request_id is not None:
-                line["request_id"] = request_id
-            if record.exc_info and not record.exc_text:
-                record.exc_text = self.formatException(record.exc_info)
-            if record.exc_text:
-                line["traceback"] = record.exc_text
+            return json.dumps(line, ensure_ascii=False, default=str)
+        line["logger"] = record.name
+        line["message"] = record.getMessage()
+        request_id = current_request_id()
+        if request_id is not None:
+            line["request_id"] = request_id
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["traceback"] = record.exc_text
         # Each value on its own, so that what is scrubbed can never break the JSON around it.
         scrubbed = {k: redact(v) if isinstance(v, str) else v for k, v in line.items()}
         return json.dumps(scrubbed, ensure_ascii=False, default=str)
+
+
+_access_log = logging.getLogger(ACCESS_LOGGER)
+# Of the access line's fields, those a client's text can reach; the rest are the spec's route
+# templates, a known method, numbers and the server's own words.
+CLIENT_TEXT = ("user", "client", "request_id")
+
+
+def log_request(fields: dict[str, Any]) -> None:
+    """The one line a request writes when its answer is done, `fields` as the JSON names them.
+
+    Scrubbed here, once and only where a client's text can be, rather than in every handler's
+    filter and again in the formatter: this line is written for every request."""
+    if not _access_log.isEnabledFor(logging.INFO):
+        return
+    for name in CLIENT_TEXT:
+        value = fields[name]
+        if value is not None:
+            fields[name] = redact(value)
+    error = fields["error"]
+    _access_log.info(
+        "%s %s %s %.1fms %dB user=%s id=%s%s",
+        fields["method"],
+        fields["route"],
+        fields["status"],
+        fields["duration_ms"],
+        fields["bytes"],
+        fields["user"] or "-",
+        fields["request_id"],
+        f" error={error}" if error else "",
+        extra={"event": "request", "fields": fields, "scrubbed": True},
+    )
 
 
 def log_config(level: str, log_format: str = "text") -> dict[str, Any]:

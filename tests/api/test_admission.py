@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from storage import PoolSettings, TaskStore
+from tests.api.test_metrics import samples, value
 from tests.conftest import SECRET, Client, bearer, make_token
 
 ALICE = bearer(make_token("alice", iss=None, aud=None))
@@ -20,7 +21,11 @@ def test_requests_past_the_pool_wait_a_bounded_time_then_get_503(
 ) -> None:
     # Two places, half a second's patience; each request works for two seconds, none of it
     # holding a database connection, so only admission can refuse them.
-    api = serve(auth_secret=SECRET, pool=PoolSettings(size=1, max_overflow=1, timeout=0.5))
+    api = serve(
+        auth_secret=SECRET,
+        pool=PoolSettings(size=1, max_overflow=1, timeout=0.5),
+        metrics_enabled=True,
+    )
     task = api.post("/api/tasks", json={"title": "slow"}, headers=ALICE).json()
     get = TaskStore.get
 
@@ -40,6 +45,8 @@ def test_requests_past_the_pool_wait_a_bounded_time_then_get_503(
         answers = pool.map(fetch, range(6))
         time.sleep(1)  # while the two admitted requests work
         health = api.get("/api/health")
+        # Metrics are outside admission: read while every place is taken.
+        busy = api.get("/api/metrics")
         answers = list(answers)
 
     statuses = sorted(status for status, _, _ in answers)
@@ -50,3 +57,8 @@ def test_requests_past_the_pool_wait_a_bounded_time_then_get_503(
             assert headers["content-type"] == "application/problem+json"
             assert "busy" in text
     assert health.status_code == 200  # liveness is never held back
+    assert busy.status_code == 200
+    scraped = samples(busy.text)
+    assert value(scraped, "todo_api_requests_in_flight") == 2  # the two admitted
+    assert value(scraped, "todo_api_admission_waits_total") == 4
+    assert value(scraped, "todo_api_admission_refusals_total") == 4

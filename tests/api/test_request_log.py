@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -219,3 +220,21 @@ def test_the_request_id_is_exposed_to_browsers(serve: Client) -> None:
     )
     assert preflight.status_code == 200
     assert "x-request-id" in preflight.headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_a_client_that_leaves_before_the_answer_is_logged_as_499(logged: Logged) -> None:
+    host, port = logged.base.removeprefix("http://").removesuffix("/api").split(":")
+    mine = f"leaves-{uuid.uuid4().hex}"
+    with socket.create_connection((host, int(port))) as sock:
+        head = (
+            "POST /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 100\r\nX-Request-ID: {mine}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"title": ')
+        time.sleep(0.2)
+    time.sleep(0.3)
+    line = logged.requests()[mine]
+    assert line["status"] == 499
+    assert line["route"] == "/api/tasks"
+    assert line["error"] == "Client Closed Request"
+    assert line["bytes"] == 0

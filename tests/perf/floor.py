@@ -137,7 +137,8 @@ def _etag(row: Sequence[Any]) -> dict[str, str]:
 
 def _encode_cursor(created_at: dt.datetime, task_id: int) -> str:
     # The service's cursor format (storage/cursors.py), so that either server reads the other's.
-    raw = json.dumps({"s": "created", "o": "desc", "k": [created_at.isoformat()], "i": task_id})
+    position = {"s": "created", "o": "desc", "k": [created_at.isoformat()], "i": task_id}
+    raw = json.dumps(position, ensure_ascii=False, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
 
 

@@ -21,6 +21,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,8 @@ class Mode:
     heavy_duration: int
     # The floor's latency is for reference only; the targets are on ours.
     floor_latency: bool = True
+    # Turns of metrics and logging on against off, each scenario once a turn.
+    observability_rounds: int = 4
 
 
 FULL = Mode(
@@ -97,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run of under a minute")
     parser.add_argument("--postgres", default=os.environ.get("PERF_DATABASE_URL", DEFAULT_POSTGRES))
     parser.add_argument("--redis", action="store_true", help="rate-limit counts in Redis")
-    parser.add_argument("--only", nargs="*", choices=SCENARIOS, help="run these scenarios only")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=(*SCENARIOS, "observability"),
+        help="run these scenarios only (observability: metrics and logging on against off)",
+    )
     parser.add_argument(
         "--serve-with",
         metavar="COMMAND",
@@ -137,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.load(base, "mix", users_file, 100, mode.warmup)
             report["rss_kib_before"] = {"ours": _rss(ours), "floor": _rss(floor)}
             results: dict[str, Any] = {}
-            for scenario in args.only or SCENARIOS:
+            for scenario in [name for name in args.only or SCENARIOS if name in SCENARIOS]:
                 results[scenario] = {}
                 for name, base in (("ours", ours), ("floor", floor)):
                     if mode.scenario_warmup:
@@ -160,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
                 for name, base in (("ours", ours), ("floor", floor))
             }
             report["rss_kib_after"] = {"ours": _rss(ours), "floor": _rss(floor)}
+        if args.only is None or "observability" in args.only:
+            print("metrics and logging, on against off", flush=True)
+            report["observability"] = _observability(bench, env, work, users_file, mode)
             if mode.growth:
                 report["growth"] = {}
                 for user in GROWTH:
@@ -327,25 +338,59 @@ def _servers(
     ours = [sys.executable, "-m", "todo_api", "serve", "--port", str(ours_port)]
     if serve_with:
         ours = shlex.split(serve_with.format(port=ours_port))
-    commands = {
-        "ours": ours,
-        "floor": [sys.executable, "-m", "tests.perf.floor", "--port", str(floor_port)],
-    }
+    floor = [sys.executable, "-m", "tests.perf.floor", "--port", str(floor_port)]
+    started = {"ours": (ours, ours_port, env), "floor": (floor, floor_port, env)}
+    with _started(started, work, workers) as bases:
+        yield bases["ours"], bases["floor"]
+
+
+# Metrics and the per-request log line, on as `serve` deploys them (JSON lines to a file), or
+# both off: no metrics, and no line below WARNING.
+OBSERVED = {"on": {"METRICS_ENABLED": "true", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}}
+OBSERVED["off"] = {"METRICS_ENABLED": "false", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json"}
+OBSERVED_SCENARIOS = ("get", "create", "mix")
+
+
+def _observability(
+    bench: Bench, env: dict[str, str], work: Path, users_file: Path, mode: Mode
+) -> dict[str, Any]:
+    """The service with metrics and logging on against itself with them off, in turns."""
+    started = {}
+    for name, settings in OBSERVED.items():
+        port = free_port()
+        command = [sys.executable, "-m", "todo_api", "serve", "--port", str(port)]
+        started[name] = (command, port, env | settings)
+    results: dict[str, Any] = {scenario: {"on": [], "off": []} for scenario in OBSERVED_SCENARIOS}
+    with _started(started, work, workers=1) as bases:
+        for base in bases.values():
+            bench.load(base, "mix", users_file, 100, mode.warmup)
+        for turn in range(mode.observability_rounds):
+            # on, off, then off, on: neither always goes first.
+            order = ("on", "off") if turn % 2 == 0 else ("off", "on")
+            for scenario in OBSERVED_SCENARIOS:
+                for name in order:
+                    result = bench.load(bases[name], scenario, users_file, 100, mode.duration)
+                    results[scenario][name].append(result)
+    return results
+
+
+@contextlib.contextmanager
+def _started(
+    commands: dict[str, tuple[list[str], int, dict[str, str]]], work: Path, workers: int
+) -> Iterator[dict[str, str]]:
+    """Each command, with its environment, listening on its port, until the block ends."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for name, command in commands.items():
+        for name, (command, _, env) in commands.items():
             log = (work / f"{name}-{workers}.log").open("ab")
             processes[name] = subprocess.Popen(
                 [*command, "--workers", str(workers)], env=env, stdout=log, stderr=log, cwd=ROOT
             )
-        bases = {
-            "ours": f"http://127.0.0.1:{ours_port}",
-            "floor": f"http://127.0.0.1:{floor_port}",
-        }
+        bases = {name: f"http://127.0.0.1:{port}" for name, (_, port, _) in commands.items()}
         for name, base in bases.items():
             wait_until_healthy(f"{base}/api", processes[name])
             _PIDS[base] = processes[name].pid
-        yield bases["ours"], bases["floor"]
+        yield bases
     finally:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)
@@ -462,6 +507,9 @@ def _errors_in(report: dict[str, Any]) -> int:
                 total += node["errors"]
             for value in node.values():
                 walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
 
     walk(report)
     return total
@@ -534,6 +582,23 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{result['tasks']:>8,} {ours['p50']:>8.1f} {ours['p99']:>8.1f} "
                 f"{floor['p50']:>9.1f} {floor['p99']:>9.1f}"
             )
+    if "observability" in report:
+        lines.append("")
+        lines.append(
+            "metrics and logging on against off: rps at 100 connections (median of turns), "
+            "server CPU ms per request (median)"
+        )
+        lines.append(
+            f"{'scenario':<16} {'on rps':>8} {'off rps':>8} {'on/off':>7} "
+            f"{'on cpu':>7} {'off cpu':>7} {'off/on cpu':>10}"
+        )
+        for scenario, turns in report["observability"].items():
+            on, off = _medians(turns["on"]), _medians(turns["off"])
+            lines.append(
+                f"{TITLES[scenario]:<16} {on['rps']:>8.0f} {off['rps']:>8.0f} "
+                f"{on['rps'] / off['rps']:>7.2f} {on['cpu']:>7.2f} {off['cpu']:>7.2f} "
+                f"{off['cpu'] / on['cpu']:>10.2f}"
+            )
     if "workers" in report:
         lines.append("")
         lines.append("throughput (rps) at 100 connections by worker processes:")
@@ -553,6 +618,13 @@ def format_report(report: dict[str, Any]) -> str:
         + f"; took {report.get('seconds')} s"
     )
     return "\n".join(lines)
+
+
+def _medians(results: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        "rps": statistics.median(r["rps"] for r in results),
+        "cpu": statistics.median(r["cpu_ms_per_request"] for r in results),
+    }
 
 
 if __name__ == "__main__":

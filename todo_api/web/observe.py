@@ -4,26 +4,23 @@
 from __future__ import annotations
 
 import hmac
-import logging
 import time
 import uuid
 from functools import lru_cache
-from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.contract import base_path, is_request_id, route_template
-from todo_api.logs import ACCESS_LOGGER, CURRENT_REQUEST, RequestContext
+from todo_api.logs import CURRENT_REQUEST, RequestContext, log_request
 from todo_api.metrics import MEDIA_TYPE, Metrics
 from todo_api.web.problems import TITLES, asgi_response
-
-access_log = logging.getLogger(ACCESS_LOGGER)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 METRICS_REALM = 'Bearer realm="todo-api metrics"'
 # Any other method is counted as OTHER: a label value per made-up method would grow without end.
+CLIENT_CLOSED = 499
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -67,7 +64,7 @@ class Observe:
             offered if offered is not None and is_request_id(offered) else uuid.uuid4().hex
         )
         token = CURRENT_REQUEST.set(context)
-        status = 500
+        status = 0
         size = 0
         metrics = self.metrics
 
@@ -90,7 +87,13 @@ class Observe:
             metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_observed)
+        except BaseException:
+            # Escaping here, it becomes the server's own 500 on its way out.
+            status = status or 500
+            raise
         finally:
+            # No answer at all: the client went away first (nginx's 499).
+            status = status or CLIENT_CLOSED
             seconds = time.perf_counter() - started
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
             route = route_label(scope["path"])
@@ -115,6 +118,9 @@ class Observe:
         return Response(metrics.exposition(), 200, media_type=MEDIA_TYPE)
 
 
+_TITLES = TITLES | {CLIENT_CLOSED: "Client Closed Request"}
+
+
 def _log_access(
     scope: Scope,
     context: RequestContext,
@@ -124,29 +130,17 @@ def _log_access(
     seconds: float,
     size: int,
 ) -> None:
-    if not access_log.isEnabledFor(logging.INFO):
-        return
     client = scope.get("client")
-    fields: dict[str, Any] = {
-        "method": method,
-        "route": route,
-        "status": status,
-        "duration_ms": round(seconds * 1000, 2),
-        "bytes": size,
-        "user": context.user,
-        "client": client[0] if client else None,
-        "request_id": context.request_id,
-        "error": (context.error or TITLES.get(status, "Error")) if status >= 400 else None,
-    }
-    access_log.info(
-        "%s %s %s %.1fms %dB user=%s id=%s%s",
-        method,
-        route,
-        status,
-        fields["duration_ms"],
-        size,
-        context.user or "-",
-        context.request_id,
-        f" error={fields['error']}" if fields["error"] else "",
-        extra={"event": "request", "fields": fields},
+    log_request(
+        {
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "bytes": size,
+            "user": context.user,
+            "client": client[0] if client else None,
+            "request_id": context.request_id,
+            "error": (context.error or _TITLES.get(status, "Error")) if status >= 400 else None,
+        }
     )

@@ -102,6 +102,8 @@ class Metrics:
             "Requests that waited DB_POOL_TIMEOUT for a database connection and got none.",
             registry=registry,
         )
+        # (method, route, status class): bounded by the spec's routes and the known methods.
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self.idempotent_replays = Counter(
             "todo_api_idempotent_replays",
             "Creates answered from an earlier request with the same Idempotency-Key.",
@@ -112,6 +114,17 @@ class Metrics:
             "Writes refused with 412: If-Match named an older version.",
             registry=registry,
         )
+
+    def count_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, f"{status // 100}xx")
+        children = self._children.get(key)
+        if children is None:
+            # labels() takes a lock and builds a key each time; the few children are kept.
+            children = (self.requests.labels(*key), self.latency.labels(method, route))
+            self._children[key] = children
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
 
     def watch_pool(self, engine: Engine) -> None:
         pool: Any = engine.pool

@@ -244,3 +244,8 @@ def test_two_workers_report_one_view(two_workers: tuple[str, Path]) -> None:
         # The first health check came from wait_until_healthy; each process counts its own.
         assert requests(scraped, "GET", "/api/health", "2xx") >= 1
         assert value(scraped, "todo_api_requests_in_flight") == 0
+
+
+def test_the_metrics_are_not_in_the_public_contract(metered: TestClient) -> None:
+    contract = metered.get("/api/openapi.json").json()
+    assert not [path for path in contract["paths"] if "metrics" in path]

@@ -107,3 +107,28 @@ def test_any_origin_cannot_be_listed_beside_named_ones() -> None:
     with pytest.raises(ConfigError, match=r"CORS_ORIGINS=\*"):
         Settings.from_env({"CORS_ORIGINS": "*, https://app.example"})
     assert Settings.from_env({"CORS_ORIGINS": "*"}).any_origin
+
+
+def test_log_format_defaults_to_the_commands_and_refuses_others() -> None:
+    assert Settings.log_format_from({}, "json") == "json"
+    assert Settings.log_format_from({}, "text") == "text"
+    assert Settings.log_format_from({"LOG_FORMAT": " Text "}, "json") == "text"
+    with pytest.raises(ConfigError, match="LOG_FORMAT must be json or text"):
+        Settings.log_format_from({"LOG_FORMAT": "xml"}, "json")
+
+
+def test_metrics_and_traces_are_off_unless_asked_for() -> None:
+    default = Settings.from_env({})
+    assert not default.metrics_enabled
+    assert default.metrics_token is None
+    assert default.otel_endpoint is None
+    asked = Settings.from_env(
+        {
+            "METRICS_ENABLED": "true",
+            "METRICS_TOKEN": " t0k3n ",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+        }
+    )
+    assert asked.metrics_enabled
+    assert asked.metrics_token == "t0k3n"
+    assert asked.otel_endpoint == "http://collector:4318"

@@ -13,6 +13,7 @@ from todo_api.auth.cache import TtlCache
 from todo_api.auth.remote import RemoteError, get_json
 
 logger = logging.getLogger("todo_api.auth")
+SESSION_CHECK_FAILED = {"event": "session_check_failed"}
 
 # A refused token is remembered this long at most, so that a user who has just signed in again
 # is not kept out, while a burst of bad tokens does not become a burst of calls to Better Auth.
@@ -66,10 +67,12 @@ class SessionIntrospector:
                 headers={"Authorization": f"Bearer {token}"},
             )
         except RemoteError as exc:
-            logger.warning("session check failed: %s", exc)
+            logger.warning("session check failed: %s", exc, extra=SESSION_CHECK_FAILED)
             raise SessionsUnavailable from exc
         if status not in {200, 401, 403}:
-            logger.warning("session check at %s answered %s", self._url, status)
+            logger.warning(
+                "session check at %s answered %s", self._url, status, extra=SESSION_CHECK_FAILED
+            )
             raise SessionsUnavailable
         user = body.get("user") if isinstance(body, dict) else None
         user_id = user.get("id") if isinstance(user, dict) else None

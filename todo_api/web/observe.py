@@ -99,8 +99,7 @@ class Observe:
             route = route_label(scope["path"])
             if metrics is not None:
                 metrics.in_flight.dec()
-                metrics.requests.labels(method, route, f"{status // 100}xx").inc()
-                metrics.latency.labels(method, route).observe(seconds)
+                metrics.count_request(method, route, status, seconds)
             _log_access(scope, context, method, route, status, seconds, size)
             CURRENT_REQUEST.reset(token)
 

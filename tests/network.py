@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,11 +43,12 @@ def serving(
     cwd: Path | str,
     stdout: IO[Any] | int | None = None,
     stderr: IO[Any] | int | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`todo-api serve` on a free loopback port: its API base URL and its process."""
+    """`todo-api serve [args]` on a free loopback port: its API base URL and its process."""
     port = free_port()
     process = subprocess.Popen(
-        [TODO_API, "serve", "--port", str(port)],
+        [TODO_API, "serve", "--port", str(port), *args],
         cwd=cwd,
         env=dict(env),
         stdout=stdout,

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from tests.conftest import SECRET, Client, bearer, make_token
-from tests.network import TODO_API, free_port, wait_until_healthy
+from tests.network import TODO_API, free_port, serving
 
 METRICS = "/api/metrics"
 TOKEN = "Kq3vX9pLm2Zr7Tb1Wc5Yd8Fh4Jn6Gs0A"
@@ -193,7 +193,6 @@ def test_a_guessable_metrics_token_refuses_to_start(tmp_path: Path) -> None:
 
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = free_port()
     env = {
         **os.environ,
         "BETTER_AUTH_SECRET": SECRET,
@@ -206,22 +205,11 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "TMPDIR": str(tmp_path),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [TODO_API, "serve", "--port", str(port), "--workers", "2"],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(f"{base}/api", process)
-        yield base, tmp_path
-    finally:
-        process.terminate()
-        process.wait(timeout=40)
-        log.close()
+    with (
+        (tmp_path / "serve.log").open("w") as log,
+        serving(env, tmp_path, log, subprocess.STDOUT, args=["--workers", "2"]) as (base, _),
+    ):
+        yield base.removesuffix("/api"), tmp_path
     # Made for this run, and gone with it.
     assert not list(tmp_path.glob("todo-api-metrics-*"))
 

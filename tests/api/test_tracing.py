@@ -82,3 +82,26 @@ assert not loaded, loaded
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_endpoint_without_the_extra_is_a_configuration_error(tmp_path: Path) -> None:
+    program = f"""
+import sys
+sys.modules["opentelemetry"] = None  # as if the otel extra were not installed
+from todo_api import create_app
+from todo_api.settings import ConfigError, Settings
+settings = Settings(
+    database_url="sqlite:///{tmp_path / "todo.db"}",
+    auth_secret={SECRET!r},
+    otel_endpoint="http://127.0.0.1:4318",
+)
+try:
+    create_app(settings)
+except ConfigError as exc:
+    print(exc)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'todo-api[otel]'" in result.stdout

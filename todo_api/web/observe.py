@@ -19,8 +19,9 @@ from todo_api.web.problems import TITLES, asgi_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
 METRICS_REALM = 'Bearer realm="todo-api metrics"'
-# Any other method is counted as OTHER: a label value per made-up method would grow without end.
+# No answer at all: the client went away first (nginx's 499).
 CLIENT_CLOSED = 499
+# Any other method is counted as OTHER: a label value per made-up method would grow without end.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -92,7 +93,6 @@ class Observe:
             status = status or 500
             raise
         finally:
-            # No answer at all: the client went away first (nginx's 499).
             status = status or CLIENT_CLOSED
             seconds = time.perf_counter() - started
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from tests.conftest import SECRET, Client, bearer, make_token
+from tests.fake_better_auth import FakeBetterAuth, SigningKey, better_auth_claims
 from tests.network import TODO_API, free_port, serving
 
 METRICS = "/api/metrics"
@@ -237,3 +239,40 @@ def test_two_workers_report_one_view(two_workers: tuple[str, Path]) -> None:
 def test_the_metrics_are_not_in_the_public_contract(metered: TestClient) -> None:
     contract = metered.get("/api/openapi.json").json()
     assert not [path for path in contract["paths"] if "metrics" in path]
+
+
+def test_better_auth_tokens_and_key_fetches_are_counted(serve: Client) -> None:
+    fake = FakeBetterAuth()
+    try:
+        key = SigningKey("EdDSA")
+        fake.published = [key.jwk()]
+        fake.sessions = {"session-token-of-alice": "alice"}
+        client = serve(
+            auth_secret=SECRET,
+            better_auth_url=fake.url,
+            better_auth_sessions=True,
+            metrics_enabled=True,
+            jwks_refetch_cooldown=0.01,
+        )
+        signed = key.sign(better_auth_claims(fake.url, "alice"))
+        assert client.get("/api/tasks", headers=bearer(signed)).status_code == 200
+        unknown = SigningKey("EdDSA").sign(better_auth_claims(fake.url, "alice"))
+        time.sleep(0.02)
+        assert client.get("/api/tasks", headers=bearer(unknown)).status_code == 401
+        assert client.get("/api/tasks", headers=bearer("session-token-of-alice")).status_code == 200
+        assert client.get("/api/tasks", headers=bearer("not-a-session")).status_code == 401
+        fake.stop()
+        time.sleep(0.02)
+        other = SigningKey("EdDSA").sign(better_auth_claims(fake.url, "alice"))
+        assert client.get("/api/tasks", headers=bearer(other)).status_code == 503
+    finally:
+        fake.stop()
+    scraped = scrape(client)
+    # Fetched for the first token, again for each unknown key; the last fetch found no one.
+    assert value(scraped, "todo_api_jwks_fetches_total", outcome="ok") == 2
+    assert value(scraped, "todo_api_jwks_fetches_total", outcome="failed") == 1
+    assert value(scraped, "todo_api_auth_total", kind="jwks", outcome="accepted") == 1
+    assert value(scraped, "todo_api_auth_total", kind="jwks", outcome="refused") == 1
+    assert value(scraped, "todo_api_auth_total", kind="jwks", outcome="unavailable") == 1
+    assert value(scraped, "todo_api_auth_total", kind="session", outcome="accepted") == 1
+    assert value(scraped, "todo_api_auth_total", kind="session", outcome="refused") == 1

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from storage import PoolSettings, TaskStore
-from tests.api.test_metrics import samples, value
 from tests.conftest import SECRET, Client, bearer, make_token
+from tests.prometheus import samples, value
 
 ALICE = bearer(make_token("alice", iss=None, aud=None))
 

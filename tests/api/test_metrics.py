@@ -12,35 +12,18 @@ from pathlib import Path
 import httpx2 as httpx
 import jwt
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from tests.conftest import SECRET, Client, bearer, make_token
 from tests.fake_better_auth import FakeBetterAuth, SigningKey, better_auth_claims
 from tests.network import TODO_API, free_port, serving
+from tests.prometheus import Samples, samples, value
 
 METRICS = "/api/metrics"
 TOKEN = "Kq3vX9pLm2Zr7Tb1Wc5Yd8Fh4Jn6Gs0A"
 
 
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of a scrape, keyed by its name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(
-    scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    return scraped.get((name, frozenset(labels.items())), 0.0)
-
-
-def scrape(
-    client: TestClient | httpx.Client, url: str = METRICS, **kwargs: object
-) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def scrape(client: TestClient | httpx.Client, url: str = METRICS, **kwargs: object) -> Samples:
     response = client.get(url, **kwargs)  # type: ignore[arg-type]
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain; version=")

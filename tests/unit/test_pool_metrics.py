@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from tests.api.test_metrics import samples, value
+from tests.prometheus import samples, value
 from todo_api.metrics import Metrics
 
 

@@ -15,7 +15,10 @@ from jsonschema import Draft4Validator, ValidationError, validators
 from jsonschema.protocols import Validator
 from starlette.routing import compile_path
 
-SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
+import openapi
+
+# Wherever the code is installed, the contract is installed beside it (package data).
+SPEC_DIR = Path(openapi.__file__).resolve().parent
 SPEC_FILE = "openapi.yaml"
 
 

@@ -221,17 +221,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
     )
+    # Container platforms (Heroku's convention, kept by Cloud Run, Render, Fly.io) say these in
+    # the environment; argparse checks a default given as text as it checks the option.
     serve.add_argument(
         "--port",
         type=_whole_number(1, 65_535),
-        default=8000,
-        help="the TCP port to listen on (default: %(default)s)",
+        default=os.environ.get("PORT", "").strip() or "8000",
+        help="the TCP port to listen on (default: $PORT, else 8000)",
     )
     serve.add_argument(
         "--workers",
         type=_whole_number(1, 1_000),
-        default=1,
-        help="how many server processes to run (default: %(default)s)",
+        default=os.environ.get("WEB_CONCURRENCY", "").strip() or "1",
+        help="how many server processes to run (default: $WEB_CONCURRENCY, else 1)",
     )
     serve.add_argument(
         "--dev",

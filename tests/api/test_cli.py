@@ -34,7 +34,15 @@ SECRET = secrets.token_urlsafe(32)
 @pytest.fixture
 def clean_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a fresh shell in an empty directory: no secret, no database URL."""
-    names = ("BETTER_AUTH_SECRET", "DATABASE_URL", "NEON_DB_URL", "JWT_ISSUER", "JWT_AUDIENCE")
+    names = (
+        "BETTER_AUTH_SECRET",
+        "DATABASE_URL",
+        "NEON_DB_URL",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "PORT",
+        "WEB_CONCURRENCY",
+    )
     return {k: v for k, v in os.environ.items() if k not in names}
 
 
@@ -431,3 +439,34 @@ def test_an_unreadable_dotenv_is_a_configuration_error(
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith(f"todo-api: {tmp_path / '.env'} cannot be read: ")
+
+
+def test_serve_takes_its_port_and_processes_from_the_platforms_variables(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    port = free_port()
+    env = clean_env | {"PORT": str(port), "WEB_CONCURRENCY": "2"}
+    log = (tmp_path / "serve.log").open("w+")
+    process = subprocess.Popen(
+        [TODO_API, "serve", "--dev"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/api", process)
+        served = (tmp_path / "serve.log").read_text()
+        assert f"serving on http://127.0.0.1:{port}/api with 2 worker process(es)" in served
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [("PORT", "0", "--port: must be 1 to 65535"), ("WEB_CONCURRENCY", "two", "--workers: 'two'")],
+)
+def test_a_bad_platform_variable_is_a_usage_error(
+    tmp_path: Path, clean_env: dict[str, str], name: str, value: str, said: str
+) -> None:
+    result = run(["serve", "--dev"], tmp_path, clean_env | {name: value})
+    assert result.returncode == 2
+    assert said in result.stderr

@@ -2,6 +2,7 @@
 # Both stages start from Debian's slim image with Debian's own Python (3.13 on trixie).
 
 FROM docker.io/library/debian:trixie-slim AS builder
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && apt-get clean \
@@ -28,6 +29,7 @@ RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
  && find /opt/todo-api -name __pycache__ -prune -exec rm -rf {} +
 
 FROM docker.io/library/debian:trixie-slim
+ARG DEBIAN_FRONTEND=noninteractive
 # apt-get clean: unlike Docker Hub's, a base made with mmdebstrap keeps the downloaded packages.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 \

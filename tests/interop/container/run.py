@@ -53,6 +53,9 @@ SLIM = [
 # This machine's container runtime: runc without systemd, and limits it may set.
 RUN = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+# The host's network (its PostgreSQL and Redis), and a read-only root: the image writes nothing
+# but to its own /tmp.
+SANDBOX = ["--network=host", *LIMITS, "--read-only", "--tmpfs", "/tmp"]  # noqa: S108
 PER_USER = 6
 
 
@@ -166,11 +169,20 @@ class Container:
 def containers(database: str, redis: str, secret: str) -> Iterator[tuple[Container, Container]]:
     run = uuid.uuid4().hex[:8]
     started = [Container(f"todo-api-ci-{run}-{n}", free_port()) for n in (1, 2)]
+    step("migrations as a one-shot container")
+    upgraded = _podman(
+        "run", "--rm", *SANDBOX, f"--env=DATABASE_URL={database}", IMAGE, "db", "upgrade"
+    )
+    check(upgraded.strip() == "database is up to date", f"db upgrade said {upgraded!r}")
     try:
-        for container, processes in zip(started, ("1", "2"), strict=True):
+        # One that would migrate as it starts (nothing is left to do), one that never does.
+        for container, processes, migrate in zip(
+            started, ("1", "2"), ("true", "false"), strict=True
+        ):
             env = {
                 "DATABASE_URL": database,
                 "BETTER_AUTH_SECRET": secret,
+                "AUTO_MIGRATE": migrate,
                 "PORT": str(container.port),
                 "WEB_CONCURRENCY": processes,
                 "REDIS_URL": redis,
@@ -178,11 +190,7 @@ def containers(database: str, redis: str, secret: str) -> Iterator[tuple[Contain
                 "RATE_LIMIT_WINDOW": "86400",
             }
             flags = [f"--env={name}={value}" for name, value in env.items()]
-            _podman(
-                "run", "-d", "--name", container.name, "--network=host", *LIMITS,
-                # Nothing but /tmp is written.
-                "--read-only", "--tmpfs", "/tmp", *flags, IMAGE,  # noqa: S108 (the container's)
-            )  # fmt: skip
+            _podman("run", "-d", "--name", container.name, *SANDBOX, *flags, IMAGE)
         yield started[0], started[1]
     finally:
         for container in started:

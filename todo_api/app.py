@@ -242,15 +242,14 @@ def app_from_env() -> AsyncApp:
 
 
 def refuse_a_guessable_secret(settings: Settings) -> None:
-    weakness = weak_secret(settings.auth_secret) if settings.auth_secret else None
-    if weakness is not None:
-        raise ConfigError(
-            f"BETTER_AUTH_SECRET {weakness}, so anyone could sign tokens with it; "
-            "set it to a random value, e.g. the output of `openssl rand -base64 32`."
-        )
-    weakness = weak_secret(settings.metrics_token) if settings.metrics_token else None
-    if weakness is not None:
-        raise ConfigError(
-            f"METRICS_TOKEN {weakness}, so anyone could read the metrics; "
-            "set it to a random value, e.g. the output of `openssl rand -base64 32`."
-        )
+    guarded = (
+        ("BETTER_AUTH_SECRET", settings.auth_secret, "sign tokens with it"),
+        ("METRICS_TOKEN", settings.metrics_token, "read the metrics"),
+    )
+    for name, value, harm in guarded:
+        weakness = weak_secret(value) if value else None
+        if weakness is not None:
+            raise ConfigError(
+                f"{name} {weakness}, so anyone could {harm}; "
+                "set it to a random value, e.g. the output of `openssl rand -base64 32`."
+            )

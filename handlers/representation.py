@@ -24,13 +24,13 @@ def task_json(task: Task) -> dict[str, Any]:
 
 def changes_json(page: Changes) -> dict[str, Any]:
     return {
-        "changes": [_change(change) for change in page.changes],
+        "changes": [change_json(change) for change in page.changes],
         "cursor": page.cursor,
         "has_more": page.has_more,
     }
 
 
-def _change(change: Task | Tombstone) -> dict[str, Any]:
+def change_json(change: Task | Tombstone) -> dict[str, Any]:
     if isinstance(change, Tombstone):
         return {"op": "delete", "id": change.id, "deleted_at": rfc3339(change.deleted_at)}
     return {"op": "upsert", "task": task_json(change)}

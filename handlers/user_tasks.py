@@ -11,18 +11,25 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from handlers import tasks
+from handlers import events, tasks
 
 
 def _with_path_user(operation: Callable[..., Any]) -> Callable[..., Any]:
-    def handler(*args: Any, user_id: str, **kwargs: Any) -> Any:
-        return operation(*args, **kwargs)
+    handler: Callable[..., Any]
+    if inspect.iscoroutinefunction(operation):
+        # Connexion awaits a coroutine function on the event loop, and runs others in threads.
+        async def handler(*args: Any, user_id: str, **kwargs: Any) -> Any:
+            return await operation(*args, **kwargs)
+    else:
+
+        def handler(*args: Any, user_id: str, **kwargs: Any) -> Any:
+            return operation(*args, **kwargs)
 
     # Connexion passes the arguments a handler's signature names: the operation's, plus user_id.
     signature = inspect.signature(operation)
     user_id = inspect.Parameter("user_id", inspect.Parameter.KEYWORD_ONLY, annotation=str)
     parameters = sorted([*signature.parameters.values(), user_id], key=lambda p: p.kind)
-    handler.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    handler.__signature__ = signature.replace(parameters=parameters)  # type: ignore[union-attr]
     handler.__name__ = operation.__name__
     handler.__doc__ = operation.__doc__
     return handler
@@ -38,3 +45,5 @@ complete_task = _with_path_user(tasks.complete_task)
 post_complete_task = _with_path_user(tasks.post_complete_task)
 restore_task = _with_path_user(tasks.restore_task)
 list_changes = _with_path_user(tasks.list_changes)
+stream_events = _with_path_user(events.stream_events)
+issue_ticket = _with_path_user(events.issue_ticket)

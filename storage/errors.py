@@ -10,7 +10,11 @@ class TaskNotFound(LookupError):
 
 
 class InvalidCursor(ValueError):
-    """A paging cursor that does not decode, or was made for another sort or order."""
+    """A paging cursor that does not decode, or was made for another sort or order.
+
+    `parameter` names where the client sent it (a stream also takes `Last-Event-ID`)."""
+
+    parameter = "cursor"
 
 
 class QuotaExceeded(Exception):

@@ -130,3 +130,17 @@ class IdempotencyKeyRow(Base):
     # The created task as it was answered, so that a replay answers the same.
     response: Mapped[str] = mapped_column(TextType, nullable=False)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class StreamTicketRow(Base):
+    """A ticket that opens one event stream, for a browser's EventSource (which cannot send an
+    Authorization header). Only its digest is kept: a copy of this table opens no stream."""
+
+    __tablename__ = "stream_tickets"
+    __table_args__ = (Index("ix_stream_tickets_expires", "expires_at"),)
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    # When the credential that asked for the ticket expires: the stream closes then too.
+    credential_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -116,6 +116,8 @@ class Changes:
     changes: list[Task | Tombstone]
     cursor: str
     has_more: bool
+    # The cursor just after each change, in the same order: where a stream resumes.
+    positions: list[str]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Update,
     bindparam,
     case,
+    cast,
     delete,
     exists,
     false,
@@ -45,7 +46,13 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import type_coerce
 
 from storage.cursors import Position
-from storage.models import IdempotencyKeyRow, TaskOwnerRow, TaskRow, UTCDateTime
+from storage.models import (
+    IdempotencyKeyRow,
+    StreamTicketRow,
+    TaskOwnerRow,
+    TaskRow,
+    UTCDateTime,
+)
 
 # Every column of a task, in the table's order: what reads and RETURNING clauses select.
 COLUMNS = tuple(TaskRow.__table__.columns)
@@ -78,6 +85,9 @@ def _precondition(kind: Precondition) -> tuple[ColumnElement[bool], ...]:
         return (false(),)
     return (TaskRow.version.in_(bindparam("versions", expanding=True)),)
 
+
+# Live updates: each write of a user's tasks is announced on this channel (book_change).
+CHANGE_CHANNEL = "todo_changes"
 
 # A writer that read the clock first may commit last: updated_at must not go back.
 _NOT_BEFORE_NOW = case((TaskRow.updated_at > _now, TaskRow.updated_at), else_=_now)
@@ -131,12 +141,22 @@ def claim_key(dialect: str) -> Insert:
 
 @cache
 def book_change(
-    change: int, *, sequence: bool, completed: int = 0, tombstones: int = 0, keys: int = 0
+    change: int,
+    *,
+    sequence: bool,
+    completed: int = 0,
+    tombstones: int = 0,
+    keys: int = 0,
+    notify: bool = False,
 ) -> Update:
     """Book a write in the owner's row (TaskStore._book_change): lock it, move the task count
     by `change` (a growing count only within `quota`), and the completed, deleted-task and
     idempotency-key counts by the others, and issue the next change number when `sequence`;
-    returns the owner's change number and the last two counts."""
+    returns the owner's change number and the last two counts.
+
+    With `notify` (PostgreSQL), the new change number is also sent on CHANGE_CHANNEL as
+    `seq:user_id`, in the same statement: no round trip more, and PostgreSQL delivers it when,
+    and only if, the write commits."""
     # Only a growing count is held to the quota: a user over a lowered quota may delete.
     within = (TaskOwnerRow.task_count + change <= bindparam("quota"),) if change > 0 else ()
     values: dict[str, Any] = {}
@@ -150,11 +170,19 @@ def book_change(
         values["key_count"] = TaskOwnerRow.key_count + keys
     if sequence:
         values["change_seq"] = TaskOwnerRow.change_seq + 1
+    returned: list[Any] = [
+        TaskOwnerRow.change_seq,
+        TaskOwnerRow.tombstone_count,
+        TaskOwnerRow.key_count,
+    ]
+    if notify and sequence:
+        payload = cast(TaskOwnerRow.change_seq, String()) + ":" + TaskOwnerRow.user_id
+        returned.append(func.pg_notify(CHANGE_CHANNEL, payload).label("notified"))
     return (
         update(TaskOwnerRow)
         .where(TaskOwnerRow.user_id == _owner, *within)
         .values(values)
-        .returning(TaskOwnerRow.change_seq, TaskOwnerRow.tombstone_count, TaskOwnerRow.key_count)
+        .returning(*returned)
     )
 
 
@@ -389,3 +417,21 @@ def _has_tag(dialect: str) -> ColumnElement[bool]:
         return type_coerce(TaskRow.tags, JSONB).contains(func.jsonb_build_array(tag))
     elements = func.json_each(TaskRow.tags).table_valued("value")
     return exists().select_from(elements).where(elements.c.value == tag)
+
+
+LISTEN = f"LISTEN {CHANGE_CHANNEL}"
+LATEST_CHANGES = select(TaskOwnerRow.user_id, TaskOwnerRow.change_seq).where(
+    TaskOwnerRow.user_id.in_(bindparam("owners", expanding=True))
+)
+
+INSERT_TICKET = insert(StreamTicketRow)
+# Redeeming deletes: a ticket is good once, whichever process sees it first.
+REDEEM_TICKET = (
+    delete(StreamTicketRow)
+    .where(
+        StreamTicketRow.digest == bindparam("digest", type_=String()),
+        StreamTicketRow.expires_at > _now,
+    )
+    .returning(StreamTicketRow.user_id, StreamTicketRow.credential_expires_at)
+)
+DELETE_EXPIRED_TICKETS = delete(StreamTicketRow).where(StreamTicketRow.expires_at <= _now)

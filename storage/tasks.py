@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from sqlalchemy import Connection, Engine, Row, Select
@@ -57,6 +58,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# Where a write's transaction collects the changes it books (TaskStore._writing).
+_BOOKED = "todo_api_booked_changes"
+
 # An idempotent create retries its claim when the key in its way vanished before it was read;
 # each try deletes expired keys first, so the next one finds the place free.
 _CLAIM_ATTEMPTS = 5
@@ -90,8 +94,14 @@ class TaskStore:
         quota: int,
         retention: dt.timedelta = dt.timedelta(days=30),
         idempotency_ttl: dt.timedelta = dt.timedelta(hours=24),
+        on_change: Callable[[str, int], None] | None = None,
     ) -> None:
+        """`on_change(user_id, seq)` is called after each write commits, in this process. On
+        PostgreSQL each write also sends the same on the change channel, to every process
+        that listens (storage/notifications.py), whatever this one does."""
         self._engine = engine
+        self._on_change = on_change
+        self._notify = engine.dialect.name == "postgresql"
         self._dialect = engine.dialect.name
         self._quota = quota
         self._retention = retention
@@ -113,7 +123,7 @@ class TaskStore:
         """
         row = self._new_row(user_id, fields)
         if idempotency_key is None:
-            with self._engine.begin() as connection:
+            with self._writing() as connection:
                 return Created(self._insert(connection, row), replayed=False)
         for _attempt in range(_CLAIM_ATTEMPTS):
             created = self._create_once(user_id, idempotency_key, row, fields)
@@ -136,7 +146,7 @@ class TaskStore:
             "expires_at": now + self._idempotency_ttl,
         }
         the_key = {"owner": user_id, "idempotency_key": key}
-        with self._engine.begin() as connection:
+        with self._writing() as connection:
             self._expire_keys(connection, user_id, now)
             claimed = connection.execute(sql.claim_key(self._dialect), claim).one_or_none()
             if claimed is not None:
@@ -187,7 +197,7 @@ class TaskStore:
     def delete(self, user_id: str, task_id: int, *, if_match: IfMatch | None = None) -> None:
         """Delete a task, keeping it restorable (a tombstone) for the retention period."""
         now = _now()
-        with self._engine.begin() as connection:
+        with self._writing() as connection:
             counted = self._book_change(connection, user_id, -1, tombstones=+1)
             if counted is None:
                 raise TaskNotFound(task_id)
@@ -210,7 +220,7 @@ class TaskStore:
         """Bring back a deleted task within the retention period; a live task is returned as is."""
         now = _now()
         try:
-            with self._engine.begin() as connection:
+            with self._writing() as connection:
                 counted = self._book_change(connection, user_id, 0)
                 if counted is None:
                     raise TaskNotFound(task_id)
@@ -295,7 +305,16 @@ class TaskStore:
             changes=changes,
             cursor=feed_cursor(rows[-1].seq if rows else after),
             has_more=has_more,
+            positions=[feed_cursor(row.seq) for row in rows],
         )
+
+    def latest_changes(self, user_ids: Collection[str]) -> dict[str, int]:
+        """Each user's latest change number (users without a task are left out)."""
+        if not user_ids:
+            return {}
+        with self._engine.begin() as connection:
+            rows = connection.execute(sql.LATEST_CHANGES, {"owners": list(user_ids)}).all()
+        return {row.user_id: row.change_seq for row in rows}
 
     def purge(self, now: dt.datetime | None = None) -> Purged:
         """Remove tombstones past the retention period and idempotency keys past their life."""
@@ -404,13 +423,37 @@ class TaskStore:
             connection.execute(owner_row, {"user_id": user_id, "task_count": 0})
         counted = connection.execute(
             sql.book_change(
-                change, sequence=sequence, completed=completed, tombstones=tombstones, keys=keys
+                change,
+                sequence=sequence,
+                completed=completed,
+                tombstones=tombstones,
+                keys=keys,
+                notify=self._notify,
             ),
             {"owner": user_id, "quota": self._quota},
         ).one_or_none()
         if counted is None and change > 0:
             raise QuotaExceeded(self._quota)
+        if counted is not None and sequence:
+            booked: list[tuple[str, int]] | None = connection.info.get(_BOOKED)
+            if booked is not None:
+                booked.append((user_id, counted.change_seq))
         return counted
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write's transaction; once it has committed, each change it booked is announced."""
+        booked: list[tuple[str, int]] = []
+        with self._engine.begin() as connection:
+            connection.info[_BOOKED] = booked
+            try:
+                yield connection
+            finally:
+                # The DBAPI connection goes back to the pool: nothing of this call may stay.
+                del connection.info[_BOOKED]
+        if self._on_change is not None:
+            for user_id, seq in booked:
+                self._on_change(user_id, seq)
 
     def _update(
         self,
@@ -428,7 +471,7 @@ class TaskStore:
         parameters = sql.new_values(values)
         parameters |= _one(user_id, task_id) | versions | {"now": _now()}
         try:
-            with self._engine.begin() as connection:
+            with self._writing() as connection:
                 counted = self._book_change(connection, user_id, 0)
                 if counted is None:
                     raise TaskNotFound(task_id)

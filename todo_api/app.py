@@ -3,6 +3,8 @@ middleware around the spec, and `app_from_env` is what an ASGI server calls in e
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,10 +17,13 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from storage import TaskStore, build_engine, upgrade
+from storage.tickets import TicketStore
 from todo_api.auth.authenticator import Authenticator, Expected
 from todo_api.auth.jwks import JwksCache
 from todo_api.auth.sessions import SessionIntrospector
-from todo_api.contract import SPEC_DIR, independent_spec
+from todo_api.contract import SPEC_DIR, independent_spec, is_streamed
+from todo_api.live.streams import LiveUpdates
+from todo_api.live.wakeups import Wakeups
 from todo_api.metrics import Metrics
 from todo_api.settings import ConfigError, Settings, weak_secret
 from todo_api.web import connexion_hooks, problems
@@ -64,22 +69,33 @@ def create_app(settings: Settings) -> AsyncApp:
     if metrics is not None:
         metrics.watch_pool(engine)
     limiter = _rate_limiter(settings, metrics)
+    # One place per pooled connection: requests hold one while they work, streams per read.
+    slots = asyncio.Semaphore(settings.pool.size + settings.pool.max_overflow)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         if settings.auto_migrate:
             await run_in_threadpool(upgrade, engine)
+        wakeups = Wakeups(settings.streams_per_user, settings.streams_per_process)
+        store = task_store(settings, engine, wakeups)
+        live = LiveUpdates(settings, store, wakeups, slots)
+        live.start()
         timeout = httpx2.Timeout(settings.auth_http_timeout)
         async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             try:
                 # Starlette hands this state to every request as `request.state`.
                 yield {
-                    "store": task_store(settings, engine),
+                    "store": store,
+                    "tickets": TicketStore(
+                        engine, dt.timedelta(seconds=settings.stream_ticket_seconds)
+                    ),
+                    "live": live,
                     "authenticator": _authenticator(settings, client, metrics),
                     "rate_limiter": limiter,
                     "metrics": metrics,
                 }
             finally:
+                live.stop()
                 engine.dispose()
                 if limiter is not None:
                     await limiter.close()
@@ -154,21 +170,22 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_middleware(
         Admission,
         position=MiddlewarePosition.BEFORE_VALIDATION,
-        slots=settings.pool.size + settings.pool.max_overflow,
+        slots=slots,
         wait=settings.pool.timeout,
-        exempt=frozenset({LIVENESS_PATH}),
+        exempt=lambda path: path.rstrip("/") == LIVENESS_PATH or is_streamed(path),
         metrics=metrics,
     )
     problems.register(app)
     return app
 
 
-def task_store(settings: Settings, engine: Engine) -> TaskStore:
+def task_store(settings: Settings, engine: Engine, wakeups: Wakeups | None = None) -> TaskStore:
     return TaskStore(
         engine,
         quota=settings.task_quota,
         retention=settings.tombstone_retention,
         idempotency_ttl=settings.idempotency_key_lifetime,
+        on_change=wakeups.wake if wakeups is not None else None,
     )
 
 

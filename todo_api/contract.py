@@ -171,3 +171,26 @@ def is_request_id(value: str) -> bool:
     """Whether a client's `X-Request-ID` is a `RequestId` as the spec defines one."""
     pattern, shortest, longest = _request_id_schema()
     return shortest <= len(value) <= longest and pattern.search(value) is not None
+
+
+EVENT_STREAM = "text/event-stream"
+
+
+@cache
+def streamed_routes() -> frozenset[str]:
+    """The spec's paths whose GET answers an event stream (a request that lasts)."""
+    base = base_path()
+    found = set()
+    for template, item in spec()["paths"].items():
+        answer = _resolve(item.get("get", {}).get("responses", {}).get("200", {}))
+        if EVENT_STREAM in answer.get("content", {}):
+            found.add(base + template)
+    return frozenset(found)
+
+
+def is_streamed(path: str) -> bool:
+    """Whether a request path is routed to an event stream."""
+    streamed = streamed_routes()
+    # Most paths end otherwise: the routing is only asked about the few that could be.
+    tails = {route.rsplit("/", 1)[-1] for route in streamed}
+    return path.rstrip("/").rsplit("/", 1)[-1] in tails and route_template(path) in streamed

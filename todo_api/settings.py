@@ -39,6 +39,9 @@ WEAK_WORDS = (
     "admin",
 )
 MIN_DISTINCT_CHARACTERS = 6
+STREAM_WAKEUPS = ("auto", "listen", "poll")
+# Neon names a database's pooled (PgBouncer, transaction mode) endpoint by this host suffix.
+POOLED_HOST = "-pooler."
 
 
 class ConfigError(ValueError):
@@ -82,6 +85,14 @@ class Settings:
     metrics_enabled: bool = False
     metrics_token: str | None = None
     otel_endpoint: str | None = None
+    database_direct_url: str | None = None
+    stream_wakeups: str = "auto"
+    streams_per_user: int = 10
+    streams_per_process: int = 1000
+    stream_heartbeat: float = 15.0
+    stream_send_timeout: float = 10.0
+    stream_max_seconds: float = 3600.0
+    stream_ticket_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
@@ -103,6 +114,13 @@ class Settings:
             raise ConfigError(
                 "CORS_ORIGINS=* means any origin (without credentials): list no origins beside it."
             )
+        if self.stream_wakeups not in STREAM_WAKEUPS:
+            raise ConfigError(
+                f"STREAM_WAKEUPS must be one of {', '.join(STREAM_WAKEUPS)}; "
+                f"not {self.stream_wakeups!r}."
+            )
+        if self.stream_wakeups == "listen" and not self.listens_on_postgres:
+            raise ConfigError("STREAM_WAKEUPS=listen needs PostgreSQL (DATABASE_URL).")
         if self.better_auth_sessions and not self.better_auth_url:
             raise ConfigError("BETTER_AUTH_SESSIONS needs BETTER_AUTH_URL to check sessions at.")
         if (
@@ -117,6 +135,26 @@ class Settings:
     def any_origin(self) -> bool:
         """`CORS_ORIGINS=*`: any origin may call, and then never with credentials."""
         return "*" in self.cors_origins
+
+    @property
+    def listens_on_postgres(self) -> bool:
+        url = self.database_direct_url or self.database_url
+        return url.startswith(("postgres://", "postgresql"))
+
+    @property
+    def wakeups(self) -> str:
+        """How this process hears of other processes' writes: `listen` or `poll`.
+
+        `auto` listens on PostgreSQL, on DATABASE_DIRECT_URL if set, and polls on SQLite and
+        behind Neon's pooled endpoint (a transaction-mode pooler drops LISTEN sessions).
+        """
+        if self.stream_wakeups != "auto":
+            return self.stream_wakeups
+        if not self.listens_on_postgres:
+            return "poll"
+        if self.database_direct_url is None and POOLED_HOST in self.database_url:
+            return "poll"
+        return "listen"
 
     @property
     def tombstone_retention(self) -> dt.timedelta:
@@ -235,6 +273,14 @@ class Settings:
             metrics_enabled=flag("METRICS_ENABLED", cls.metrics_enabled),
             metrics_token=text("METRICS_TOKEN"),
             otel_endpoint=text("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            database_direct_url=text("DATABASE_DIRECT_URL"),
+            stream_wakeups=(text("STREAM_WAKEUPS") or cls.stream_wakeups).lower(),
+            streams_per_user=int(number("STREAMS_PER_USER", cls.streams_per_user)),
+            streams_per_process=int(number("STREAMS_PER_PROCESS", cls.streams_per_process)),
+            stream_heartbeat=number("STREAM_HEARTBEAT", cls.stream_heartbeat, float),
+            stream_send_timeout=number("STREAM_SEND_TIMEOUT", cls.stream_send_timeout, float),
+            stream_max_seconds=number("STREAM_MAX_SECONDS", cls.stream_max_seconds, float),
+            stream_ticket_seconds=number("STREAM_TICKET_SECONDS", cls.stream_ticket_seconds, float),
             pool=PoolSettings(
                 size=int(number("DB_POOL_SIZE", defaults.size)),
                 max_overflow=int(number("DB_MAX_OVERFLOW", defaults.max_overflow)),

@@ -208,3 +208,17 @@ def mint_token(secret: str, subject: str, lifetime: dt.timedelta, expected: Expe
     if expected.audience:
         claims["aud"] = expected.audience
     return jwt.encode(claims, secret, algorithm=HMAC_ALGORITHM)
+
+
+def expires_at(token: str) -> dt.datetime | None:
+    """When a credential that has already been verified expires: a JWT's `exp`. None for a
+    session token, whose end Better Auth decides."""
+    if _jwt_header(token) is None:
+        return None
+    # Read, not verified: the caller verified this very string before asking.
+    claims = jwt.decode(token, options={"verify_signature": False})
+    exp: Any = claims.get("exp")
+    try:
+        return dt.datetime.fromtimestamp(int(exp), dt.UTC) + LEEWAY
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None

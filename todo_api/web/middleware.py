@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -142,30 +143,31 @@ class SecurityHeaders:
 
 
 class Admission:
-    """At most `slots` requests at work at once (one per pooled database connection); the rest
-    wait up to `wait` seconds for a place, then get 503 with Retry-After.
+    """At most `slots` requests at work at once (one place per pooled database connection); the
+    rest wait up to `wait` seconds for a place, then get 503 with Retry-After.
 
     Without it, requests past the thread pool's size queue for a thread with no bound at all,
     and those past the connection pool's size hold a thread while they wait for a connection.
-    Liveness is never held back: a busy process is alive.
+    Liveness is never held back: a busy process is alive. Nor are event streams, which last:
+    they take a place for each read they make instead (todo_api/live).
     """
 
     def __init__(
         self,
         app: ASGIApp,
-        slots: int,
+        slots: asyncio.Semaphore,
         wait: float,
-        exempt: frozenset[str],
+        exempt: Callable[[str], bool],
         metrics: Metrics | None = None,
     ) -> None:
         self.app = app
-        self.slots = asyncio.Semaphore(slots)
+        self.slots = slots
         self.wait = wait
         self.exempt = exempt
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") in self.exempt:
+        if scope["type"] != "http" or self.exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         if not self.slots.locked():

@@ -26,6 +26,7 @@ from storage import (
     TaskNotFound,
 )
 from todo_api.contract import allowed_methods
+from todo_api.live.wakeups import StreamLimit
 from todo_api.logs import current_request_id, note_error
 from todo_api.metrics import Metrics
 
@@ -206,12 +207,22 @@ def _precondition_failed(_request: ConnexionRequest, exc: PreconditionFailed) ->
     )
 
 
+CURSOR_EXPIRED = (
+    "Changes from before this cursor are no longer kept (deletions are purged after the "
+    "retention period); sync again from the beginning, without a cursor."
+)
+
+
 def _cursor_expired(_request: ConnexionRequest, _exc: CursorExpired) -> ConnexionResponse:
-    detail = (
-        "Changes from before this cursor are no longer kept (deletions are purged after the "
-        "retention period); sync again from the beginning, without a cursor."
-    )
-    return _answer(410, detail)
+    return _answer(410, CURSOR_EXPIRED)
+
+
+def _stream_limit(_request: ConnexionRequest, exc: StreamLimit) -> ConnexionResponse:
+    if exc.per_user:
+        detail = f"You have {exc.limit} event streams open, the most one user may; close one."
+        return _answer(429, detail, headers=retry_after_header(RETRY_AFTER_SECONDS))
+    detail = "This server has as many event streams open as it serves; try again shortly."
+    return _answer(503, detail, headers=retry_after_header(RETRY_AFTER_SECONDS))
 
 
 def _key_reused(_request: ConnexionRequest, _exc: IdempotencyKeyReused) -> ConnexionResponse:
@@ -221,8 +232,8 @@ def _key_reused(_request: ConnexionRequest, _exc: IdempotencyKeyReused) -> Conne
 
 
 def _bad_cursor(_request: ConnexionRequest, exc: InvalidCursor) -> ConnexionResponse:
-    errors = [{"parameter": "cursor", "detail": str(exc)}]
-    return _answer(422, f"cursor: {exc}", ext={"errors": errors})
+    errors = [{"parameter": exc.parameter, "detail": str(exc)}]
+    return _answer(422, f"{exc.parameter}: {exc}", ext={"errors": errors})
 
 
 def _database_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -265,6 +276,7 @@ def register(app: AsyncApp) -> None:
         (PreconditionFailed, _precondition_failed),
         (CursorExpired, _cursor_expired),
         (IdempotencyKeyReused, _key_reused),
+        (StreamLimit, _stream_limit),
         (OperationalError, _database_unavailable),
         (PoolTimeout, _database_unavailable),
         (Exception, _unexpected),

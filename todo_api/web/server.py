@@ -95,6 +95,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # Whatever comes next on this connection is the next request's head.
         self._in_head = True
 
+    def shutdown(self) -> None:
+        # Event streams never end by themselves: told to end, each completes its answer, and
+        # the connection closes as any other would (instead of holding the shutdown open).
+        live = self.app_state.get("live")
+        if live is not None:
+            live.wakeups.end_all()
+        super().shutdown()
+
     def on_response_complete(self) -> None:
         if not self._in_head:
             # Answered before its body was all in (a 413, or a handler that never read it):

@@ -1,0 +1,156 @@
+"""How a server process learns of writes that other processes made: PostgreSQL's LISTEN on
+the channel every write notifies (storage/tasks.py), or, where LISTEN cannot work (behind a
+transaction-mode pooler, or on SQLite), a poll of the users' change numbers.
+
+Each runs in a thread of its own and calls `wake(user_id, seq)`; after a gap in which
+notifications may have been missed (a reconnect), it calls `wake_everyone()`, and each stream
+reads the feed again. Neither holds a pooled connection: LISTEN has its own, and the poll
+borrows one for one statement a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
+
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from storage import statements as sql
+from storage.database import normalize_url
+
+logger = logging.getLogger("todo_api.storage")
+
+Wake = Callable[[str, int], None]
+
+
+class Watcher(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def parse_payload(payload: str) -> tuple[str, int] | None:
+    """A notification's user id and change number (`seq:user_id`), or None if it is not ours."""
+    seq, _, user_id = payload.partition(":")
+    if not seq.isdigit() or not user_id:
+        return None
+    return user_id, int(seq)
+
+
+class _Loop:
+    """A daemon thread that runs `step` until stopped; `step` waits at most `interval`."""
+
+    def __init__(self, name: str) -> None:
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class ChangeListener(_Loop):
+    """LISTEN on a connection of its own (opened from `url`, outside the pool)."""
+
+    def __init__(
+        self,
+        url: str,
+        wake: Wake,
+        wake_everyone: Callable[[], None],
+        *,
+        connect_timeout: int = 10,
+        retry: float = 1.0,
+    ) -> None:
+        super().__init__("todo-api-listen")
+        self._engine = create_engine(
+            normalize_url(url),
+            poolclass=NullPool,
+            connect_args={"connect_timeout": connect_timeout, "keepalives": 1},
+        )
+        self._wake = wake
+        self._wake_everyone = wake_everyone
+        self._retry = retry
+        self.listening = threading.Event()
+
+    def _run(self) -> None:
+        first = True
+        while not self._stopped.is_set():
+            try:
+                self._listen(first)
+            except Exception as exc:  # any failure of the connection: reconnect
+                self.listening.clear()
+                logger.warning(
+                    "listening for changes failed; retrying in %.0f s: %s",
+                    self._retry,
+                    exc,
+                    extra={"event": "listen_failed"},
+                )
+                self._stopped.wait(self._retry)
+            first = False
+        self._engine.dispose()
+
+    def _listen(self, first: bool) -> None:
+        raw = self._engine.raw_connection()
+        try:
+            connection: Any = raw.driver_connection
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(sql.LISTEN)
+            self.listening.set()
+            if not first:
+                # Writes made while no connection listened were not heard: read them now.
+                self._wake_everyone()
+            while not self._stopped.is_set():
+                readable, _, _ = select.select([connection], [], [], 1.0)
+                if not readable:
+                    continue
+                connection.poll()
+                while connection.notifies:
+                    notification = connection.notifies.pop(0)
+                    parsed = parse_payload(notification.payload)
+                    if parsed is not None:
+                        self._wake(*parsed)
+        finally:
+            raw.close()
+
+
+class ChangePoller(_Loop):
+    """Every `interval` seconds, the latest change number of each user a stream waits for."""
+
+    def __init__(
+        self,
+        latest: Callable[[Collection[str]], dict[str, int]],
+        users: Callable[[], Collection[str]],
+        wake: Wake,
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        super().__init__("todo-api-poll")
+        self._latest = latest
+        self._users = users
+        self._wake = wake
+        self._interval = interval
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            users = self._users()
+            if not users:
+                continue
+            try:
+                latest = self._latest(users)
+            except Exception as exc:  # the database is away: the next round tries again
+                logger.warning(
+                    "polling for changes failed: %s", exc, extra={"event": "poll_failed"}
+                )
+                continue
+            for user_id, seq in latest.items():
+                self._wake(user_id, seq)

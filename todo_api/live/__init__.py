@@ -1,0 +1,1 @@
+"""Live updates: each user's writes pushed to that user's open event streams."""

@@ -1,0 +1,154 @@
+"""One event stream (text/event-stream): the user's changes feed, read from a cursor and then
+again on every wake, written as Server-Sent Events.
+
+Every event comes from the feed, so a stream that resumes from an event's id gets exactly the
+changes after it: nothing in between is lost and nothing is sent twice. Between reads the
+stream holds no database connection and no admission place, only its registration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from handlers.representation import change_json
+from storage import Changes, CursorExpired
+from storage.cursors import feed_position
+from todo_api.live.wakeups import Watch
+
+logger = logging.getLogger("todo_api")
+
+MEDIA_TYPE = "text/event-stream; charset=utf-8"
+# How long a client waits before it reconnects, in milliseconds (the `retry:` field).
+RETRY_MILLISECONDS = 2000
+
+ReadFeed = Callable[[str | None], Awaitable[Changes]]
+
+
+def change_events(page: Changes) -> bytes:
+    """Each change of a feed page as one `change` event, its id the cursor just after it."""
+    return "".join(
+        f"event: change\nid: {position}\ndata: {_compact(change_json(change))}\n\n"
+        for change, position in zip(page.changes, page.positions, strict=True)
+    ).encode()
+
+
+def reset_event(problem: bytes) -> bytes:
+    """The feed's own answer to a cursor past retention, as a `reset` event."""
+    return f"event: reset\ndata: {_compact(json.loads(problem))}\n\n".encode()
+
+
+def _compact(value: Any) -> str:
+    # One line: a data field ends at the first line break.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class EventStream(Response):
+    """An ASGI response that streams until the client leaves, the credential expires
+    (`lifetime` seconds from now), or the client reads too slowly (one write not taken
+    within `send_timeout` seconds: the client resumes from the last id it got)."""
+
+    def __init__(
+        self,
+        *,
+        watch: Watch,
+        read: ReadFeed,
+        cursor: str | None,
+        position: int,
+        lifetime: float,
+        heartbeat: float,
+        send_timeout: float,
+        reset: bytes,
+        headers: dict[str, str],
+    ) -> None:
+        self._watch = watch
+        self._read = read
+        self._cursor = cursor
+        # The change number the cursor stands after: a wake for one no later is not news.
+        self._seq = position
+        self._lifetime = lifetime
+        self._heartbeat = heartbeat
+        self._send_timeout = send_timeout
+        self._reset = reset
+        # A Starlette response, so that Connexion passes it through as it is; its body is
+        # streamed by __call__ alone.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            streaming = asyncio.ensure_future(self._stream(send))
+            leaving = asyncio.ensure_future(_disconnected(receive))
+            done, _ = await asyncio.wait({streaming, leaving}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (streaming, leaving):
+                task.cancel()
+            await asyncio.gather(streaming, leaving, return_exceptions=True)
+            if streaming in done and not streaming.cancelled():
+                streaming.result()  # an error in the stream is raised here, and logged
+        finally:
+            self._watch.close()
+
+    async def _stream(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        deadline = asyncio.get_running_loop().time() + self._lifetime
+        if not await self._write(send, f"retry: {RETRY_MILLISECONDS}\n\n".encode()):
+            return
+        while await self._catch_up(send):
+            if not await self._wait(send, deadline):
+                break
+        await self._write(send, b"", more=False)
+
+    async def _catch_up(self, send: Send) -> bool:
+        """Send every change after the cursor; False if the stream must end."""
+        while True:
+            try:
+                page = await self._read(self._cursor)
+            except CursorExpired:
+                await self._write(send, self._reset)
+                return False
+            if page.changes and not await self._write(send, change_events(page)):
+                return False
+            self._cursor = page.cursor
+            self._seq = feed_position(page.cursor)
+            if not page.has_more:
+                return True
+
+    async def _wait(self, send: Send, deadline: float) -> bool:
+        """Wait for news, with a heartbeat while none comes; False if the stream must end."""
+        loop = asyncio.get_running_loop()
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            if await self._watch.wait(self._seq, min(self._heartbeat, left)):
+                return not self._watch.ended
+            if loop.time() >= deadline:
+                return False
+            # A comment: it keeps proxies from closing an idle connection.
+            if not await self._write(send, b": heartbeat\n\n"):
+                return False
+
+    async def _write(self, send: Send, data: bytes, *, more: bool = True) -> bool:
+        """Write, unless the client takes longer than the bound: then give up (False)."""
+        message: Message = {"type": "http.response.body", "body": data, "more_body": more}
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await send(message)
+        except TimeoutError:
+            logger.info(
+                "a stream's reader fell behind; it was closed", extra={"event": "stream_dropped"}
+            )
+            return False
+        return True
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,94 @@
+"""The live-updates service of one process: its streams, and how it hears of writes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from starlette.concurrency import run_in_threadpool
+
+from storage import Changes, InvalidCursor, TaskStore
+from storage.cursors import feed_position
+from storage.notifications import ChangeListener, ChangePoller
+from todo_api.live.stream import MEDIA_TYPE, EventStream, reset_event
+from todo_api.live.wakeups import Wakeups
+from todo_api.settings import Settings
+from todo_api.web.problems import CURSOR_EXPIRED, problem_body
+
+# Changes a stream reads at a time; a longer backlog is read in pages of this many.
+PAGE = 100
+
+
+class LiveUpdates:
+    def __init__(
+        self, settings: Settings, store: TaskStore, wakeups: Wakeups, slots: asyncio.Semaphore
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self.wakeups = wakeups
+        # The admission places (one per pooled connection): a stream takes one for each read.
+        self._slots = slots
+        self._watcher: ChangeListener | ChangePoller | None = None
+
+    def start(self) -> None:
+        settings = self._settings
+        if settings.wakeups == "listen":
+            self._watcher = ChangeListener(
+                settings.database_direct_url or settings.database_url,
+                self.wakeups.wake,
+                self.wakeups.wake_everyone,
+                connect_timeout=settings.pool.connect_timeout,
+            )
+        else:
+            self._watcher = ChangePoller(
+                self._store.latest_changes, self.wakeups.users, self.wakeups.wake
+            )
+        self._watcher.start()
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def open(
+        self,
+        user_id: str,
+        cursor: str | None,
+        expires_at: dt.datetime | None,
+        *,
+        cursor_parameter: str = "cursor",
+    ) -> EventStream:
+        """A stream of the user's changes after `cursor`; StreamLimit past a bound, and
+        InvalidCursor (naming `cursor_parameter`) for a cursor that is not the feed's."""
+        try:
+            position = feed_position(cursor) if cursor is not None else 0
+        except InvalidCursor as exc:
+            exc.parameter = cursor_parameter
+            raise
+        lifetime = self._settings.stream_max_seconds
+        if expires_at is not None:
+            lifetime = min(lifetime, (expires_at - dt.datetime.now(dt.UTC)).total_seconds())
+        watch = self.wakeups.watch(user_id)
+        try:
+            return EventStream(
+                watch=watch,
+                read=lambda after: self._read(user_id, after),
+                cursor=cursor,
+                position=position,
+                lifetime=lifetime,
+                heartbeat=self._settings.stream_heartbeat,
+                send_timeout=self._settings.stream_send_timeout,
+                reset=reset_event(problem_body(410, CURSOR_EXPIRED)[0]),
+                headers={
+                    "Content-Type": MEDIA_TYPE,
+                    "Cache-Control": "no-store",
+                    # Proxies such as nginx would otherwise hold events back in a buffer.
+                    "X-Accel-Buffering": "no",
+                },
+            )
+        except BaseException:
+            watch.close()
+            raise
+
+    async def _read(self, user_id: str, cursor: str | None) -> Changes:
+        async with self._slots:
+            return await run_in_threadpool(self._store.changes, user_id, cursor, PAGE)

@@ -1,0 +1,139 @@
+"""Which streams of this process wait for which user, and waking them.
+
+A wake carries the user's change number and nothing else: a stream reads what changed from
+the feed, so a wake that comes twice, late, or for a change already read costs one read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+from collections import defaultdict
+
+
+class StreamLimit(Exception):
+    """No stream may be opened now; `per_user` says which bound was reached."""
+
+    def __init__(self, per_user: bool, limit: int) -> None:
+        super().__init__(per_user, limit)
+        self.per_user = per_user
+        self.limit = limit
+
+
+class Watch:
+    """One stream's place in the registry; woken from any thread."""
+
+    def __init__(self, hub: Wakeups, user_id: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.user_id = user_id
+        self._hub = hub
+        self._loop = loop
+        self._event = asyncio.Event()
+        self._latest = -1.0
+        # Set when the server shuts down: the stream ends, completing its answer.
+        self.ended = False
+
+    def wake(self, seq: float) -> None:
+        # The stream's event loop may have closed (RuntimeError): nobody is waiting then.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._woken, seq)
+
+    def end(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._ended)
+
+    def _ended(self) -> None:
+        self.ended = True
+        self._event.set()
+
+    def _woken(self, seq: float) -> None:
+        if seq > self._latest:
+            self._latest = seq
+        self._event.set()
+
+    async def wait(self, after: int, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a change after number `after`: whether one came
+        (or the stream must end)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._latest <= after and not self.ended:
+            self._event.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._event.wait()
+            except TimeoutError:
+                return self._latest > after or self.ended
+        return True
+
+    def close(self) -> None:
+        self._hub._release(self)
+
+
+class Wakeups:
+    """The streams of this process, at most `per_user` for one user and `per_process` in all."""
+
+    def __init__(self, per_user: int, per_process: int) -> None:
+        self.per_user = per_user
+        self.per_process = per_process
+        self._lock = threading.Lock()
+        self._watches: defaultdict[str, set[Watch]] = defaultdict(set)
+        self._count = 0
+        self._closing = False
+
+    def watch(self, user_id: str) -> Watch:
+        """Register a stream of `user_id`; StreamLimit if either bound is reached. Existing
+        streams are never closed to make room: a new one is refused instead."""
+        watch = Watch(self, user_id, asyncio.get_running_loop())
+        with self._lock:
+            if self._closing:
+                raise StreamLimit(per_user=False, limit=0)
+            if len(self._watches.get(user_id, ())) >= self.per_user:
+                raise StreamLimit(per_user=True, limit=self.per_user)
+            if self._count >= self.per_process:
+                raise StreamLimit(per_user=False, limit=self.per_process)
+            self._watches[user_id].add(watch)
+            self._count += 1
+        return watch
+
+    def _release(self, watch: Watch) -> None:
+        with self._lock:
+            watches = self._watches.get(watch.user_id)
+            if watches is None or watch not in watches:
+                return
+            watches.discard(watch)
+            self._count -= 1
+            if not watches:
+                del self._watches[watch.user_id]
+
+    def wake(self, user_id: str, seq: int) -> None:
+        """A change numbered `seq` of `user_id` committed; callable from any thread."""
+        with self._lock:
+            watches = list(self._watches.get(user_id, ()))
+        for watch in watches:
+            watch.wake(seq)
+
+    def wake_everyone(self) -> None:
+        """Every stream reads the feed again (changes may have been missed)."""
+        with self._lock:
+            watches = [watch for group in self._watches.values() for watch in group]
+        for watch in watches:
+            watch.wake(math.inf)
+
+    def end_all(self) -> None:
+        """The server is shutting down: every stream ends now, and no new one opens."""
+        with self._lock:
+            self._closing = True
+            watches = [watch for group in self._watches.values() for watch in group]
+        for watch in watches:
+            watch.end()
+
+    def users(self) -> list[str]:
+        with self._lock:
+            return list(self._watches)
+
+    def open_streams(self) -> int:
+        return self._count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -19,9 +20,19 @@ def no_other_users_task(_context: Any, response: Any, case: Any) -> bool | None:
         # Compared as text: the configured parameter reaches the case as a string.
         if str((case.path_parameters or {}).get("task_id")) == victim_id:
             raise AssertionError(f"{response.status_code} for the victim's task {victim_id}")
-        body = response.json() if response.content else None
-        tasks = body if isinstance(body, list) else [body]
+        if response.headers.get("content-type", [""])[0].startswith("text/event-stream"):
+            tasks = [_event_task(line) for line in response.text.splitlines()]
+        else:
+            body = response.json() if response.content else None
+            tasks = body if isinstance(body, list) else [body]
         for task in tasks:
             if isinstance(task, dict) and task.get("user_id") == victim:
                 raise AssertionError(f"the answer carries a task of {victim}")
     return None
+
+
+def _event_task(line: str) -> Any:
+    """The task an event stream's `data:` line carries, if any."""
+    if not line.startswith("data: "):
+        return None
+    return json.loads(line.removeprefix("data: ")).get("task")

@@ -46,6 +46,9 @@ def server(database_url: str, secret: str) -> Iterator[str]:
     env = {**os.environ, "DATABASE_URL": database_url, "BETTER_AUTH_SECRET": secret}
     # Limits on as deployed, but above the fuzzer's pace: their headers are checked, not 429s.
     env.update(LOG_LEVEL="WARNING", RATE_LIMIT_PER_USER="1000000", RATE_LIMIT_PER_ADDRESS="1000000")
+    # An event stream lasts until its token expires: here it ends at once, so that each case
+    # of the stream operations gets its whole answer (the first events, then the end).
+    env.update(STREAM_MAX_SECONDS="0.2")
     with running_server(env, ROOT) as base:
         yield base
 

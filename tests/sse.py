@@ -31,7 +31,16 @@ class EventReader:
     Plain HTTP/1.1 over a socket of its own: `close()` shuts the socket down, which ends a
     read blocked in another thread at once, as a browser closing a tab does."""
 
-    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        *,
+        receive_buffer: int | None = None,
+        paused: bool = False,
+    ) -> None:
+        """With `receive_buffer`, the socket's receive buffer is that small; `paused`, the body
+        is not read until `resume()`: together, a reader that falls behind."""
         self._events: queue.Queue[Event | BaseException | None] = queue.Queue()
         self.status: int | None = None
         self.headers: dict[str, str] = {}
@@ -42,7 +51,14 @@ class EventReader:
         # Why the stream ended other than by the answer's end, if it did.
         self.broken: BaseException | None = None
         parts = urlsplit(url)
-        self._sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=10)
+        self._sock = socket.socket()
+        if receive_buffer is not None:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self._sock.settimeout(10)
+        self._sock.connect((parts.hostname, parts.port or 80))
+        self._go = threading.Event()
+        if not paused:
+            self._go.set()
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "Accept: text/event-stream"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
@@ -82,7 +98,11 @@ class EventReader:
             for line in complete:
                 yield line.decode()
 
+    def resume(self) -> None:
+        self._go.set()
+
     def _read(self) -> None:
+        self._go.wait()
         try:
             event = Event()
             for line in self._lines():
@@ -136,6 +156,7 @@ class EventReader:
         return False
 
     def close(self) -> None:
+        self._go.set()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,9 @@ class Server:
         self.log = log
 
     def stream(
-        self, headers: dict[str, str] | None = None, path: str = "/tasks/events"
+        self, headers: dict[str, str] | None = None, path: str = "/tasks/events", **kwargs: Any
     ) -> EventReader:
-        return EventReader(f"{self.base}{path}", headers)
+        return EventReader(f"{self.base}{path}", headers, **kwargs)
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("headers", ALICE)
@@ -431,3 +432,48 @@ def test_a_stream_ends_when_its_token_expires(tight: Server, client: TestClient)
     with tight.stream(path=f"/tasks/events?ticket={value.json()['ticket']}") as by_ticket:
         assert by_ticket.status == 200
         assert by_ticket.ended.wait(10)
+
+
+def test_a_reader_that_falls_behind_is_dropped_and_resumes_by_its_last_id(
+    tight: Server, client: TestClient
+) -> None:
+    """A reader that takes nothing: the server writes until the connection's buffers are full
+    (the kernel's, a few MB on loopback, then uvicorn's 64 kB), and then gives up on it within
+    STREAM_SEND_TIMEOUT=1 rather than holding more."""
+    slow = tight.stream(ALICE, receive_buffer=4096, paused=True)
+    assert slow.status == 200
+    ids = [tight.post("/tasks", json={"title": f"big {i}"}).json()["id"] for i in range(4)]
+
+    def rewrite(i: int) -> None:
+        # About 4 kB an event, each write a new one.
+        body = {"description": chr(0x1F600 + i % 64) * 1000}
+        url = f"{tight.base}/tasks/{ids[i % 4]}"
+        assert httpx.patch(url, json=body, headers=ALICE).status_code == 200
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for batch in range(0, 3000, 200):
+            list(pool.map(rewrite, range(batch, batch + 200)))
+            if '"stream_dropped"' in tight.log_text():
+                break
+        else:
+            pytest.fail("the slow reader was never dropped")
+    slow.resume()
+    assert slow.ended.wait(10)  # what was buffered, then the end of the connection
+    got: list[Event] = []
+    with contextlib.suppress(EOFError):
+        while True:
+            got.append(slow.next(1))
+    slow.close()
+    assert got
+    with tight.stream(ALICE | {"Last-Event-ID": got[-1].id or ""}) as resumed:
+        rest = resumed.take(4)  # each task's latest state, as the feed keeps it
+        assert resumed.nothing_more(0.5)
+    replica: dict[int, Any] = {}
+    for event in got + rest:
+        apply_changes(replica, {"changes": [event.json()]})
+    tasks = httpx.get(f"{tight.base}/tasks", headers=ALICE).json()
+    assert replica == {task["id"]: task for task in tasks}
+    # Dropped by the server on purpose: one line saying so, and no error from uvicorn.
+    log = tight.log_text()
+    assert log.count('"stream_dropped"') == 1
+    assert '"level": "ERROR"' not in log

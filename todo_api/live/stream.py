@@ -21,6 +21,7 @@ from handlers.representation import change_json
 from storage import Changes, CursorExpired
 from storage.cursors import feed_position
 from todo_api.live.wakeups import Watch
+from todo_api.web.server import ABORT_EXTENSION
 
 logger = logging.getLogger("todo_api")
 
@@ -81,9 +82,13 @@ class EventStream(Response):
         self.status_code = 200
         self.background = None
         self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self._dropped = False
+        self._abort: Callable[[], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            # The server's way to drop a connection, where it has one (todo_api.web.server).
+            self._abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
             streaming = asyncio.ensure_future(self._stream(send))
             leaving = asyncio.ensure_future(_disconnected(receive))
             done, _ = await asyncio.wait({streaming, leaving}, return_when=asyncio.FIRST_COMPLETED)
@@ -103,7 +108,8 @@ class EventStream(Response):
         while await self._catch_up(send):
             if not await self._wait(send, deadline):
                 break
-        await self._write(send, b"", more=False)
+        if not self._dropped:
+            await self._write(send, b"", more=False)
 
     async def _catch_up(self, send: Send) -> bool:
         """Send every change after the cursor; False if the stream must end."""
@@ -138,13 +144,18 @@ class EventStream(Response):
     async def _write(self, send: Send, data: bytes, *, more: bool = True) -> bool:
         """Write, unless the client takes longer than the bound: then give up (False)."""
         message: Message = {"type": "http.response.body", "body": data, "more_body": more}
+        if self._dropped:
+            return False
         try:
             async with asyncio.timeout(self._send_timeout):
                 await send(message)
         except TimeoutError:
+            self._dropped = True
             logger.info(
                 "a stream's reader fell behind; it was closed", extra={"event": "stream_dropped"}
             )
+            if self._abort is not None:
+                self._abort()
             return False
         return True
 

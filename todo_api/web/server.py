@@ -22,6 +22,8 @@ from uvicorn.server import ServerState
 
 from todo_api.web.problems import TITLES, problem_body
 
+ABORT_EXTENSION = "todo_api.abort"
+
 
 @dataclass(frozen=True)
 class EdgeLimits:
@@ -89,6 +91,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._stop_head_timer()
         super().on_headers_complete()
+        # ASGI has no way to give up on an answer half sent to a reader that takes nothing:
+        # an event stream calls this to drop the connection (todo_api/live/stream.py).
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[ABORT_EXTENSION] = self._abort
+
+    def _abort(self) -> None:
+        self.transport.abort()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

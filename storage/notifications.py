@@ -3,9 +3,10 @@ the channel every write notifies (storage/tasks.py), or, where LISTEN cannot wor
 transaction-mode pooler, or on SQLite), a poll of the users' change numbers.
 
 Each runs in a thread of its own and calls `wake(user_id, seq)`; after a gap in which
-notifications may have been missed (a reconnect), it calls `wake_everyone()`, and each stream
-reads the feed again. Neither holds a pooled connection: LISTEN has its own, and the poll
-borrows one for one statement a second.
+notifications may have been missed (a reconnect), the listener calls `wake_everyone()`, and
+each stream reads the feed again. While the listener cannot listen (its database is away, or
+refuses LISTEN), a poller stands in for it. Neither holds a pooled connection: LISTEN has its
+own, and the poll borrows one for one statement a second.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import select
 import threading
 from collections.abc import Callable, Collection
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
@@ -25,11 +26,8 @@ from storage.database import normalize_url
 logger = logging.getLogger("todo_api.storage")
 
 Wake = Callable[[str, int], None]
-
-
-class Watcher(Protocol):
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
+# The longest wait between attempts to listen again (it doubles from `retry`).
+MAX_RETRY_SECONDS = 30.0
 
 
 def parse_payload(payload: str) -> tuple[str, int] | None:
@@ -83,18 +81,22 @@ class ChangeListener(_Loop):
 
     def _run(self) -> None:
         first = True
+        delay = self._retry
         while not self._stopped.is_set():
             try:
                 self._listen(first)
             except Exception as exc:  # any failure of the connection: reconnect
+                if self.listening.is_set():
+                    delay = self._retry  # it did listen: try again soon
                 self.listening.clear()
                 logger.warning(
-                    "listening for changes failed; retrying in %.0f s: %s",
-                    self._retry,
+                    "listening for changes failed; polling until it works; retrying in %.0f s: %s",
+                    delay,
                     exc,
                     extra={"event": "listen_failed"},
                 )
-                self._stopped.wait(self._retry)
+                self._stopped.wait(delay)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
             first = False
         self._engine.dispose()
 
@@ -133,15 +135,20 @@ class ChangePoller(_Loop):
         wake: Wake,
         *,
         interval: float = 1.0,
+        needed: Callable[[], bool] = lambda: True,
     ) -> None:
+        """Polls only while `needed()`: beside a listener, while it is not listening."""
         super().__init__("todo-api-poll")
         self._latest = latest
         self._users = users
         self._wake = wake
         self._interval = interval
+        self._needed = needed
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
+            if not self._needed():
+                continue
             users = self._users()
             if not users:
                 continue

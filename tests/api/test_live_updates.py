@@ -27,7 +27,7 @@ from starlette.testclient import TestClient
 from storage import TaskStore
 from storage.models import TaskRow
 from tests.conftest import SECRET, bearer, make_token
-from tests.network import serving
+from tests.network import free_port, serving
 from tests.replica import apply_changes
 from tests.sse import Event, EventReader
 
@@ -216,6 +216,19 @@ def test_a_stream_resumed_from_its_last_id_on_another_server_loses_and_repeats_n
         rest = resumed.take(len(feed_from(a)) - len(first))
         assert resumed.nothing_more(1.5)
     assert as_entries(first + rest) == feed_from(a)
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="LISTEN needs PostgreSQL (TEST_DATABASE_URL)")
+def test_a_process_that_cannot_listen_polls_instead(
+    servers: tuple[Server, Server], database_url: str, tmp_path: Path
+) -> None:
+    nobody = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    env = server_env(database_url, STREAM_WAKEUPS="listen", DATABASE_DIRECT_URL=nobody)
+    a, _ = servers
+    with started(env, tmp_path, "deaf") as deaf, deaf.stream(ALICE) as stream:
+        create_some(a, 3)
+        assert len(stream.take(3)) == 3
+    assert '"listen_failed"' in deaf.log_text()
 
 
 def test_a_server_shutting_down_ends_its_streams_and_stops_at_once(

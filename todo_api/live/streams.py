@@ -28,26 +28,39 @@ class LiveUpdates:
         self.wakeups = wakeups
         # The admission places (one per pooled connection): a stream takes one for each read.
         self._slots = slots
-        self._watcher: ChangeListener | ChangePoller | None = None
+        self._watchers: list[ChangeListener | ChangePoller] = []
 
     def start(self) -> None:
         settings = self._settings
+        listener = None
         if settings.wakeups == "listen":
-            self._watcher = ChangeListener(
+            listener = ChangeListener(
                 settings.database_direct_url or settings.database_url,
                 self.wakeups.wake,
                 self.wakeups.wake_everyone,
                 connect_timeout=settings.pool.connect_timeout,
             )
-        else:
-            self._watcher = ChangePoller(
-                self._store.latest_changes, self.wakeups.users, self.wakeups.wake
+            self._watchers.append(listener)
+        self._watchers.append(
+            ChangePoller(
+                self._store.latest_changes,
+                self.wakeups.users,
+                self.wakeups.wake,
+                # Beside a listener, only while it is not listening.
+                needed=(lambda: not listener.listening.is_set()) if listener else lambda: True,
             )
-        self._watcher.start()
+        )
+        for watcher in self._watchers:
+            watcher.start()
+
+    @property
+    def listening(self) -> bool:
+        """Whether this process hears of other processes' writes by LISTEN right now."""
+        return any(isinstance(w, ChangeListener) and w.listening.is_set() for w in self._watchers)
 
     def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.stop()
+        for watcher in self._watchers:
+            watcher.stop()
 
     def open(
         self,

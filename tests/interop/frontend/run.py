@@ -5,8 +5,9 @@ loopback origin) on free ports with a fresh SQLite database, then in tests/inter
 generates TypeScript types from the served /api/openapi.json with openapi-typescript (and
 checks that they name the contract's schemas, and that /api/openapi.yaml gives the same types),
 type-checks the openapi-fetch client with `tsc --noEmit`, runs it against the live server
-(node:test, through tsx), and drives Swagger UI and a cross-origin page in Debian's Chromium
-with playwright-core. Screenshots land in
+(node:test, through tsx), its `subscribe` to the live updates included, and drives Swagger UI,
+a cross-origin page and a native EventSource with a ticket in Debian's Chromium with
+playwright-core. Screenshots land in
 tests/interop/frontend/screenshots/. Exits non-zero on any
 failure.
 """
@@ -87,6 +88,8 @@ def api(better_auth_url: str, frontend_origin: str) -> Iterator[str]:
             LOG_LEVEL="WARNING",
             RATE_LIMIT_PER_USER="1000000",
             RATE_LIMIT_PER_ADDRESS="1000000",
+            # Streams end every 3 s, as at a token's expiry: the client must reconnect and resume.
+            STREAM_MAX_SECONDS="3",
         )
         # cwd outside the repository, so that no developer's .env is read.
         # stdout carries only uvicorn's access log; errors go to stderr.

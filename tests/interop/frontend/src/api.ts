@@ -13,6 +13,69 @@ export type ListQuery = NonNullable<paths["/tasks"]["get"]["parameters"]["query"
 export type ChangesPage = components["schemas"]["ChangesPage"];
 export type Change = components["schemas"]["Change"];
 export type PreconditionProblem = components["schemas"]["PreconditionProblem"];
+export type StreamTicket = components["schemas"]["StreamTicket"];
+
+/** An open subscription to the live updates; `close()` ends it for good. */
+export interface Subscription {
+  close(): void;
+  /** The id of the last change received: where a later subscription resumes. */
+  readonly lastEventId: string | null;
+}
+
+export interface SubscribeOptions {
+  /** Resume after this change (a `lastEventId`, or a changes-feed cursor). */
+  cursor?: string;
+  /** The cursor is past retention: drop the local copy; changes start over from the first. */
+  onReset?: (problem: Problem) => void;
+  /** A connection failed or ended early; the subscription reconnects by itself. */
+  onError?: (error: unknown) => void;
+  /** A connection is open: changes from now on arrive as they commit. */
+  onOpen?: () => void;
+}
+
+interface StreamEvent {
+  event: string;
+  id: string | null;
+  data: string;
+  retry: number | null;
+}
+
+/** The events of a text/event-stream body, parsed as the HTML standard says. */
+async function* streamEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<StreamEvent> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let event: StreamEvent = { event: "message", id: null, data: "", retry: null };
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    const lines = buffer.split(/\r\n|\r|\n/);
+    buffer = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line === "") {
+        if (event.data !== "" || event.retry !== null) yield event;
+        event = { event: "message", id: null, data: "", retry: null };
+        continue;
+      }
+      const colon = line.indexOf(":");
+      if (colon === 0) continue; // a comment: the heartbeat
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event.event = value;
+      else if (field === "id") event.id = value;
+      else if (field === "data") event.data = event.data ? `${event.data}\n${value}` : value;
+      else if (field === "retry" && /^\d+$/.test(value)) event.retry = Number(value);
+    }
+  }
+}
+
+function pause(milliseconds: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, milliseconds);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
 
 /** A problem+json answer (RFC 9457), thrown so that callers deal with failures in one place. */
 export class ApiError extends Error {
@@ -329,9 +392,86 @@ export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) 
     }
   }
 
+  /**
+   * Live updates: `onChange` gets every change of the user's tasks as it commits, in order, with
+   * the id to resume after. fetch-based, so the bearer token travels in a header (a fresh one
+   * on every connection); when the stream ends (the token expired, the server restarted, the
+   * network dropped) it reconnects with `Last-Event-ID`, and nothing is lost or repeated.
+   */
+  const subscribe = (
+    onChange: (change: Change, id: string) => void,
+    options: SubscribeOptions = {},
+  ): Subscription => {
+    const controller = new AbortController();
+    let lastEventId = options.cursor ?? null;
+    let retry = 2000;
+    const run = async () => {
+      while (!controller.signal.aborted) {
+        try {
+          const headers: Record<string, string> = {
+            Authorization: `Bearer ${await getToken()}`,
+            Accept: "text/event-stream",
+          };
+          if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+          const response = await fetch(`${baseUrl}/tasks/events`, {
+            headers,
+            signal: controller.signal,
+          });
+          if (!response.ok || !response.body) {
+            const problem = (await response.json().catch(() => undefined)) as Problem | undefined;
+            const error = new ApiError(response, problem);
+            // A cursor that is not the feed's, or a refusal that waiting will not change.
+            if (![401, 429, 503].includes(response.status)) {
+              options.onError?.(error);
+              return;
+            }
+            throw error;
+          }
+          options.onOpen?.();
+          for await (const event of streamEvents(response.body)) {
+            if (event.retry !== null) retry = event.retry;
+            if (event.event === "change" && event.id) {
+              lastEventId = event.id;
+              onChange(JSON.parse(event.data) as Change, event.id);
+            } else if (event.event === "reset") {
+              lastEventId = null;
+              options.onReset?.(JSON.parse(event.data) as Problem);
+            }
+          }
+        } catch (error) {
+          if (controller.signal.aborted) return;
+          options.onError?.(error);
+        }
+        await pause(retry, controller.signal);
+      }
+    };
+    void run();
+    return {
+      close: () => controller.abort(),
+      get lastEventId() {
+        return lastEventId;
+      },
+    };
+  };
+
+  /** A single-use ticket for a browser's native EventSource (`eventSourceUrl`). */
+  const streamTicket = async (): Promise<StreamTicket> =>
+    ok(await client.POST("/tasks/events/tickets"));
+
+  /** The URL a native `new EventSource(url)` opens with a ticket (it cannot send headers). */
+  const eventSourceUrl = (ticket: StreamTicket, cursor?: string): string => {
+    const url = new URL(`${baseUrl}/tasks/events`);
+    url.searchParams.set("ticket", ticket.ticket);
+    if (cursor) url.searchParams.set("cursor", cursor);
+    return url.href;
+  };
+
   return {
     health,
     ready,
+    subscribe,
+    streamTicket,
+    eventSourceUrl,
     listTasks,
     pages,
     createTask,

@@ -131,12 +131,14 @@ describe("in Chromium", () => {
 
     await page.locator(".auth-wrapper button.authorize").click();
     const dialog = page.locator(".dialog-ux .modal-ux");
-    await dialog.locator("input").fill(token);
-    await dialog.locator("button.authorize").click();
+    // The bearer scheme's form (the stream's ticket scheme has one too).
+    const bearerForm = dialog.locator("form", { hasText: "bearerAuth" });
+    await bearerForm.locator('input[aria-label="auth-bearer-value"]').fill(token);
+    await bearerForm.locator("button.authorize").click();
     // Swagger UI swaps the Authorize button for Logout once it holds a credential.
-    await dialog.getByRole("button", { name: "Logout" }).waitFor();
+    await bearerForm.getByRole("button", { name: "Logout" }).waitFor();
     await dialog.screenshot({ path: screenshot("swagger-authorized") });
-    await dialog.locator("button.btn-done").click();
+    await bearerForm.locator("button.btn-done").click();
     await dialog.waitFor({ state: "detached" });
 
     const operation = (method: string, route: string): Locator =>
@@ -250,5 +252,115 @@ describe("in Chromium", () => {
     assert.equal(afar.total, "0");
     await page.close();
     await check.close();
+  });
+
+  /** In the page: a native EventSource on `url`, its events kept in `window.received`. */
+  async function openEventSource(page: Page, url: string): Promise<boolean> {
+    return page.evaluate(
+      (url) =>
+        new Promise<boolean>((resolve) => {
+          const w = window as unknown as { received: { data: string; at: number }[] };
+          w.received = [];
+          const source = new EventSource(url);
+          source.addEventListener("change", (event) => {
+            w.received.push({ data: (event as MessageEvent).data, at: Date.now() });
+            document.querySelector("#out")!.textContent = JSON.stringify(w.received, null, 2);
+          });
+          source.onopen = () => resolve(true);
+          source.onerror = () => {
+            source.close();
+            resolve(false);
+          };
+        }),
+      url,
+    );
+  }
+
+  /** The changes-feed cursor after every change so far: a stream from it gets only news. */
+  async function latestCursor(): Promise<string> {
+    let cursor = "";
+    for (;;) {
+      const query = cursor ? `?limit=500&cursor=${cursor}` : "?limit=500";
+      const response = await fetch(`${env.apiUrl}/tasks/changes${query}`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      const page = (await response.json()) as { cursor: string; has_more: boolean };
+      cursor = page.cursor;
+      if (!page.has_more) return cursor;
+    }
+  }
+
+  async function ticketFor(headers: Record<string, string> = {}): Promise<string> {
+    const response = await fetch(`${env.apiUrl}/tasks/events/tickets`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, ...headers },
+    });
+    assert.equal(response.status, 201);
+    return ((await response.json()) as { ticket: string }).ticket;
+  }
+
+  test("a native EventSource with a ticket gets another page's change within a second", async () => {
+    const watching = await context.newPage();
+    await watching.goto(env.frontendOrigin);
+    // The frontend asks for the ticket from the page, as it would (CORS, with Authorization).
+    const ticket = await watching.evaluate(
+      async ({ url, token }) => {
+        const response = await fetch(url, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${token}` },
+        });
+        return ((await response.json()) as { ticket: string }).ticket;
+      },
+      { url: `${env.apiUrl}/tasks/events/tickets`, token },
+    );
+    const cursor = await latestCursor();
+    const opened = await openEventSource(
+      watching,
+      `${env.apiUrl}/tasks/events?ticket=${encodeURIComponent(ticket)}&cursor=${cursor}`,
+    );
+    assert.ok(opened, "the EventSource opened");
+
+    const writing = await context.newPage();
+    await writing.goto(env.frontendOrigin);
+    const sent = Date.now();
+    const created = await fetchFromPage(writing, `${env.apiUrl}/tasks`, token, {
+      title: "seen live",
+    });
+    assert.equal(created.status, 201, created.error);
+    await watching.waitForFunction(
+      () => (window as unknown as { received: unknown[] }).received.length > 0,
+      undefined,
+      { timeout: 5000 },
+    );
+    const received = await watching.evaluate(
+      () => (window as unknown as { received: { data: string; at: number }[] }).received,
+    );
+    await watching.screenshot({ path: screenshot("event-source-change") });
+    const change = JSON.parse(received[0]!.data) as { op: string; task: { title: string } };
+    assert.equal(change.op, "upsert");
+    assert.equal(change.task.title, "seen live");
+    const delay = received[0]!.at - sent;
+    assert.ok(delay < 1000, `delivered ${delay} ms after the write was sent`);
+    await watching.close();
+    await writing.close();
+  });
+
+  test("an EventSource from an origin the API does not list is blocked", async () => {
+    const page = await context.newPage();
+    const console: string[] = [];
+    page.on("console", (message) => console.push(message.text()));
+    await page.goto(env.foreignOrigin);
+    // A good ticket (asked for outside the browser): only CORS stands in the way.
+    const ticket = await ticketFor();
+    const opened = await openEventSource(
+      page,
+      `${env.apiUrl}/tasks/events?ticket=${encodeURIComponent(ticket)}`,
+    );
+    assert.equal(opened, false, "the browser refused the stream");
+    assert.ok(
+      console.some((line) => line.includes("blocked by CORS policy")),
+      `Chromium reports a CORS refusal: ${console.join("\n")}`,
+    );
+    await page.close();
   });
 });

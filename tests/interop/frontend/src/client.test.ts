@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import {
   ApiError,
+  type Change,
   createTodoApi,
   nextLink,
   type Page,
@@ -15,6 +16,8 @@ import { signUp } from "./auth";
 import { environment } from "./environment";
 
 const { apiUrl, betterAuthUrl } = environment();
+
+const sleep = (milliseconds: number) => new Promise((resolve) => setTimeout(resolve, milliseconds));
 
 async function refused(call: Promise<unknown>, status: number): Promise<ApiError> {
   let caught: unknown;
@@ -244,6 +247,73 @@ describe("the typed client against the live API", () => {
 
     await api.deleteTask(task.id);
     assert.equal((await api.restoreUserTask(userId, task.id)).task.id, task.id);
+  });
+
+  test("subscribe: changes as they commit, across the server ending the stream, resumable", async () => {
+    const got: { change: Change; id: string; at: number }[] = [];
+    let opened = 0;
+    let opening = () => {};
+    const waitOpen = () => new Promise<void>((resolve) => (opening = resolve));
+    const arrived = async (count: number) => {
+      const deadline = Date.now() + 8000;
+      while (got.length < count && Date.now() < deadline) await sleep(20);
+      assert.equal(got.length, count, JSON.stringify(got));
+    };
+    const firstOpen = waitOpen();
+    const subscription = api.subscribe((change, id) => got.push({ change, id, at: Date.now() }), {
+      cursor: await api.sync(new Map(), null), // from now on
+      onOpen: () => {
+        opened += 1;
+        opening();
+      },
+    });
+    await firstOpen;
+
+    const before = Date.now();
+    const { task: first } = await api.createTask({ title: "live one" });
+    await arrived(1);
+    assert.deepEqual(got[0]?.change, { op: "upsert", task: first });
+    assert.ok(got[0]!.at - before < 1000, `delivered in ${got[0]!.at - before} ms`);
+
+    // The server ends each stream after STREAM_MAX_SECONDS (3 s in this run): a change made
+    // while the client reconnects arrives once it is back, from its Last-Event-ID.
+    const reopened = waitOpen();
+    const waiting = Date.now();
+    while (opened < 2 && Date.now() - waiting < 6000) {
+      await api.updateTask(first.id, { title: `live one, ${Date.now()}` });
+      await sleep(300);
+    }
+    await reopened;
+    const { task: second } = await api.createTask({ title: "live two" });
+    const deadline = Date.now() + 8000;
+    const has = (id: number) =>
+      got.some((entry) => entry.change.op === "upsert" && entry.change.task.id === id);
+    while (!has(second.id) && Date.now() < deadline) await sleep(20);
+    subscription.close();
+    assert.ok(has(second.id), "the change made after the reconnect arrived");
+    assert.ok(opened >= 2, "reconnected after the server ended the stream");
+    const ids = got.map((entry) => entry.id);
+    assert.equal(new Set(ids).size, ids.length, "no change twice");
+    // Each task's last state received is its state on the server.
+    const last = new Map<number, Task>();
+    for (const { change } of got) if (change.op === "upsert") last.set(change.task.id, change.task);
+    assert.deepEqual(last.get(first.id), await api.getTask(first.id));
+    assert.deepEqual(last.get(second.id), second);
+
+    // Closed: nothing more arrives; a new subscription from the last id gets only what is new.
+    const seen = got.length;
+    const { task: third } = await api.createTask({ title: "live three" });
+    await sleep(300);
+    assert.equal(got.length, seen);
+    const later: Change[] = [];
+    const resumed = api.subscribe((change) => later.push(change), {
+      cursor: subscription.lastEventId ?? undefined,
+    });
+    const until = Date.now() + 5000;
+    while (later.length < 1 && Date.now() < until) await sleep(20);
+    await sleep(200);
+    resumed.close();
+    assert.deepEqual(later, [{ op: "upsert", task: third }]);
   });
 });
 

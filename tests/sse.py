@@ -7,6 +7,7 @@ import json
 import queue
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ class Event:
     id: str | None = None
     data: str = ""
     comments: list[str] = field(default_factory=list)
+    # time.perf_counter() when the event's last line was read.
+    received: float = 0.0
 
     def json(self) -> Any:
         return json.loads(self.data)
@@ -108,6 +111,7 @@ class EventReader:
             for line in self._lines():
                 if line == "":
                     if event.data or event.event != "message":
+                        event.received = time.perf_counter()
                         self._events.put(event)
                     event = Event()
                     continue

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -118,6 +120,15 @@ class EventStream(Response):
                 page = await self._read(self._cursor)
             except CursorExpired:
                 await self._write(send, self._reset)
+                return False
+            except (OperationalError, PoolTimeout) as exc:
+                # The answer has begun: no 503 can be sent. The stream ends, and the client
+                # reconnects after `retry` and resumes from its last id.
+                logger.warning(
+                    "a stream could not read the feed; it was ended: %s",
+                    exc,
+                    extra={"event": "database_unavailable"},
+                )
                 return False
             if page.changes and not await self._write(send, change_events(page)):
                 return False

@@ -40,6 +40,12 @@ GET = (
     "AND tasks.deleted_at IS NULL"
 )
 
+# Every write that takes a change number announces it to the processes that LISTEN.
+NOTIFY = (
+    "pg_notify('todo_changes', CAST(task_owners.change_seq AS VARCHAR) || ':' || "
+    "task_owners.user_id) AS notified"
+)
+
 # create: the owner's row, the quota-checked count with the next change number, then the task.
 OWNER_ROW = (
     "INSERT INTO task_owners (user_id, task_count) VALUES (%(user_id)s, 0) "
@@ -49,7 +55,7 @@ OWNER_COUNT_UP = (
     "UPDATE task_owners SET task_count=(task_owners.task_count + 1), "
     "change_seq=(task_owners.change_seq + 1) "
     "WHERE task_owners.user_id = %(user_id)s AND task_owners.task_count + 1 <= %(quota)s "
-    "RETURNING task_owners.change_seq"
+    f"RETURNING task_owners.change_seq, {NOTIFY}"
 )
 INSERT = (
     "INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_date, "
@@ -61,7 +67,7 @@ INSERT = (
 # every other write: the owner's row locked for the next change number, then the task.
 OWNER_NEXT_CHANGE = (
     "UPDATE task_owners SET change_seq=(task_owners.change_seq + 1) "
-    "WHERE task_owners.user_id = %(user_id)s RETURNING task_owners.change_seq"
+    f"WHERE task_owners.user_id = %(user_id)s RETURNING task_owners.change_seq, {NOTIFY}"
 )
 
 # update (PATCH): the fields sent, and an updated_at that never goes back, in one statement.

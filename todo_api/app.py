@@ -76,9 +76,9 @@ def create_app(settings: Settings) -> AsyncApp:
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         if settings.auto_migrate:
             await run_in_threadpool(upgrade, engine)
-        wakeups = Wakeups(settings.streams_per_user, settings.streams_per_process)
+        wakeups = Wakeups(settings.streams_per_user, settings.streams_per_process, metrics)
         store = task_store(settings, engine, wakeups)
-        live = LiveUpdates(settings, store, wakeups, slots)
+        live = LiveUpdates(settings, store, wakeups, slots, metrics)
         live.start()
         timeout = httpx2.Timeout(settings.auth_http_timeout)
         async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:

@@ -115,6 +115,30 @@ class Metrics:
             registry=registry,
         )
 
+        self.streams_open = Gauge(
+            "todo_api_streams_open",
+            "Event streams open now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.stream_events = Counter(
+            "todo_api_stream_events",
+            "Events written to event streams, by kind (change, reset).",
+            ["event"],
+            registry=registry,
+        )
+        self.streams_refused = Counter(
+            "todo_api_streams_refused",
+            "Event streams refused at a bound, by which (user: 429, process: 503).",
+            ["bound"],
+            registry=registry,
+        )
+        self.streams_dropped = Counter(
+            "todo_api_streams_dropped",
+            "Event streams closed because their reader took too long to take a write.",
+            registry=registry,
+        )
+
     def count_request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, f"{status // 100}xx")
         children = self._children.get(key)

@@ -28,6 +28,7 @@ from storage import TaskStore
 from storage.models import TaskRow
 from tests.conftest import SECRET, bearer, make_token
 from tests.network import free_port, serving
+from tests.prometheus import Samples, samples, value
 from tests.replica import apply_changes
 from tests.sse import Event, EventReader
 
@@ -381,6 +382,7 @@ def tight(
         STREAM_TICKET_SECONDS="1",
         STREAM_SEND_TIMEOUT="1",
         STREAM_HEARTBEAT="0.5",
+        METRICS_ENABLED="true",
     )
     with started(env, tmp_path_factory.mktemp("tight"), "tight") as server:
         yield server
@@ -486,7 +488,32 @@ def test_a_reader_that_falls_behind_is_dropped_and_resumes_by_its_last_id(
         apply_changes(replica, {"changes": [event.json()]})
     tasks = httpx.get(f"{tight.base}/tasks", headers=ALICE).json()
     assert replica == {task["id"]: task for task in tasks}
+    dropped = samples(httpx.get(f"{tight.base}/metrics").text)
+    assert value(dropped, "todo_api_streams_dropped_total") >= 1
     # Dropped by the server on purpose: one line saying so, and no error from uvicorn.
     log = tight.log_text()
     assert log.count('"stream_dropped"') == 1
     assert '"level": "ERROR"' not in log
+
+
+def test_streams_are_counted_in_the_metrics(tight: Server, client: TestClient) -> None:
+    def scrape() -> Samples:
+        time.sleep(0.2)  # a stream's place is given back as its connection closes
+        return samples(httpx.get(f"{tight.base}/metrics").text)
+
+    before = scrape()
+    with tight.stream(ALICE) as first, tight.stream(ALICE) as second:
+        with tight.stream(ALICE) as refused:
+            assert refused.status == 429
+        create_some(tight, 3)
+        assert len(first.take(3)) == len(second.take(3)) == 3
+        during = scrape()
+    after = scrape()
+    assert value(during, "todo_api_streams_open") == value(before, "todo_api_streams_open") + 2
+    assert value(after, "todo_api_streams_open") == value(before, "todo_api_streams_open")
+    for name, labels, grown in [
+        ("todo_api_stream_events_total", {"event": "change"}, 6),
+        ("todo_api_streams_refused_total", {"bound": "user"}, 1),
+        ("todo_api_streams_refused_total", {"bound": "process"}, 0),
+    ]:
+        assert value(after, name, **labels) - value(before, name, **labels) == grown, name

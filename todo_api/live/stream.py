@@ -23,6 +23,7 @@ from handlers.representation import change_json
 from storage import Changes, CursorExpired
 from storage.cursors import feed_position
 from todo_api.live.wakeups import Watch
+from todo_api.metrics import Metrics
 from todo_api.web.server import ABORT_EXTENSION
 
 logger = logging.getLogger("todo_api")
@@ -69,6 +70,7 @@ class EventStream(Response):
         send_timeout: float,
         reset: bytes,
         headers: dict[str, str],
+        metrics: Metrics | None = None,
     ) -> None:
         self._watch = watch
         self._read = read
@@ -79,6 +81,7 @@ class EventStream(Response):
         self._heartbeat = heartbeat
         self._send_timeout = send_timeout
         self._reset = reset
+        self._metrics = metrics
         # A Starlette response, so that Connexion passes it through as it is; its body is
         # streamed by __call__ alone.
         self.status_code = 200
@@ -120,6 +123,7 @@ class EventStream(Response):
                 page = await self._read(self._cursor)
             except CursorExpired:
                 await self._write(send, self._reset)
+                self._count("reset", 1)
                 return False
             except (OperationalError, PoolTimeout) as exc:
                 # The answer has begun: no 503 can be sent. The stream ends, and the client
@@ -130,8 +134,10 @@ class EventStream(Response):
                     extra={"event": "database_unavailable"},
                 )
                 return False
-            if page.changes and not await self._write(send, change_events(page)):
-                return False
+            if page.changes:
+                if not await self._write(send, change_events(page)):
+                    return False
+                self._count("change", len(page.changes))
             self._cursor = page.cursor
             self._seq = feed_position(page.cursor)
             if not page.has_more:
@@ -152,6 +158,10 @@ class EventStream(Response):
             if not await self._write(send, b": heartbeat\n\n"):
                 return False
 
+    def _count(self, event: str, how_many: int) -> None:
+        if self._metrics is not None:
+            self._metrics.stream_events.labels(event).inc(how_many)
+
     async def _write(self, send: Send, data: bytes, *, more: bool = True) -> bool:
         """Write, unless the client takes longer than the bound: then give up (False)."""
         message: Message = {"type": "http.response.body", "body": data, "more_body": more}
@@ -162,6 +172,8 @@ class EventStream(Response):
                 await send(message)
         except TimeoutError:
             self._dropped = True
+            if self._metrics is not None:
+                self._metrics.streams_dropped.inc()
             logger.info(
                 "a stream's reader fell behind; it was closed", extra={"event": "stream_dropped"}
             )

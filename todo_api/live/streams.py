@@ -12,6 +12,7 @@ from storage.cursors import feed_position
 from storage.notifications import ChangeListener, ChangePoller
 from todo_api.live.stream import MEDIA_TYPE, EventStream, reset_event
 from todo_api.live.wakeups import Wakeups
+from todo_api.metrics import Metrics
 from todo_api.settings import Settings
 from todo_api.web.problems import CURSOR_EXPIRED, problem_body
 
@@ -21,13 +22,19 @@ PAGE = 100
 
 class LiveUpdates:
     def __init__(
-        self, settings: Settings, store: TaskStore, wakeups: Wakeups, slots: asyncio.Semaphore
+        self,
+        settings: Settings,
+        store: TaskStore,
+        wakeups: Wakeups,
+        slots: asyncio.Semaphore,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self.wakeups = wakeups
         # The admission places (one per pooled connection): a stream takes one for each read.
         self._slots = slots
+        self._metrics = metrics
         self._watchers: list[ChangeListener | ChangePoller] = []
 
     def start(self) -> None:
@@ -97,6 +104,7 @@ class LiveUpdates:
                     # Proxies such as nginx would otherwise hold events back in a buffer.
                     "X-Accel-Buffering": "no",
                 },
+                metrics=self._metrics,
             )
         except BaseException:
             watch.close()

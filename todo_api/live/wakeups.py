@@ -12,6 +12,8 @@ import math
 import threading
 from collections import defaultdict
 
+from todo_api.metrics import Metrics
+
 
 class StreamLimit(Exception):
     """No stream may be opened now; `per_user` says which bound was reached."""
@@ -76,9 +78,10 @@ class Watch:
 class Wakeups:
     """The streams of this process, at most `per_user` for one user and `per_process` in all."""
 
-    def __init__(self, per_user: int, per_process: int) -> None:
+    def __init__(self, per_user: int, per_process: int, metrics: Metrics | None = None) -> None:
         self.per_user = per_user
         self.per_process = per_process
+        self._metrics = metrics
         self._lock = threading.Lock()
         self._watches: defaultdict[str, set[Watch]] = defaultdict(set)
         self._count = 0
@@ -89,14 +92,25 @@ class Wakeups:
         streams are never closed to make room: a new one is refused instead."""
         watch = Watch(self, user_id, asyncio.get_running_loop())
         with self._lock:
+            refusal = None
             if self._closing:
-                raise StreamLimit(per_user=False, limit=0)
-            if len(self._watches.get(user_id, ())) >= self.per_user:
-                raise StreamLimit(per_user=True, limit=self.per_user)
-            if self._count >= self.per_process:
-                raise StreamLimit(per_user=False, limit=self.per_process)
-            self._watches[user_id].add(watch)
-            self._count += 1
+                refusal = StreamLimit(per_user=False, limit=0)
+            elif len(self._watches.get(user_id, ())) >= self.per_user:
+                refusal = StreamLimit(per_user=True, limit=self.per_user)
+            elif self._count >= self.per_process:
+                refusal = StreamLimit(per_user=False, limit=self.per_process)
+            else:
+                self._watches[user_id].add(watch)
+                self._count += 1
+        if self._metrics is not None:
+            if refusal is None:
+                self._metrics.streams_open.inc()
+            else:
+                self._metrics.streams_refused.labels(
+                    "user" if refusal.per_user else "process"
+                ).inc()
+        if refusal is not None:
+            raise refusal
         return watch
 
     def _release(self, watch: Watch) -> None:
@@ -108,6 +122,8 @@ class Wakeups:
             self._count -= 1
             if not watches:
                 del self._watches[watch.user_id]
+        if self._metrics is not None:
+            self._metrics.streams_open.dec()
 
     def wake(self, user_id: str, seq: int) -> None:
         """A change numbered `seq` of `user_id` committed; callable from any thread."""

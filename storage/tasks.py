@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, NoReturn
 
 from sqlalchemy import Connection, Engine, Row, Select
@@ -58,8 +59,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-# Where a write's transaction collects the changes it books (TaskStore._writing).
-_BOOKED = "todo_api_booked_changes"
+# Where a write's transaction collects the changes it books (TaskStore._writing): one list per
+# call, in the calling thread's context, whatever becomes of the connection.
+_BOOKED: ContextVar[list[tuple[str, int]] | None] = ContextVar("booked_changes", default=None)
 
 # An idempotent create retries its claim when the key in its way vanished before it was read;
 # each try deletes expired keys first, so the next one finds the place free.
@@ -435,7 +437,7 @@ class TaskStore:
         if counted is None and change > 0:
             raise QuotaExceeded(self._quota)
         if counted is not None and sequence:
-            booked: list[tuple[str, int]] | None = connection.info.get(_BOOKED)
+            booked = _BOOKED.get()
             if booked is not None:
                 booked.append((user_id, counted.change_seq))
         return counted
@@ -444,13 +446,12 @@ class TaskStore:
     def _writing(self) -> Iterator[Connection]:
         """A write's transaction; once it has committed, each change it booked is announced."""
         booked: list[tuple[str, int]] = []
-        with self._engine.begin() as connection:
-            connection.info[_BOOKED] = booked
-            try:
+        token = _BOOKED.set(booked)
+        try:
+            with self._engine.begin() as connection:
                 yield connection
-            finally:
-                # The DBAPI connection goes back to the pool: nothing of this call may stay.
-                del connection.info[_BOOKED]
+        finally:
+            _BOOKED.reset(token)
         if self._on_change is not None:
             for user_id, seq in booked:
                 self._on_change(user_id, seq)

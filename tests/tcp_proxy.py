@@ -7,6 +7,9 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
+
+from sqlalchemy.engine import make_url
 
 
 class TcpProxy:
@@ -78,3 +81,20 @@ class TcpProxy:
             for sock in (source, target):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def proxy_to(database_url: str) -> Iterator[TcpProxy]:
+    """A proxy in front of the server a database URL names, cut when the block ends."""
+    url = make_url(database_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    try:
+        yield proxy
+    finally:
+        proxy.cut()
+
+
+def through(database_url: str, proxy: TcpProxy) -> str:
+    """The database URL, reaching its server through `proxy`."""
+    proxied = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
+    return proxied.render_as_string(hide_password=False)

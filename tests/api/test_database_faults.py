@@ -12,12 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from storage import PoolSettings, build_engine
 from tests.conftest import SECRET, Client, bearer, make_token
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy, proxy_to, through
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"), reason="needs PostgreSQL (TEST_DATABASE_URL)"
@@ -27,17 +26,14 @@ ALICE = bearer(make_token("alice", iss=None, aud=None))
 
 @pytest.fixture
 def proxy(database_url: str) -> Iterator[TcpProxy]:
-    url = make_url(database_url)
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    yield proxy
-    proxy.cut()
+    with proxy_to(database_url) as proxy:
+        yield proxy
 
 
 def test_database_cut_mid_load(
     proxy: TcpProxy, database_url: str, engine: Engine, serve: Client
 ) -> None:
-    proxied = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
-    api = serve(database_url=proxied.render_as_string(hide_password=False), auth_secret=SECRET)
+    api = serve(database_url=through(database_url, proxy), auth_secret=SECRET)
     created: list[int] = []
     failures: list[int] = []
     unexpected: list[str] = []
@@ -93,8 +89,7 @@ def test_database_cut_mid_load(
 def test_readiness_while_the_database_is_gone(
     proxy: TcpProxy, database_url: str, serve: Client
 ) -> None:
-    proxied = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
-    api = serve(database_url=proxied.render_as_string(hide_password=False), auth_secret=SECRET)
+    api = serve(database_url=through(database_url, proxy), auth_secret=SECRET)
     assert api.get("/api/health/ready").status_code == 200
     proxy.cut()
     started = time.monotonic()

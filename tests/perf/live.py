@@ -32,10 +32,9 @@ from typing import Any
 import httpx2
 
 from tests.databases import fresh_postgres
+from tests.network import free_port
 from tests.perf.run import (
     DEFAULT_POSTGRES,
-    RESULTS,
-    ROOT,
     SECRET,
     Bench,
     _ensure_postgres,
@@ -45,6 +44,7 @@ from tests.perf.run import (
     _started,
     _users_file,
     _wait_until_idle,
+    write_results,
 )
 from tests.perf.seed import seed
 from tests.sse import EventReader
@@ -76,7 +76,7 @@ def delivery(env: dict[str, str], work: Path, wakeups: str, writes: int) -> dict
     env = env | {"STREAM_WAKEUPS": wakeups}
     servers = {
         name: ([sys.executable, "-m", "todo_api", "serve", "--port", str(port)], port, env)
-        for name, port in (("a", _free()), ("b", _free()))
+        for name, port in (("a", free_port()), ("b", free_port()))
     }
     user = f"live-{wakeups}"
     headers = {"Authorization": f"Bearer {_token(user)}"}
@@ -110,12 +110,6 @@ def delivery(env: dict[str, str], work: Path, wakeups: str, writes: int) -> dict
     }
 
 
-def _free() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def idle_streams(base: str, count: int, users: int) -> Iterator[list[socket.socket]]:
     """`count` streams held open and never read, across `users` users."""
@@ -147,7 +141,7 @@ def streams_alongside(
 ) -> dict[str, Any]:
     """Throughput of ordinary requests with `count` idle streams open against none."""
     env = env | {"MAX_CONNECTIONS": str(count + 500), "STREAM_HEARTBEAT": "15"}
-    port = _free()
+    port = free_port()
     servers = {
         "ours": ([sys.executable, "-m", "todo_api", "serve", "--port", str(port)], port, env)
     }
@@ -204,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         report["idle"] = streams_alongside(env, work, Bench(wrk, work), users_file, streams, rounds)
     report["machine"]["load_after"] = os.getloadavg()
     print(format_report(report))
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"live-{report['mode']}-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nresults: {path.relative_to(ROOT)}")
+    write_results(report, "live")
     return 0
 
 

@@ -201,12 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"]["load_after"] = os.getloadavg()
     print()
     print(format_report(report))
+    write_results(report, "perf")
+    return 0 if not _errors_in(report) else 1
+
+
+def write_results(report: dict[str, Any], name: str) -> None:
+    """The run's figures as JSON in tests/perf/results/ (not committed)."""
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"perf-{report['mode']}-{stamp}.json"
+    path = RESULTS / f"{name}-{report['mode']}-{stamp}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nresults: {path.relative_to(ROOT)}")
-    return 0 if not _errors_in(report) else 1
 
 
 class Bench:

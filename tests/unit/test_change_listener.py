@@ -7,16 +7,16 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from storage import PreconditionFailed, TaskStore
 from storage.notifications import ChangeListener
 from storage.records import IfMatch
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy, proxy_to, through
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"), reason="needs PostgreSQL (TEST_DATABASE_URL)"
@@ -53,18 +53,15 @@ class Heard:
 
 @pytest.fixture
 def proxy(database_url: str) -> Iterator[TcpProxy]:
-    url = make_url(database_url)
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    yield proxy
-    proxy.cut()
+    with proxy_to(database_url) as proxy:
+        yield proxy
 
 
 @pytest.fixture
 def heard(database_url: str, proxy: TcpProxy, engine: Engine) -> Iterator[Heard]:
     heard = Heard()
-    proxied = make_url(database_url).set(host="127.0.0.1", port=proxy.port)
     listener = ChangeListener(
-        proxied.render_as_string(hide_password=False), heard.wake, heard.everyone.set, retry=0.2
+        through(database_url, proxy), heard.wake, heard.everyone.set, retry=0.2
     )
     listener.start()
     assert listener.listening.wait(5)
@@ -77,16 +74,17 @@ def test_each_committed_write_is_heard_and_a_rolled_back_one_is_not(
     heard: Heard, engine: Engine, client: object
 ) -> None:
     store = TaskStore(engine, quota=100)
-    task = store.create("alice", TASK).task
-    assert heard.next() == ("alice", 1)
-    store.update("alice", task.id, {"title": "two"})
-    assert heard.next() == ("alice", 2)
+    user = f"listened-{uuid.uuid4().hex}"  # no earlier test's tasks
+    task = store.create(user, TASK).task
+    assert heard.next() == (user, 1)
+    store.update(user, task.id, {"title": "two"})
+    assert heard.next() == (user, 2)
     with pytest.raises(PreconditionFailed):
-        store.update("alice", task.id, {"title": "three"}, if_match=IfMatch(frozenset({1})))
-    store.update("alice", task.id, {"title": "two"})  # changes nothing: nothing is written
+        store.update(user, task.id, {"title": "three"}, if_match=IfMatch(frozenset({1})))
+    store.update(user, task.id, {"title": "two"})  # changes nothing: nothing is written
     assert heard.none()
-    store.delete("alice", task.id)
-    assert heard.next() == ("alice", 3)
+    store.delete(user, task.id)
+    assert heard.next() == (user, 3)
 
 
 def test_a_listener_that_lost_its_connection_reconnects_and_has_everyone_read_again(
@@ -99,10 +97,11 @@ def test_a_listener_that_lost_its_connection_reconnects_and_has_everyone_read_ag
     while listener.listening.is_set():
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    store.create("alice", TASK)  # made while nobody listened: not heard
+    user = f"listened-{uuid.uuid4().hex}"
+    store.create(user, TASK)  # made while nobody listened: not heard
     assert heard.none(0.3)
     proxy.restore()
     assert heard.everyone.wait(5)  # so every stream reads the feed, this write included
     assert listener.listening.is_set()
-    store.create("alice", TASK)
-    assert heard.next() == ("alice", 2)
+    store.create(user, TASK)
+    assert heard.next() == (user, 2)

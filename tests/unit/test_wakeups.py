@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import uuid
 
 import pytest
 from sqlalchemy import Engine
 
-from storage import TaskStore
+from storage import PreconditionFailed, TaskStore
+from storage.cursors import feed_cursor
 from storage.notifications import ChangePoller, parse_payload
+from storage.records import IfMatch
 from todo_api.live.wakeups import StreamLimit, Wakeups
 from todo_api.settings import ConfigError, Settings
 
@@ -112,12 +115,13 @@ def test_a_poller_wakes_the_users_with_changes_and_only_while_it_is_needed(
 ) -> None:
     store = TaskStore(engine, quota=100)
     task = {"title": "t", "description": None, "completed": False}
-    store.create("alice", task | {"priority": "medium", "tags": [], "due_date": None})
+    user = f"polled-{uuid.uuid4().hex}"  # no earlier test's tasks
+    store.create(user, task | {"priority": "medium", "tags": [], "due_date": None})
     wakes: queue.Queue[tuple[str, int]] = queue.Queue()
     needed = threading.Event()
     poller = ChangePoller(
         store.latest_changes,
-        lambda: ["alice", "nobody"],
+        lambda: [user, "nobody"],
         lambda user_id, seq: wakes.put((user_id, seq)),
         interval=0.05,
         needed=needed.is_set,
@@ -127,6 +131,30 @@ def test_a_poller_wakes_the_users_with_changes_and_only_while_it_is_needed(
         with pytest.raises(queue.Empty):
             wakes.get(timeout=0.3)
         needed.set()
-        assert wakes.get(timeout=5) == ("alice", 1)
+        assert wakes.get(timeout=5) == (user, 1)
     finally:
         poller.stop()
+
+
+def test_the_store_announces_each_committed_write_once_it_has_committed(
+    engine: Engine, client: object
+) -> None:
+    announced: list[tuple[str, int, bool]] = []
+
+    def on_change(user_id: str, seq: int) -> None:
+        # Called after the commit: another connection already sees the write.
+        visible = TaskStore(engine, quota=100).changes(user_id, None, 500).cursor
+        announced.append((user_id, seq, visible == feed_cursor(seq)))
+
+    store = TaskStore(engine, quota=100, on_change=on_change)
+    user = f"announced-{uuid.uuid4().hex}"
+    fields = {"title": "t", "description": None, "completed": False}
+    task = store.create(user, fields | {"priority": "medium", "tags": [], "due_date": None}).task
+    store.update(user, task.id, {"title": "two"})
+    store.update(user, task.id, {"title": "two"})  # nothing to write: nothing announced
+    with pytest.raises(PreconditionFailed):
+        store.update(user, task.id, {"title": "x"}, if_match=IfMatch(frozenset({1})))
+    store.set_completed(user, task.id, None)
+    store.delete(user, task.id)
+    store.restore(user, task.id)
+    assert announced == [(user, seq, True) for seq in range(1, 6)]

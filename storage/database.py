@@ -50,19 +50,24 @@ def build_engine(url: str, pool: PoolSettings | None = None) -> Engine:
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
         pool_timeout=pool.timeout,
-        connect_args={
-            "connect_timeout": pool.connect_timeout,
-            # A server that vanishes mid-query (no reset, no answer) is given up on within
-            # seconds, rather than the many minutes the kernel would otherwise wait.
-            "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
-            "keepalives_count": 2,
-            "tcp_user_timeout": pool.connect_timeout * 1000,
-        },
+        connect_args=postgres_connect_args(pool.connect_timeout),
     )
     event.listen(engine, "connect", _postgres_session(pool.statement_timeout))
     return engine
+
+
+def postgres_connect_args(connect_timeout: int) -> dict[str, int]:
+    """libpq's options for every PostgreSQL connection: a server that vanishes mid-query (no
+    reset, no answer) is given up on within seconds, rather than the many minutes the kernel
+    would otherwise wait."""
+    return {
+        "connect_timeout": connect_timeout,
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "tcp_user_timeout": connect_timeout * 1000,
+    }
 
 
 def _postgres_session(statement_timeout: int) -> Callable[[Any, Any], None]:

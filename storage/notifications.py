@@ -21,7 +21,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from storage import statements as sql
-from storage.database import normalize_url
+from storage.database import normalize_url, postgres_connect_args
 
 logger = logging.getLogger("todo_api.storage")
 
@@ -39,7 +39,7 @@ def parse_payload(payload: str) -> tuple[str, int] | None:
 
 
 class _Loop:
-    """A daemon thread that runs `step` until stopped; `step` waits at most `interval`."""
+    """A daemon thread that runs `_run` until `stop()`."""
 
     def __init__(self, name: str) -> None:
         self._stopped = threading.Event()
@@ -69,10 +69,12 @@ class ChangeListener(_Loop):
         retry: float = 1.0,
     ) -> None:
         super().__init__("todo-api-listen")
+        # The pool's keepalives too: a listener on a connection that died silently would
+        # wait on it for ever, hearing nothing.
         self._engine = create_engine(
             normalize_url(url),
             poolclass=NullPool,
-            connect_args={"connect_timeout": connect_timeout, "keepalives": 1},
+            connect_args=postgres_connect_args(connect_timeout),
         )
         self._wake = wake
         self._wake_everyone = wake_everyone

@@ -103,8 +103,8 @@ class TaskStore:
         that listens (storage/notifications.py), whatever this one does."""
         self._engine = engine
         self._on_change = on_change
-        self._notify = engine.dialect.name == "postgresql"
         self._dialect = engine.dialect.name
+        self._notify = self._dialect == "postgresql"
         self._quota = quota
         self._retention = retention
         self._idempotency_ttl = idempotency_ttl

@@ -188,9 +188,13 @@ def streamed_routes() -> frozenset[str]:
     return frozenset(found)
 
 
+@cache
+def _streamed_tails() -> frozenset[str]:
+    return frozenset(route.rsplit("/", 1)[-1] for route in streamed_routes())
+
+
 def is_streamed(path: str) -> bool:
-    """Whether a request path is routed to an event stream."""
-    streamed = streamed_routes()
+    """Whether a request path is routed to an event stream (asked of every request)."""
     # Most paths end otherwise: the routing is only asked about the few that could be.
-    tails = {route.rsplit("/", 1)[-1] for route in streamed}
-    return path.rstrip("/").rsplit("/", 1)[-1] in tails and route_template(path) in streamed
+    tail = path.rstrip("/").rsplit("/", 1)[-1]
+    return tail in _streamed_tails() and route_template(path) in streamed_routes()

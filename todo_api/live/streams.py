@@ -60,11 +60,6 @@ class LiveUpdates:
         for watcher in self._watchers:
             watcher.start()
 
-    @property
-    def listening(self) -> bool:
-        """Whether this process hears of other processes' writes by LISTEN right now."""
-        return any(isinstance(w, ChangeListener) and w.listening.is_set() for w in self._watchers)
-
     def stop(self) -> None:
         for watcher in self._watchers:
             watcher.stop()

@@ -37,6 +37,7 @@ def trace_requests(app: AsyncApp, engine: Engine) -> None:
         tracer_provider=provider,
         # The spans of each ASGI message sent and received say nothing a reader wants.
         exclude_spans=["receive", "send"],
+        server_request_hook=_without_query,
     )
 
 
@@ -44,6 +45,14 @@ def _span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     route = route_label(scope["path"])
     # OpenTelemetry's HTTP conventions: `{method} {http.route}`.
     return f"{scope['method']} {route}", {"http.route": route}
+
+
+def _without_query(span: trace.Span, scope: dict[str, Any]) -> None:
+    """The request's URL without its query string, which may carry a credential (an event
+    stream's `?ticket=`, a mistaken `?token=`): traces keep no more of a request than the log."""
+    if span.is_recording():
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        span.set_attribute("http.url", f"{scope.get('scheme', 'http')}://{host}{scope['path']}")
 
 
 def _provider() -> trace.TracerProvider:

@@ -66,6 +66,19 @@ def test_a_request_is_one_server_span_with_its_statements(
         assert statement.name.startswith("SELECT")
 
 
+def test_a_query_string_never_reaches_a_span(serve: Client, spans: InMemorySpanExporter) -> None:
+    client = serve(auth_secret=SECRET, otel_endpoint="http://127.0.0.1:4318")
+    spans.clear()
+    ticket = "a-stream-ticket-that-must-stay-secret"
+    answer = client.get(f"/api/tasks/events?ticket={ticket}&cursor=x")
+    assert answer.status_code == 401
+    [server] = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert server.attributes is not None
+    assert server.attributes["http.url"] == "http://testserver/api/tasks/events"
+    for span in spans.get_finished_spans():
+        assert ticket not in repr(dict(span.attributes or {}))
+
+
 def test_without_the_endpoint_nothing_of_opentelemetry_is_imported(tmp_path: Path) -> None:
     program = f"""
 import sys

@@ -146,6 +146,8 @@ class ChangePoller(_Loop):
         self._wake = wake
         self._interval = interval
         self._needed = needed
+        # Each user's change number at the last round: only a number that moved is news.
+        self._seen: dict[str, int] = {}
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
@@ -161,5 +163,7 @@ class ChangePoller(_Loop):
                     "polling for changes failed: %s", exc, extra={"event": "poll_failed"}
                 )
                 continue
-            for user_id, seq in latest.items():
+            moved = {user: seq for user, seq in latest.items() if self._seen.get(user) != seq}
+            self._seen = latest
+            for user_id, seq in moved.items():
                 self._wake(user_id, seq)

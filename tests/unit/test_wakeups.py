@@ -132,6 +132,11 @@ def test_a_poller_wakes_the_users_with_changes_and_only_while_it_is_needed(
             wakes.get(timeout=0.3)
         needed.set()
         assert wakes.get(timeout=5) == (user, 1)
+        # Rounds in which the number stands still wake nobody; the next write does.
+        with pytest.raises(queue.Empty):
+            wakes.get(timeout=0.3)
+        store.create(user, task | {"priority": "medium", "tags": [], "due_date": None})
+        assert wakes.get(timeout=5) == (user, 2)
     finally:
         poller.stop()
 

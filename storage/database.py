@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 logger = logging.getLogger("todo_api.storage")
 
@@ -33,6 +34,15 @@ def normalize_url(url: str) -> str:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg2")
     return parsed.render_as_string(hide_password=False)
+
+
+def backend_name(url: str) -> str | None:
+    """The database a URL names (`postgresql`, `sqlite`), in any form normalize_url accepts;
+    None for a URL that does not parse (build_engine says why)."""
+    try:
+        return make_url(normalize_url(url)).get_backend_name()
+    except ArgumentError:
+        return None
 
 
 def build_engine(url: str, pool: PoolSettings | None = None) -> Engine:

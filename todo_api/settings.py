@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from storage import PoolSettings
+from storage.database import backend_name
 from todo_api.logs import LOG_FORMATS
 
 DEFAULT_DATABASE_URL = "sqlite:///todo.db"
@@ -138,8 +139,7 @@ class Settings:
 
     @property
     def listens_on_postgres(self) -> bool:
-        url = self.database_direct_url or self.database_url
-        return url.startswith(("postgres://", "postgresql"))
+        return backend_name(self.database_direct_url or self.database_url) == "postgresql"
 
     @property
     def wakeups(self) -> str:

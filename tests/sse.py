@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +19,6 @@ class Event:
     event: str = "message"
     id: str | None = None
     data: str = ""
-    comments: list[str] = field(default_factory=list)
     # time.perf_counter() when the event's last line was read.
     received: float = 0.0
 

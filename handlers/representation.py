@@ -7,7 +7,7 @@ import hashlib
 import re
 from typing import Any
 
-from storage import Changes, Task, TaskQuery, Tombstone
+from storage import Changes, TagCount, Task, TaskQuery, Tombstone
 from todo_api.contract import task_properties
 
 # A task's strong tag names the task and its write count: "17-3". No leading zeros, so that a
@@ -20,6 +20,10 @@ _MAX_VERSION = 2**31 - 1
 def task_json(task: Task) -> dict[str, Any]:
     """The task's fields the spec's Task schema names, and no other."""
     return {name: _wire(getattr(task, name)) for name in task_properties()}
+
+
+def tag_json(tag: TagCount) -> dict[str, Any]:
+    return {"tag": tag.tag, "pending": tag.pending, "completed": tag.completed}
 
 
 def changes_json(page: Changes) -> dict[str, Any]:
@@ -60,7 +64,21 @@ def list_etag(user: str, as_of: int, path: str, query: TaskQuery) -> str:
 
 
 def _wire(value: Any) -> Any:
-    return rfc3339(value) if isinstance(value, dt.datetime) else value
+    if isinstance(value, dt.datetime):
+        return rfc3339(value)
+    if isinstance(value, dt.timedelta):
+        return duration_text(value)
+    return value
+
+
+def duration_text(value: dt.timedelta) -> str:
+    """The normalised form: days, then a time part; `PT0S` for none."""
+    days, rest = divmod(int(value.total_seconds()), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    text = "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
+    return text if text != "P" else "PT0S"
 
 
 def rfc3339(value: dt.datetime) -> str:

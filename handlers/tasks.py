@@ -13,6 +13,7 @@ from starlette.types import Scope
 from handlers import preconditions
 from handlers.representation import changes_json, list_etag, task_etag, task_json
 from storage import Task, TaskQuery, TaskStore
+from todo_api import task_fields
 from todo_api.contract import task_defaults, writable_task_fields
 from todo_api.web.connexion_hooks import request_scope
 from todo_api.web.problems import ValidationProblem
@@ -33,6 +34,7 @@ def list_tasks(
     q: str | None = None,
     due_before: str | None = None,
     due_after: str | None = None,
+    reminder: str | None = None,
     cursor: str | None = None,
 ) -> Response:
     query = TaskQuery(
@@ -46,24 +48,28 @@ def list_tasks(
         order=order,
         limit=limit,
         cursor=cursor,
+        reminder_due=reminder == "due",
     )
     scope = request_scope()
-    page = _store(scope).list_tasks(user, query)
+    page = store(scope).list_tasks(user, query)
     url = URL(scope=scope)
-    etag = list_etag(user, page.as_of, _path(url), query)
-    if preconditions.none_match(etag, Headers(scope=scope)):
-        return _not_modified(etag)
-    headers = {"X-Total-Count": str(page.total), "ETag": etag}
+    headers = {"X-Total-Count": str(page.total)}
+    # Which reminders are due moves with the clock, not with writes: no tag can name it.
+    if not query.reminder_due:
+        etag = list_etag(user, page.as_of, path_of(url), query)
+        if preconditions.none_match(etag, Headers(scope=scope)):
+            return _not_modified(etag)
+        headers["ETag"] = etag
     if page.next_cursor is not None:
-        headers["Link"] = f'<{_next_page(url, page.next_cursor)}>; rel="next"'
+        headers["Link"] = f'<{next_page(url, page.next_cursor)}>; rel="next"'
     return [task_json(task) for task in page.tasks], 200, JSON | headers
 
 
 def create_task(user: str, body: dict[str, Any]) -> Response:
     scope = request_scope()
     key = Headers(scope=scope).get("idempotency-key")
-    created = _store(scope).create(user, task_defaults() | _writable(body), idempotency_key=key)
-    headers = {"Location": f"{_path(URL(scope=scope))}/{created.task.id}"}
+    created = store(scope).create(user, task_defaults() | _writable(body), idempotency_key=key)
+    headers = {"Location": f"{path_of(URL(scope=scope))}/{created.task.id}"}
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
     return _task(created.task, 201, headers)
@@ -71,7 +77,7 @@ def create_task(user: str, body: dict[str, Any]) -> Response:
 
 def get_task(user: str, task_id: int) -> Response:
     scope = request_scope()
-    task = _store(scope).get(user, task_id)
+    task = store(scope).get(user, task_id)
     etag = task_etag(task)
     if preconditions.none_match(etag, Headers(scope=scope)):
         return _not_modified(etag)
@@ -81,7 +87,7 @@ def get_task(user: str, task_id: int) -> Response:
 def update_task(user: str, task_id: int, body: dict[str, Any]) -> Response:
     scope = request_scope()
     if_match = preconditions.if_match(task_id, Headers(scope=scope))
-    return _task(_store(scope).update(user, task_id, _writable(body), if_match=if_match))
+    return _task(store(scope).update(user, task_id, _writable(body), if_match=if_match))
 
 
 # PUT is partial too: an older frontend must not wipe fields it does not know about.
@@ -90,7 +96,7 @@ put_task = update_task
 
 def delete_task(user: str, task_id: int) -> Response:
     scope = request_scope()
-    _store(scope).delete(
+    store(scope).delete(
         user, task_id, if_match=preconditions.if_match(task_id, Headers(scope=scope))
     )
     return ConnexionResponse(status_code=204)
@@ -100,21 +106,21 @@ def complete_task(user: str, task_id: int, body: dict[str, Any] | None = None) -
     completed = (body or {}).get("completed")
     scope = request_scope()
     if_match = preconditions.if_match(task_id, Headers(scope=scope))
-    return _task(_store(scope).set_completed(user, task_id, completed, if_match=if_match))
+    return _task(store(scope).set_completed(user, task_id, completed, if_match=if_match))
 
 
 post_complete_task = complete_task
 
 
 def restore_task(user: str, task_id: int) -> Response:
-    return _task(_store(request_scope()).restore(user, task_id))
+    return _task(store(request_scope()).restore(user, task_id))
 
 
 def list_changes(user: str, limit: int, cursor: str | None = None) -> Response:
-    return changes_json(_store(request_scope()).changes(user, cursor, limit)), 200, JSON
+    return changes_json(store(request_scope()).changes(user, cursor, limit)), 200, JSON
 
 
-def _store(scope: Scope) -> TaskStore:
+def store(scope: Scope) -> TaskStore:
     store: TaskStore = scope["state"]["store"]  # set by todo_api.app at startup
     return store
 
@@ -131,6 +137,12 @@ def _writable(body: dict[str, Any]) -> dict[str, Any]:
     fields = {name: body[name] for name in writable_task_fields() if name in body}
     if fields.get("due_date") is not None:
         fields["due_date"] = _instant(fields["due_date"], pointer="#/due_date")
+    if fields.get("recurrence") is not None:
+        fields["recurrence"] = task_fields.recurrence(fields["recurrence"])
+    if "timezone" in fields:
+        fields["timezone"] = task_fields.timezone(fields["timezone"])
+    if fields.get("remind_before") is not None:
+        fields["remind_before"] = task_fields.duration(fields["remind_before"])
     return fields
 
 
@@ -149,10 +161,10 @@ def _instant(value: str | None, **where: str) -> dt.datetime | None:
         raise ValidationProblem([{**where, "detail": detail}]) from None
 
 
-def _path(url: URL) -> str:
+def path_of(url: URL) -> str:
     return quote(url.path.rstrip("/"))
 
 
-def _next_page(url: URL, cursor: str) -> str:
+def next_page(url: URL, cursor: str) -> str:
     params = [(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True) if k != "cursor"]
-    return f"{_path(url)}?{urlencode([*params, ('cursor', cursor)])}"
+    return f"{path_of(url)}?{urlencode([*params, ('cursor', cursor)])}"

@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from handlers import events, tasks
+from handlers import events, tags, tasks
 
 
 def _with_path_user(operation: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,3 +47,5 @@ restore_task = _with_path_user(tasks.restore_task)
 list_changes = _with_path_user(tasks.list_changes)
 stream_events = _with_path_user(events.stream_events)
 issue_ticket = _with_path_user(events.issue_ticket)
+list_tags = _with_path_user(tags.list_tags)
+rename_tag = _with_path_user(tags.rename_tag)

@@ -7,12 +7,25 @@ from storage.errors import (
     CursorExpired,
     IdempotencyKeyReused,
     InvalidCursor,
+    InvalidTask,
     PreconditionFailed,
     QuotaExceeded,
+    TagNotFound,
     TaskNotFound,
 )
 from storage.migrate import upgrade
-from storage.records import Changes, Created, IfMatch, Page, Purged, Task, TaskQuery, Tombstone
+from storage.records import (
+    Changes,
+    Created,
+    IfMatch,
+    Page,
+    Purged,
+    TagCount,
+    TagPage,
+    Task,
+    TaskQuery,
+    Tombstone,
+)
 from storage.tasks import WRITABLE_FIELDS, TaskStore
 
 __all__ = [
@@ -23,11 +36,15 @@ __all__ = [
     "IdempotencyKeyReused",
     "IfMatch",
     "InvalidCursor",
+    "InvalidTask",
     "Page",
     "PoolSettings",
     "PreconditionFailed",
     "Purged",
     "QuotaExceeded",
+    "TagCount",
+    "TagNotFound",
+    "TagPage",
     "Task",
     "TaskNotFound",
     "TaskQuery",

@@ -36,6 +36,24 @@ def feed_position(cursor: str) -> int:
     return seq
 
 
+_NOT_IN_TAGS = "The cursor is not one this API issued for the list of tags."
+
+
+def tag_cursor(uses: int, tag: str) -> str:
+    """The position after a tag used by `uses` tasks, in the list of tags."""
+    return _dump({"uses": uses, "tag": tag})
+
+
+def tag_position(cursor: str) -> tuple[int, str]:
+    data = _load(cursor, {"uses", "tag"}, _NOT_IN_TAGS)
+    uses, tag = data["uses"], data["tag"]
+    if type(uses) is not int or not 0 < uses < 2**31 or not isinstance(tag, str):
+        raise InvalidCursor(_NOT_IN_TAGS)
+    if not _TEXT.fullmatch(tag):
+        raise InvalidCursor(_NOT_IN_TAGS)
+    return uses, tag
+
+
 def _dump(data: dict[str, Any]) -> str:
     # UTF-8, not \uXXXX escapes: an emoji is 4 bytes rather than 12, so that a cursor carrying
     # the longest title fits the spec's bound on the cursor parameter.

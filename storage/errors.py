@@ -39,3 +39,17 @@ class CursorExpired(Exception):
 
 class IdempotencyKeyReused(Exception):
     """An Idempotency-Key sent again with a different request."""
+
+
+class InvalidTask(ValueError):
+    """A write that would leave the task inconsistent (a recurrence without a due date);
+    nothing was written. `pointer` names the request field to change."""
+
+    def __init__(self, pointer: str, detail: str) -> None:
+        super().__init__(detail)
+        self.pointer = pointer
+        self.detail = detail
+
+
+class TagNotFound(LookupError):
+    """None of the user's tasks carries this tag."""

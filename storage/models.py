@@ -16,6 +16,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     SmallInteger,
     String,
+    text,
 )
 from sqlalchemy import Text as TextType
 from sqlalchemy.dialects.postgresql import JSONB
@@ -69,6 +70,13 @@ class TaskRow(Base):
         Index("ix_tasks_deleted_at", "deleted_at"),
         # A user's oldest deleted task: the one a delete past the bound purges.
         Index("ix_tasks_user_deleted", "user_id", "deleted_at"),
+        # Only reminders not yet delivered: the claim reads this index and nothing else.
+        Index(
+            "ix_tasks_reminders_due",
+            "remind_at",
+            postgresql_where=text("reminded_at IS NULL"),
+            sqlite_where=text("reminded_at IS NULL"),
+        ),
         # Never hand a deleted task's id to a new task: a client may still hold the old one.
         {"sqlite_autoincrement": True},
     )
@@ -87,10 +95,22 @@ class TaskRow(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Counts the writes of this task: its ETag. A timestamp alone could repeat within a tick.
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    # A normalised RFC 5545 RRULE (the spec's subset), read in `timezone` from `due_date`.
+    recurrence: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, server_default="UTC")
+    # The id of the series' first task; every occurrence made from it carries the same.
+    series_id: Mapped[int | None] = mapped_column(TaskId, nullable=True)
+    # The occurrence that completing this one made.
+    next_task_id: Mapped[int | None] = mapped_column(TaskId, nullable=True)
+    # Seconds before due_date; remind_at is computed from both by every write.
+    remind_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remind_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The owner's change sequence number of the latest write of this task (the changes feed).
     seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     # Set while the task is deleted but restorable; the row is then the delete's tombstone.
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When a server process claimed this occurrence's reminder; moving remind_at clears it.
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class TaskOwnerRow(Base):

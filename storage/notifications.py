@@ -31,7 +31,8 @@ MAX_RETRY_SECONDS = 30.0
 
 
 def parse_payload(payload: str) -> tuple[str, int] | None:
-    """A notification's user id and change number (`seq:user_id`), or None if it is not ours."""
+    """A notification's user id and number (`seq:user_id` for a change, `task_id:user_id` for
+    a reminder), or None if it is not ours."""
     seq, _, user_id = payload.partition(":")
     if not seq.isdigit() or not user_id:
         return None
@@ -65,6 +66,7 @@ class ChangeListener(_Loop):
         wake: Wake,
         wake_everyone: Callable[[], None],
         *,
+        remind: Wake | None = None,
         connect_timeout: int = 10,
         retry: float = 1.0,
     ) -> None:
@@ -78,6 +80,8 @@ class ChangeListener(_Loop):
         )
         self._wake = wake
         self._wake_everyone = wake_everyone
+        # Called with (user_id, task_id) for each reminder any process claimed.
+        self._remind = remind
         self._retry = retry
         self.listening = threading.Event()
 
@@ -109,6 +113,8 @@ class ChangeListener(_Loop):
             connection.autocommit = True
             with connection.cursor() as cursor:
                 cursor.execute(sql.LISTEN)
+                if self._remind is not None:
+                    cursor.execute(sql.LISTEN_REMINDERS)
             self.listening.set()
             if not first:
                 # Writes made while no connection listened were not heard: read them now.
@@ -121,7 +127,12 @@ class ChangeListener(_Loop):
                 while connection.notifies:
                     notification = connection.notifies.pop(0)
                     parsed = parse_payload(notification.payload)
-                    if parsed is not None:
+                    if parsed is None:
+                        continue
+                    if notification.channel == sql.REMINDER_CHANNEL:
+                        if self._remind is not None:
+                            self._remind(*parsed)
+                    else:
                         self._wake(*parsed)
         finally:
             raw.close()
@@ -167,3 +178,38 @@ class ChangePoller(_Loop):
             self._seen = latest
             for user_id, seq in moved.items():
                 self._wake(user_id, seq)
+
+
+class ReminderPoller(_Loop):
+    """Every `interval` seconds, claim the due reminders of the users a stream here waits
+    for, and hand each to `claimed(user_id, task_id)`. A reminder due while nobody had a
+    stream stays due (and listed) until one opens."""
+
+    def __init__(
+        self,
+        claim: Callable[[Collection[str]], list[Any]],
+        users: Callable[[], Collection[str]],
+        claimed: Wake,
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        super().__init__("todo-api-reminders")
+        self._claim = claim
+        self._users = users
+        self._claimed = claimed
+        self._interval = interval
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            users = self._users()
+            if not users:
+                continue
+            try:
+                tasks = self._claim(users)
+            except Exception as exc:  # the database is away: the next round tries again
+                logger.warning(
+                    "claiming reminders failed: %s", exc, extra={"event": "reminders_failed"}
+                )
+                continue
+            for task in tasks:
+                self._claimed(task.user_id, task.id)

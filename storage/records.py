@@ -28,6 +28,12 @@ class Task:
     completed_at: dt.datetime | None
     # Counts the task's writes: what its ETag is made of.
     version: int
+    recurrence: str | None
+    timezone: str
+    series_id: int | None
+    next_task_id: int | None
+    remind_before: dt.timedelta | None
+    remind_at: dt.datetime | None
 
     @classmethod
     def of(cls, row: Row[*tuple[Any, ...]]) -> Task:
@@ -46,6 +52,12 @@ class Task:
             updated_at,
             completed_at,
             version,
+            recurrence,
+            timezone,
+            series_id,
+            next_task_id,
+            remind_before,
+            remind_at,
             *_rest,
         ) = row
         return cls(
@@ -61,6 +73,12 @@ class Task:
             updated_at=updated_at,
             completed_at=completed_at,
             version=version,
+            recurrence=recurrence,
+            timezone=timezone,
+            series_id=series_id,
+            next_task_id=next_task_id,
+            remind_before=None if remind_before is None else dt.timedelta(seconds=remind_before),
+            remind_at=remind_at,
         )
 
 
@@ -76,6 +94,8 @@ class TaskQuery:
     order: str = "desc"
     limit: int = 100
     cursor: str | None = None
+    # Only tasks whose reminder is due and not yet delivered (at `now`).
+    reminder_due: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,3 +144,17 @@ class Changes:
 class Purged:
     tasks: int
     idempotency_keys: int
+
+
+@dataclass(frozen=True)
+class TagCount:
+    tag: str
+    pending: int
+    completed: int
+
+
+@dataclass(frozen=True)
+class TagPage:
+    tags: list[TagCount]
+    total: int
+    next_cursor: str | None

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Select,
     String,
     Update,
+    and_,
     bindparam,
     case,
     cast,
@@ -113,6 +114,68 @@ CHANGES = (
 
 # Run with a task's column values (and `seq`) as parameters.
 INSERT_TASK = insert(TaskRow).returning(*COLUMNS)
+
+_remind_at = bindparam("remind_at", type_=UTCDateTime())
+# The columns a write derives from the others (TaskStore._settle): a series for a recurring
+# task, and the reminder time, whose delivery is armed again when it moves.
+SETTLE_TASK = (
+    update(TaskRow)
+    .where(*_live(one=True))
+    .values(
+        series_id=bindparam("series", type_=TaskRow.series_id.type),
+        remind_at=_remind_at,
+        reminded_at=case(
+            (TaskRow.remind_at.is_distinct_from(_remind_at), None), else_=TaskRow.reminded_at
+        ),
+    )
+    .returning(*COLUMNS)
+)
+# A completed occurrence names the next one (or, undone, no longer does).
+LINK_NEXT = (
+    update(TaskRow)
+    .where(*_live(one=True))
+    .values(
+        next_task_id=bindparam("next_task", type_=TaskRow.next_task_id.type),
+        series_id=bindparam("series", type_=TaskRow.series_id.type),
+    )
+    .returning(*COLUMNS)
+)
+
+# Reminders to deliver, here: live pending tasks of users with a stream in this process.
+REMINDER_CHANNEL = "todo_reminders"
+_reminder_due = (
+    TaskRow.remind_at <= _now,
+    TaskRow.reminded_at.is_(None),
+    TaskRow.deleted_at.is_(None),
+    TaskRow.completed.is_(False),
+)
+
+
+@cache
+def claim_reminders(dialect: str) -> Update:
+    """Mark up to `limit` due reminders of `owners` delivered at `now` and return their tasks.
+
+    Claimed once whichever process asks: a row another transaction holds is skipped (SKIP
+    LOCKED), and the outer condition is checked again on the row as it is when updated. On
+    PostgreSQL each claim is also sent on REMINDER_CHANNEL as `task_id:user_id`, on commit."""
+    picked = (
+        select(TaskRow.id)
+        .where(TaskRow.user_id.in_(bindparam("owners", expanding=True)), *_reminder_due)
+        .order_by(TaskRow.remind_at)
+        .limit(bindparam("limit"))
+    )
+    returned: list[Any] = list(COLUMNS)
+    if dialect == "postgresql":
+        picked = picked.with_for_update(skip_locked=True)
+        payload = cast(TaskRow.id, String()) + ":" + TaskRow.user_id
+        returned.append(func.pg_notify(REMINDER_CHANNEL, payload).label("notified"))
+    return (
+        update(TaskRow)
+        .where(TaskRow.id.in_(picked.scalar_subquery()), *_reminder_due)
+        .values(reminded_at=_now)
+        .returning(*returned)
+    )
+
 
 DELETE_EXPIRED_KEYS = (
     delete(IdempotencyKeyRow)
@@ -408,6 +471,8 @@ def _list_filters(dialect: str, status: str, filters: Filters) -> list[ColumnEle
         conditions.append(TaskRow.due_date < bindparam("due_before", type_=UTCDateTime()))
     if "due_after" in filters:
         conditions.append(TaskRow.due_date > bindparam("due_after", type_=UTCDateTime()))
+    if "now" in filters:
+        conditions.extend(_reminder_due)
     return conditions
 
 
@@ -419,7 +484,71 @@ def _has_tag(dialect: str) -> ColumnElement[bool]:
     return exists().select_from(elements).where(elements.c.value == tag)
 
 
+def _tag_elements(dialect: str) -> Any:
+    """Each tag of a task as a row (`value`), joined to the task's row."""
+    if dialect == "postgresql":
+        return func.jsonb_array_elements_text(type_coerce(TaskRow.tags, JSONB)).table_valued(
+            "value"
+        )
+    return func.json_each(TaskRow.tags).table_valued("value")
+
+
+@cache
+def tag_counts(dialect: str, *, after: bool) -> Select[Any]:
+    """A page of the owner's tags, most used first, `limit` rows, after `after_uses` and
+    `after_tag` if `after`; with each tag's pending and completed counts."""
+    elements = _tag_elements(dialect)
+    tag = elements.c.value
+    uses = func.count()
+    completed = func.coalesce(func.sum(case((TaskRow.completed, 1), else_=0)), 0)
+    page = (
+        select(tag.label("tag"), uses.label("uses"), completed.label("completed"))
+        .select_from(TaskRow)
+        .join(elements, true())
+        .where(*_live(one=False))
+        .group_by(tag)
+    )
+    if after:
+        after_uses = bindparam("after_uses", type_=Integer())
+        after_tag = bindparam("after_tag", type_=String())
+        page = page.having(or_(uses < after_uses, and_(uses == after_uses, tag > after_tag)))
+    return page.order_by(uses.desc(), tag.asc()).limit(bindparam("limit"))
+
+
+@cache
+def tag_total(dialect: str) -> Select[Any]:
+    elements = _tag_elements(dialect)
+    tags = (
+        select(elements.c.value)
+        .select_from(TaskRow)
+        .join(elements, true())
+        .where(*_live(one=False))
+        .distinct()
+        .subquery()
+    )
+    return select(func.count()).select_from(tags)
+
+
+@cache
+def tag_count(dialect: str) -> Select[Any]:
+    """How many of the owner's tasks carry `tag`, and how many of those are completed."""
+    completed = func.coalesce(func.sum(case((TaskRow.completed, 1), else_=0)), 0)
+    return select(func.count().label("uses"), completed.label("completed")).where(
+        *_live(one=False), _has_tag(dialect)
+    )
+
+
+@cache
+def tasks_tagged(dialect: str) -> Select[int, list[str]]:
+    return (
+        select(TaskRow.id, TaskRow.tags)
+        .where(*_live(one=False), _has_tag(dialect))
+        .order_by(TaskRow.id)
+    )
+
+
 LISTEN = f"LISTEN {CHANGE_CHANNEL}"
+LISTEN_REMINDERS = f"LISTEN {REMINDER_CHANNEL}"
 LATEST_CHANGES = select(TaskOwnerRow.user_id, TaskOwnerRow.change_seq).where(
     TaskOwnerRow.user_id.in_(bindparam("owners", expanding=True))
 )

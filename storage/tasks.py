@@ -12,12 +12,14 @@ from sqlalchemy import Connection, Engine, Row, Select
 
 from storage import snapshots
 from storage import statements as sql
-from storage.cursors import Position, feed_cursor, feed_position
+from storage.cursors import Position, feed_cursor, feed_position, tag_cursor, tag_position
 from storage.errors import (
     CursorExpired,
     IdempotencyKeyReused,
+    InvalidTask,
     PreconditionFailed,
     QuotaExceeded,
+    TagNotFound,
     TaskNotFound,
 )
 from storage.models import PRIORITY_RANKS, TaskOwnerRow
@@ -27,10 +29,13 @@ from storage.records import (
     IfMatch,
     Page,
     Purged,
+    TagCount,
+    TagPage,
     Task,
     TaskQuery,
     Tombstone,
 )
+from storage.recurrence import next_occurrence
 from storage.statements import Completion, Precondition
 
 # The fields a client may write, each with how its value is stored. This explicit list is the
@@ -42,7 +47,12 @@ WRITABLE_FIELDS: dict[str, Callable[[Any], Any]] = {
     "priority": lambda value: PRIORITY_RANKS[value],
     "tags": list,
     "due_date": lambda value: value,
+    "recurrence": lambda value: value,
+    "timezone": lambda value: value,
+    "remind_before": lambda value: int(value.total_seconds()),
 }
+# The fields from which a write derives others (TaskStore._settle).
+_DERIVING = frozenset({"due_date", "recurrence", "remind_before"})
 
 
 def _column_values(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,7 +136,7 @@ class TaskStore:
         row = self._new_row(user_id, fields)
         if idempotency_key is None:
             with self._writing() as connection:
-                return Created(self._insert(connection, row), replayed=False)
+                return Created(self._settle(connection, self._insert(connection, row)), False)
         for _attempt in range(_CLAIM_ATTEMPTS):
             created = self._create_once(user_id, idempotency_key, row, fields)
             if created is not None:
@@ -152,7 +162,7 @@ class TaskStore:
             self._expire_keys(connection, user_id, now)
             claimed = connection.execute(sql.claim_key(self._dialect), claim).one_or_none()
             if claimed is not None:
-                task = self._insert(connection, row, key=key)
+                task = self._settle(connection, self._insert(connection, row, key=key))
                 connection.execute(sql.KEEP_RESPONSE, the_key | {"response": snapshots.dump(task)})
                 return Created(task, replayed=False)
             # On PostgreSQL this reads a newer snapshot than the insert saw: the row may be gone.
@@ -318,6 +328,63 @@ class TaskStore:
             rows = connection.execute(sql.LATEST_CHANGES, {"owners": list(user_ids)}).all()
         return {row.user_id: row.change_seq for row in rows}
 
+    def claim_reminders(
+        self, user_ids: Collection[str], now: dt.datetime | None = None, limit: int = 100
+    ) -> list[Task]:
+        """Claim the due reminders of these users: each is returned by one call only, in
+        whichever process, and is not due any more."""
+        if not user_ids:
+            return []
+        claim = {"owners": list(user_ids), "now": now or _now(), "limit": limit}
+        with self._engine.begin() as connection:
+            rows = connection.execute(sql.claim_reminders(self._dialect), claim).all()
+        return [Task.of(row) for row in rows]
+
+    def list_tags(self, user_id: str, limit: int, cursor: str | None = None) -> TagPage:
+        after = tag_position(cursor) if cursor is not None else None
+        values: dict[str, Any] = {"owner": user_id, "limit": limit + 1}
+        if after is not None:
+            values |= {"after_uses": after[0], "after_tag": after[1]}
+        page = sql.tag_counts(self._dialect, after=after is not None)
+        with self._engine.begin() as connection:
+            rows = connection.execute(page, values).all()
+            total = connection.scalar(sql.tag_total(self._dialect), values)
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = tag_cursor(rows[-1].uses, rows[-1].tag)
+        return TagPage(
+            tags=[TagCount(row.tag, row.uses - row.completed, row.completed) for row in rows],
+            total=total or 0,
+            next_cursor=next_cursor,
+        )
+
+    def rename_tag(self, user_id: str, tag: str, to: str) -> TagCount:
+        """Put `to` in place of `tag` on every task of the user's that carries it, in one
+        transaction, each task written (and in the feed) once; TagNotFound if none does."""
+        now = _now()
+        tagged = {"owner": user_id, "tag": tag}
+        with self._writing() as connection:
+            connection.execute(sql.LOCK_OWNER, tagged)
+            rows = connection.execute(sql.tasks_tagged(self._dialect), tagged).all()
+            if not rows:
+                raise TagNotFound(tag)
+            if to != tag:
+                statement = sql.update_task(("tags",), "keep", "any")
+                for row in rows:
+                    # `to` where `tag` was, once: a task that had both keeps the first place.
+                    renamed = list(dict.fromkeys(to if name == tag else name for name in row.tags))
+                    counted = self._book_change(connection, user_id, 0)
+                    assert counted is not None  # the owner's row is locked by this write
+                    connection.execute(
+                        statement,
+                        _one(user_id, row.id)
+                        | sql.new_values({"tags": renamed})
+                        | {"now": now, "new_seq": counted.change_seq},
+                    )
+            counts = connection.execute(sql.tag_count(self._dialect), tagged | {"tag": to}).one()
+        return TagCount(to, counts.uses - counts.completed, counts.completed)
+
     def purge(self, now: dt.datetime | None = None) -> Purged:
         """Remove tombstones past the retention period and idempotency keys past their life."""
         now = now or _now()
@@ -367,6 +434,7 @@ class TaskStore:
         if missing:
             raise ValueError(f"missing fields: {sorted(missing)}")
         now = _now()
+        due, before = values["due_date"], values["remind_before"]
         # Named one by one: only these columns, never whatever a caller passed (no Model(**body)).
         return {
             "user_id": user_id,
@@ -380,6 +448,12 @@ class TaskStore:
             "updated_at": now,
             "completed_at": now if values["completed"] else None,
             "version": 1,
+            "recurrence": values["recurrence"],
+            "timezone": values["timezone"],
+            "series_id": None,
+            "next_task_id": None,
+            "remind_before": before,
+            "remind_at": _remind_at(due, None if before is None else dt.timedelta(seconds=before)),
         }
 
     def _insert(
@@ -485,17 +559,97 @@ class TaskStore:
                 if row is None:
                     self._no_write(connection, user_id, task_id, values, completion, if_match)
                 task = Task.of(row)
+                if not _DERIVING.isdisjoint(values):
+                    task = self._settle(connection, task)
                 if completion == "toggle":
                     was_completed = not task.completed
                 if was_completed is not None and was_completed != task.completed:
                     moved = 1 if task.completed else -1
                     self._book_change(connection, user_id, 0, sequence=False, completed=moved)
+                    if task.completed and task.recurrence and task.next_task_id is None:
+                        task = self._make_next(connection, task)
+                    elif not task.completed and task.next_task_id is not None:
+                        task = self._withdraw_next(connection, task, parameters["now"])
                 return task
         except _Unchanged as unchanged:
             # Rolled back: no new version, no updated_at, no change in the feed or the list's
             # tag. Whatever If-Match named, the asked-for state is the current one (RFC 9110
             # 13.1.1 allows a 2xx for a change that has already been applied).
             return unchanged.task
+
+    def _settle(self, connection: Connection, task: Task) -> Task:
+        """Keep what a task's fields imply true, inside the write: a recurring task has a due
+        date (else InvalidTask, and the write is undone) and a series, and `remind_at` is
+        `due_date` minus `remind_before` (its delivery armed again if it moved)."""
+        if task.recurrence is not None and task.due_date is None:
+            raise InvalidTask("#/due_date", "a task with a recurrence needs a due_date")
+        series = task.series_id
+        if series is None and task.recurrence is not None:
+            series = task.id
+        remind_at = _remind_at(task.due_date, task.remind_before)
+        if series == task.series_id and remind_at == task.remind_at:
+            return task
+        settled = {"series": series, "remind_at": remind_at}
+        row = connection.execute(sql.SETTLE_TASK, _one(task.user_id, task.id) | settled).one()
+        return Task.of(row)
+
+    def _make_next(self, connection: Connection, task: Task) -> Task:
+        """Completing an occurrence: create the next one (unless the series has ended), and
+        name it in the completed task."""
+        # _settle holds every recurring task to a due date.
+        assert task.recurrence is not None
+        assert task.due_date is not None
+        following = next_occurrence(task.recurrence, task.due_date, task.timezone)
+        if following is None:
+            return task
+        due, rule = following
+        series = task.series_id if task.series_id is not None else task.id
+        before = task.remind_before
+        now = _now()
+        made = self._insert(
+            connection,
+            {
+                "user_id": task.user_id,
+                "title": task.title,
+                "description": task.description,
+                "completed": False,
+                "priority": PRIORITY_RANKS[task.priority],
+                "tags": task.tags,
+                "due_date": due,
+                "created_at": now,
+                "updated_at": now,
+                "completed_at": None,
+                "version": 1,
+                "recurrence": rule,
+                "timezone": task.timezone,
+                "series_id": series,
+                "next_task_id": None,
+                "remind_before": None if before is None else int(before.total_seconds()),
+                "remind_at": _remind_at(due, before),
+            },
+        )
+        link = {"next_task": made.id, "series": series}
+        return Task.of(connection.execute(sql.LINK_NEXT, _one(task.user_id, task.id) | link).one())
+
+    def _withdraw_next(self, connection: Connection, task: Task, now: dt.datetime) -> Task:
+        """Un-completing an occurrence: delete the next one it made if nobody has written it
+        since (its first version), and forget it; one that was changed is kept, and stays
+        named, so that completing again makes no second one."""
+        user_id = task.user_id
+        assert task.next_task_id is not None  # what the caller checked
+        following = connection.execute(sql.TASK, _one(user_id, task.next_task_id)).one_or_none()
+        if following is not None:
+            if following.version != 1:
+                return task
+            counted = self._book_change(connection, user_id, -1, tombstones=+1)
+            assert counted is not None  # the owner's row is locked by this write already
+            connection.execute(
+                sql.delete_task("versions"),
+                _one(user_id, following.id)
+                | {"versions": [1], "now": now, "new_seq": counted.change_seq},
+            )
+        link = {"next_task": None, "series": task.series_id}
+        return Task.of(connection.execute(sql.LINK_NEXT, _one(user_id, task.id) | link).one())
 
     def _no_write(
         self,
@@ -548,6 +702,16 @@ class TaskStore:
             self._purge_user(connection, user_id, last + dt.timedelta(microseconds=1))
 
 
+def _remind_at(due: dt.datetime | None, before: dt.timedelta | None) -> dt.datetime | None:
+    if due is None or before is None:
+        return None
+    try:
+        return due - before
+    except OverflowError:
+        # A reminder before year 1: as early as a date can be.
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 def _one(user_id: str, task_id: int) -> dict[str, Any]:
     return {"owner": user_id, "task_id": task_id}
 
@@ -596,4 +760,6 @@ def _filter_values(query: TaskQuery) -> tuple[sql.Filters, dict[str, Any]]:
         values["due_before"] = query.due_before
     if query.due_after is not None:
         values["due_after"] = query.due_after
+    if query.reminder_due:
+        values["now"] = _now()
     return tuple(values), values

@@ -75,12 +75,13 @@ def ecma_pattern(
 
     Python's `$` also matches before a final newline, so `^[^\\n]+$` would let "x\\n" through.
     """
-    if validator.is_type(instance, "string") and not _python_regex(pattern).search(instance):
+    if validator.is_type(instance, "string") and not python_regex(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 @cache
-def _python_regex(pattern: str) -> re.Pattern[str]:
+def python_regex(pattern: str) -> re.Pattern[str]:
+    """A spec pattern as Python reads it, `$` meaning the very end of the string."""
     if pattern.endswith("$") and not pattern.endswith("\\$"):
         pattern = pattern[:-1] + "\\Z"
     return re.compile(pattern)
@@ -164,7 +165,7 @@ def route_template(path: str) -> str | None:
 @cache
 def _request_id_schema() -> tuple[re.Pattern[str], int, int]:
     schema = spec()["components"]["schemas"]["RequestId"]
-    return _python_regex(schema["pattern"]), schema["minLength"], schema["maxLength"]
+    return python_regex(schema["pattern"]), schema["minLength"], schema["maxLength"]
 
 
 def is_request_id(value: str) -> bool:

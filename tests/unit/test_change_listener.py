@@ -17,19 +17,13 @@ from storage import PreconditionFailed, TaskStore
 from storage.notifications import ChangeListener
 from storage.records import IfMatch
 from tests.tcp_proxy import TcpProxy, proxy_to, through
+from todo_api.contract import task_defaults
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"), reason="needs PostgreSQL (TEST_DATABASE_URL)"
 )
 
-TASK = {
-    "title": "t",
-    "description": None,
-    "completed": False,
-    "priority": "medium",
-    "tags": [],
-    "due_date": None,
-}
+TASK = task_defaults() | {"title": "t"}
 
 
 class Heard:

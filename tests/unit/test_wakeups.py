@@ -15,6 +15,7 @@ from storage import PreconditionFailed, TaskStore
 from storage.cursors import feed_cursor
 from storage.notifications import ChangePoller, parse_payload
 from storage.records import IfMatch
+from todo_api.contract import task_defaults
 from todo_api.live.wakeups import StreamLimit, Wakeups
 from todo_api.settings import ConfigError, Settings
 
@@ -116,7 +117,7 @@ def test_a_poller_wakes_the_users_with_changes_and_only_while_it_is_needed(
     store = TaskStore(engine, quota=100)
     task = {"title": "t", "description": None, "completed": False}
     user = f"polled-{uuid.uuid4().hex}"  # no earlier test's tasks
-    store.create(user, task | {"priority": "medium", "tags": [], "due_date": None})
+    store.create(user, task_defaults() | task)
     wakes: queue.Queue[tuple[str, int]] = queue.Queue()
     needed = threading.Event()
     poller = ChangePoller(
@@ -135,7 +136,7 @@ def test_a_poller_wakes_the_users_with_changes_and_only_while_it_is_needed(
         # Rounds in which the number stands still wake nobody; the next write does.
         with pytest.raises(queue.Empty):
             wakes.get(timeout=0.3)
-        store.create(user, task | {"priority": "medium", "tags": [], "due_date": None})
+        store.create(user, task_defaults() | task)
         assert wakes.get(timeout=5) == (user, 2)
     finally:
         poller.stop()
@@ -154,7 +155,7 @@ def test_the_store_announces_each_committed_write_once_it_has_committed(
     store = TaskStore(engine, quota=100, on_change=on_change)
     user = f"announced-{uuid.uuid4().hex}"
     fields = {"title": "t", "description": None, "completed": False}
-    task = store.create(user, fields | {"priority": "medium", "tags": [], "due_date": None}).task
+    task = store.create(user, task_defaults() | fields).task
     store.update(user, task.id, {"title": "two"})
     store.update(user, task.id, {"title": "two"})  # nothing to write: nothing announced
     with pytest.raises(PreconditionFailed):

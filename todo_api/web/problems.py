@@ -21,8 +21,10 @@ from storage import (
     CursorExpired,
     IdempotencyKeyReused,
     InvalidCursor,
+    InvalidTask,
     PreconditionFailed,
     QuotaExceeded,
+    TagNotFound,
     TaskNotFound,
 )
 from todo_api.contract import allowed_methods
@@ -191,6 +193,15 @@ def _not_found(_request: ConnexionRequest, exc: TaskNotFound) -> ConnexionRespon
     return _answer(404, f"There is no task {exc.args[0]}.")
 
 
+def _tag_not_found(_request: ConnexionRequest, exc: TagNotFound) -> ConnexionResponse:
+    return _answer(404, f"None of your tasks carries the tag {exc.args[0]!r}.")
+
+
+def _invalid_task(_request: ConnexionRequest, exc: InvalidTask) -> ConnexionResponse:
+    errors = [{"pointer": exc.pointer, "detail": exc.detail}]
+    return _answer(422, f"{exc.pointer}: {exc.detail}", ext={"errors": errors})
+
+
 def _quota_exceeded(_request: ConnexionRequest, exc: QuotaExceeded) -> ConnexionResponse:
     detail = f"You already have {exc.quota} tasks, the most one user may keep; delete some first."
     return _answer(409, detail)
@@ -271,6 +282,8 @@ def register(app: AsyncApp) -> None:
         (ProblemException, _problem),
         (HTTPException, _http_error),
         (TaskNotFound, _not_found),
+        (TagNotFound, _tag_not_found),
+        (InvalidTask, _invalid_task),
         (InvalidCursor, _bad_cursor),
         (QuotaExceeded, _quota_exceeded),
         (PreconditionFailed, _precondition_failed),

@@ -1,0 +1,101 @@
+"""Task fields whose wire form is richer than a JSON Schema can check: a recurrence rule, a
+time zone and a duration, read as the spec's TaskInput states them and normalised."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+import re
+from functools import cache
+
+from dateutil.rrule import rrulestr
+
+from storage.recurrence import join
+from todo_api.contract import python_regex, task_properties
+from todo_api.web.problems import ValidationProblem
+
+_RECURRENCE = "#/recurrence"
+# Ordinals in BYDAY are for the days of a month or a year, not of a week (RFC 5545 3.3.10).
+_ORDINALS_ALLOWED = {"MONTHLY", "YEARLY"}
+
+
+def recurrence(text: str) -> str:
+    """The rule normalised (upper case, parts in one order, no INTERVAL=1); 422 naming the
+    first part outside the spec's subset."""
+    rule = text.strip().upper().removeprefix("RRULE:")
+    parts: dict[str, str] = {}
+    for part in rule.split(";"):
+        name, equals, value = part.partition("=")
+        if not equals or name not in _parts():
+            _refuse(f"{part!r} is not one of the parts {', '.join(_parts())}")
+        if name in parts:
+            _refuse(f"{name} is given twice")
+        if not _parts()[name].search(value):
+            _refuse(f"{part!r} is not a valid {name}")
+        parts[name] = value
+    if "FREQ" not in parts:
+        _refuse("FREQ is required")
+    if "COUNT" in parts and "UNTIL" in parts:
+        _refuse("UNTIL may not be given with COUNT")
+    if parts["FREQ"] not in _ORDINALS_ALLOWED and any(
+        day[:1] in "+-0123456789" for day in parts.get("BYDAY", "").split(",") if day
+    ):
+        _refuse(f"BYDAY with an ordinal needs FREQ=MONTHLY or YEARLY, not {parts['FREQ']}")
+    if parts["FREQ"] == "WEEKLY" and "BYMONTHDAY" in parts:
+        _refuse("BYMONTHDAY may not be given with FREQ=WEEKLY")
+    if parts.get("INTERVAL") == "1":
+        del parts["INTERVAL"]
+    normalised = join(parts)
+    if "UNTIL" in parts:
+        try:
+            dt.datetime.strptime(parts["UNTIL"].removesuffix("Z"), "%Y%m%dT%H%M%S")
+        except ValueError:
+            try:
+                dt.datetime.strptime(parts["UNTIL"], "%Y%m%d")
+            except ValueError:
+                _refuse(f"UNTIL={parts['UNTIL']} is not a date")
+    try:
+        # dateutil's own reading: what computes the occurrences must accept the rule too.
+        rrulestr(normalised, dtstart=dt.datetime(2026, 1, 1), ignoretz=True)
+    except ValueError as exc:
+        _refuse(str(exc))
+    return normalised
+
+
+def timezone(name: str) -> str:
+    if name not in _zones():
+        raise ValidationProblem(
+            [{"pointer": "#/timezone", "detail": f"{name!r} is not an IANA time zone name"}]
+        )
+    return name
+
+
+def duration(text: str) -> dt.timedelta:
+    """An ISO 8601 duration that matched the spec's `remind_before` pattern."""
+    match = _duration_pattern().search(text)
+    assert match is not None  # the request was validated against the same pattern
+    weeks, days, hours, minutes, seconds = (int(group or 0) for group in match.groups())
+    return dt.timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _refuse(detail: str) -> None:
+    raise ValidationProblem([{"pointer": _RECURRENCE, "detail": detail}])
+
+
+@cache
+def _parts() -> dict[str, re.Pattern[str]]:
+    stated: dict[str, str] = task_properties()["recurrence"]["x-rrule-parts"]
+    return {name: python_regex(pattern) for name, pattern in stated.items()}
+
+
+@cache
+def _duration_pattern() -> re.Pattern[str]:
+    return python_regex(task_properties()["remind_before"]["pattern"])
+
+
+@cache
+def _zones() -> frozenset[str]:
+    # The tzdata package's list: the IANA names, the same on every machine, without a
+    # system's own entries such as `localtime` (which names whatever the server runs in).
+    names = importlib.resources.files("tzdata").joinpath("zones").read_text().split()
+    return frozenset(names) - {"Factory"}

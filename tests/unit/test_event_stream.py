@@ -32,6 +32,7 @@ def run_stream(read_error: Exception) -> list[dict[str, Any]]:
         stream = EventStream(
             watch=hub.watch("alice"),
             read=read,
+            read_task=no_task,
             cursor=None,
             position=0,
             lifetime=60,
@@ -46,6 +47,10 @@ def run_stream(read_error: Exception) -> list[dict[str, Any]]:
 
     asyncio.run(scenario())
     return sent
+
+
+async def no_task(_task_id: int) -> None:
+    return None
 
 
 def test_a_database_away_mid_stream_ends_the_answer_cleanly() -> None:

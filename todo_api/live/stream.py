@@ -19,8 +19,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from handlers.representation import change_json
-from storage import Changes, CursorExpired
+from handlers.representation import change_json, task_json
+from storage import Changes, CursorExpired, Task
 from storage.cursors import feed_position
 from todo_api.live.wakeups import Watch
 from todo_api.metrics import Metrics
@@ -33,6 +33,8 @@ MEDIA_TYPE = "text/event-stream; charset=utf-8"
 RETRY_MILLISECONDS = 2000
 
 ReadFeed = Callable[[str | None], Awaitable[Changes]]
+# The user's task as it is now; None if it is gone.
+ReadTask = Callable[[int], Awaitable[Task | None]]
 
 
 def change_events(page: Changes) -> bytes:
@@ -41,6 +43,11 @@ def change_events(page: Changes) -> bytes:
         f"event: change\nid: {position}\ndata: {_compact(change_json(change))}\n\n"
         for change, position in zip(page.changes, page.positions, strict=True)
     ).encode()
+
+
+def reminder_event(task: Task) -> bytes:
+    """A reminder: no id, for it is no position in the feed, and resuming does not repeat it."""
+    return f"event: reminder\ndata: {_compact(task_json(task))}\n\n".encode()
 
 
 def reset_event(problem: bytes) -> bytes:
@@ -63,6 +70,7 @@ class EventStream(Response):
         *,
         watch: Watch,
         read: ReadFeed,
+        read_task: ReadTask,
         cursor: str | None,
         position: int,
         lifetime: float,
@@ -74,6 +82,7 @@ class EventStream(Response):
     ) -> None:
         self._watch = watch
         self._read = read
+        self._read_task = read_task
         self._cursor = cursor
         # The change number the cursor stands after: a wake for one no later is not news.
         self._seq = position
@@ -110,7 +119,7 @@ class EventStream(Response):
         deadline = asyncio.get_running_loop().time() + self._lifetime
         if not await self._write(send, f"retry: {RETRY_MILLISECONDS}\n\n".encode()):
             return
-        while await self._catch_up(send):
+        while await self._catch_up(send) and await self._remind(send):
             if not await self._wait(send, deadline):
                 break
         if not self._dropped:
@@ -142,6 +151,20 @@ class EventStream(Response):
             self._seq = feed_position(page.cursor)
             if not page.has_more:
                 return True
+
+    async def _remind(self, send: Send) -> bool:
+        """Send each reminder that came; False if the stream must end."""
+        for task_id in self._watch.take_reminders():
+            try:
+                task = await self._read_task(task_id)
+            except (OperationalError, PoolTimeout):
+                return False
+            if task is None:
+                continue  # deleted since it came due
+            if not await self._write(send, reminder_event(task)):
+                return False
+            self._count("reminder", 1)
+        return True
 
     async def _wait(self, send: Send, deadline: float) -> bool:
         """Wait for news, with a heartbeat while none comes; False if the stream must end."""

@@ -7,9 +7,9 @@ import datetime as dt
 
 from starlette.concurrency import run_in_threadpool
 
-from storage import Changes, InvalidCursor, TaskStore
+from storage import Changes, InvalidCursor, Task, TaskNotFound, TaskStore
 from storage.cursors import feed_position
-from storage.notifications import ChangeListener, ChangePoller
+from storage.notifications import ChangeListener, ChangePoller, ReminderPoller
 from todo_api.live.stream import MEDIA_TYPE, EventStream, reset_event
 from todo_api.live.wakeups import Wakeups
 from todo_api.metrics import Metrics
@@ -35,7 +35,7 @@ class LiveUpdates:
         # The admission places (one per pooled connection): a stream takes one for each read.
         self._slots = slots
         self._metrics = metrics
-        self._watchers: list[ChangeListener | ChangePoller] = []
+        self._watchers: list[ChangeListener | ChangePoller | ReminderPoller] = []
 
     def start(self) -> None:
         settings = self._settings
@@ -45,6 +45,7 @@ class LiveUpdates:
                 settings.database_direct_url or settings.database_url,
                 self.wakeups.wake,
                 self.wakeups.wake_everyone,
+                remind=self.wakeups.remind,
                 connect_timeout=settings.pool.connect_timeout,
             )
             self._watchers.append(listener)
@@ -56,6 +57,16 @@ class LiveUpdates:
                 # Beside a listener, only while it is not listening.
                 needed=(lambda: not listener.listening.is_set()) if listener else lambda: True,
             )
+        )
+
+        def claimed(user_id: str, task_id: int) -> None:
+            # A listening process hears its own claims on the reminder channel, as every
+            # other process does; without one, only this process's streams can be told.
+            if listener is None or not listener.listening.is_set():
+                self.wakeups.remind(user_id, task_id)
+
+        self._watchers.append(
+            ReminderPoller(self._store.claim_reminders, self.wakeups.users, claimed)
         )
         for watcher in self._watchers:
             watcher.start()
@@ -87,6 +98,7 @@ class LiveUpdates:
             return EventStream(
                 watch=watch,
                 read=lambda after: self._read(user_id, after),
+                read_task=lambda task_id: self._read_task(user_id, task_id),
                 cursor=cursor,
                 position=position,
                 lifetime=lifetime,
@@ -104,6 +116,13 @@ class LiveUpdates:
         except BaseException:
             watch.close()
             raise
+
+    async def _read_task(self, user_id: str, task_id: int) -> Task | None:
+        async with self._slots:
+            try:
+                return await run_in_threadpool(self._store.get, user_id, task_id)
+            except TaskNotFound:
+                return None
 
     async def _read(self, user_id: str, cursor: str | None) -> Changes:
         async with self._slots:

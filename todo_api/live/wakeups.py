@@ -33,6 +33,8 @@ class Watch:
         self._loop = loop
         self._event = asyncio.Event()
         self._latest = -1.0
+        # Tasks whose reminder came due, in the order they came, not yet sent.
+        self._reminders: list[int] = []
         # Set when the server shuts down: the stream ends, completing its answer.
         self.ended = False
 
@@ -40,6 +42,19 @@ class Watch:
         # The stream's event loop may have closed (RuntimeError): nobody is waiting then.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._woken, seq)
+
+    def remind(self, task_id: int) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._reminded, task_id)
+
+    def _reminded(self, task_id: int) -> None:
+        self._reminders.append(task_id)
+        self._event.set()
+
+    def take_reminders(self) -> list[int]:
+        """The reminders that came since the last call (called on the stream's loop)."""
+        taken, self._reminders = self._reminders, []
+        return taken
 
     def end(self) -> None:
         with contextlib.suppress(RuntimeError):
@@ -55,11 +70,11 @@ class Watch:
         self._event.set()
 
     async def wait(self, after: int, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a change after number `after`: whether one came
-        (or the stream must end)."""
+        """Wait up to `timeout` seconds for a change after number `after` or a reminder:
+        whether one came (or the stream must end)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._latest <= after and not self.ended:
+        while self._latest <= after and not self.ended and not self._reminders:
             self._event.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -68,7 +83,7 @@ class Watch:
                 async with asyncio.timeout(remaining):
                     await self._event.wait()
             except TimeoutError:
-                return self._latest > after or self.ended
+                return self._latest > after or self.ended or bool(self._reminders)
         return True
 
     def close(self) -> None:
@@ -131,6 +146,13 @@ class Wakeups:
             watches = list(self._watches.get(user_id, ()))
         for watch in watches:
             watch.wake(seq)
+
+    def remind(self, user_id: str, task_id: int) -> None:
+        """The reminder of the user's task `task_id` is due; callable from any thread."""
+        with self._lock:
+            watches = list(self._watches.get(user_id, ()))
+        for watch in watches:
+            watch.remind(task_id)
 
     def wake_everyone(self) -> None:
         """Every stream reads the feed again (changes may have been missed)."""

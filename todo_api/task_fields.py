@@ -37,10 +37,13 @@ def recurrence(text: str) -> str:
         _refuse("FREQ is required")
     if "COUNT" in parts and "UNTIL" in parts:
         _refuse("UNTIL may not be given with COUNT")
-    if parts["FREQ"] not in _ORDINALS_ALLOWED and any(
-        day[:1] in "+-0123456789" for day in parts.get("BYDAY", "").split(",") if day
-    ):
+    ordinal = any(day[0] in "+-0123456789" for day in parts.get("BYDAY", "").split(",") if day)
+    if ordinal and parts["FREQ"] not in _ORDINALS_ALLOWED:
         _refuse(f"BYDAY with an ordinal needs FREQ=MONTHLY or YEARLY, not {parts['FREQ']}")
+    if ordinal and "BYMONTHDAY" in parts:
+        # Such pairs can never meet (the fifth Monday on the 1st), and looking for the next
+        # occurrence of one would step through every month to year 9999 (0.4 s of CPU).
+        _refuse("BYMONTHDAY may not be given with a BYDAY ordinal")
     if parts["FREQ"] == "WEEKLY" and "BYMONTHDAY" in parts:
         _refuse("BYMONTHDAY may not be given with FREQ=WEEKLY")
     if parts.get("INTERVAL") == "1":

@@ -68,6 +68,7 @@ def test_a_rule_is_answered_normalised_and_starts_a_series(create: Create) -> No
         ("FREQ=WEEKLY;BYDAY=1MO", "BYDAY"),
         ("FREQ=WEEKLY;BYMONTHDAY=3", "BYMONTHDAY"),
         ("FREQ=MONTHLY;BYMONTHDAY=32", "BYMONTHDAY"),
+        ("FREQ=MONTHLY;BYDAY=5MO;BYMONTHDAY=1", "BYMONTHDAY"),
         ("FREQ=DAILY;UNTIL=20261341", "UNTIL"),
         ("FREQ=DAILY;FREQ=WEEKLY", "FREQ"),
         ("INTERVAL=2", "FREQ"),

@@ -14,10 +14,11 @@ from sqlalchemy import Engine, event, func, insert, select, text
 from starlette.testclient import TestClient
 
 import storage.tasks
-from storage import WRITABLE_FIELDS, TaskStore, build_engine
+from storage import TaskStore, build_engine
 from storage.migrate import upgrade
 from storage.models import IdempotencyKeyRow, TaskOwnerRow, TaskRow
 from tests.conftest import SECRET, Client, bearer, make_token
+from todo_api.contract import task_defaults
 
 ALICE = bearer(make_token("alice", iss=None, aud=None))
 BOB = bearer(make_token("bob", iss=None, aud=None))
@@ -164,12 +165,7 @@ def test_a_retry_while_the_first_create_is_in_flight_waits_and_replays(
     moves the owner's key count) while the first request, holding its claim of the key, still
     has the owner's row to take. Both must take the owner's row first, or they deadlock."""
     store = TaskStore(engine, quota=100, idempotency_ttl=dt.timedelta(seconds=10))
-    fields = {name: None for name in WRITABLE_FIELDS} | {
-        "title": "t",
-        "completed": False,
-        "priority": "medium",
-        "tags": [],
-    }
+    fields = task_defaults() | {"title": "t"}
     start = dt.datetime.now(dt.UTC)
     clock = threading.local()
     monkeypatch.setattr(storage.tasks, "_now", lambda: getattr(clock, "now", start))

@@ -106,6 +106,9 @@ def test_the_reminders_due_are_listed_until_delivered_and_moving_rearms(
     store.claim_reminders(["alice"])
     assert client.patch(url, json={"title": "renamed"}, headers=alice).status_code == 200
     assert due_ids(client, alice) == []
+    # So does moving remind_before.
+    assert client.patch(url, json={"remind_before": "PT2M"}, headers=alice).status_code == 200
+    assert due_ids(client, alice) == [past["id"]]
 
 
 def test_each_reminder_is_claimed_once_by_concurrent_claimers(
@@ -242,3 +245,19 @@ def test_another_users_stream_gets_no_reminder(
         made = a.post("/tasks", json=body, headers=erin).json()
         assert reminders(erins, 1) == [made["id"]]
         assert reminders_within(franks, 1.0) == []
+
+
+def test_a_completed_occurrence_and_the_next_one_both_reach_the_stream(
+    pair: tuple[Server, Server, str], client: TestClient
+) -> None:
+    a, b, _mode = pair
+    gina = bearer(make_token("gina-recurrence"))
+    body = {"title": "t", "recurrence": "FREQ=DAILY", "due_date": "2027-01-01T09:00:00Z"}
+    task = a.post("/tasks", json=body, headers=gina).json()
+    with b.stream(gina) as stream:
+        assert stream.next().json()["task"]["id"] == task["id"]  # the create, from the feed
+        done = a.post(f"/tasks/{task['id']}/complete", headers=gina).json()
+        first, second = stream.take(2)
+    assert first.json()["task"] == done
+    assert second.json()["task"]["id"] == done["next_task_id"]
+    assert second.json()["task"]["series_id"] == task["id"]

@@ -35,4 +35,6 @@ def _event_task(line: str) -> Any:
     """The task an event stream's `data:` line carries, if any."""
     if not line.startswith("data: "):
         return None
-    return json.loads(line.removeprefix("data: ")).get("task")
+    data = json.loads(line.removeprefix("data: "))
+    # A change carries the task in `task`; a reminder is the task itself.
+    return data.get("task", data)

@@ -14,6 +14,7 @@ export type ChangesPage = components["schemas"]["ChangesPage"];
 export type Change = components["schemas"]["Change"];
 export type PreconditionProblem = components["schemas"]["PreconditionProblem"];
 export type StreamTicket = components["schemas"]["StreamTicket"];
+export type TagCount = components["schemas"]["TagCount"];
 
 /** An open subscription to the live updates; `close()` ends it for good. */
 export interface Subscription {
@@ -31,7 +32,16 @@ export interface SubscribeOptions {
   onError?: (error: unknown) => void;
   /** A connection is open: changes from now on arrive as they commit. */
   onOpen?: () => void;
+  /** A task's `remind_at` has come: show it. Once per occurrence; not replayed on resume. */
+  onReminder?: (task: Task) => void;
 }
+
+/** One page of the user's tags, most used first. */
+export interface TagPage {
+  tags: TagCount[];
+  total: number;
+  /** The cursor of the next page, if there is one. */
+  next: string | null;
 
 interface StreamEvent {
   event: string;
@@ -433,6 +443,8 @@ export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) 
             if (event.event === "change" && event.id) {
               lastEventId = event.id;
               onChange(JSON.parse(event.data) as Change, event.id);
+            } else if (event.event === "reminder") {
+              options.onReminder?.(JSON.parse(event.data) as Task);
             } else if (event.event === "reset") {
               lastEventId = null;
               options.onReset?.(JSON.parse(event.data) as Problem);
@@ -454,6 +466,24 @@ export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) 
     };
   };
 
+  /** The user's tags with their pending and completed counts, most used first. */
+  const listTags = async (limit?: number, cursor?: string): Promise<TagPage> => {
+    const answer = await client.GET("/tags", { params: { query: { limit, cursor } } });
+    const link = nextLink(answer.response.headers.get("Link"));
+    return {
+      tags: ok(answer),
+      total: Number(answer.response.headers.get("X-Total-Count")),
+      next: link ? new URL(link, answer.response.url).searchParams.get("cursor") : null,
+    };
+  };
+
+  /** `to` in place of `tag` on every task of the user's, in one write; the new tag's counts. */
+  const renameTag = async (tag: string, to: string): Promise<TagCount> =>
+    ok(await client.POST("/tags/{tag}/rename", { params: { path: { tag } }, body: { to } }));
+
+  /** The tasks whose reminder is due and not yet delivered on a stream (for polling clients). */
+  const dueReminders = async (): Promise<Page> => listTasks({ reminder: "due" });
+
   /** A single-use ticket for a browser's native EventSource (`eventSourceUrl`). */
   const streamTicket = async (): Promise<StreamTicket> =>
     ok(await client.POST("/tasks/events/tickets"));
@@ -474,6 +504,9 @@ export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) 
     eventSourceUrl,
     listTasks,
     pages,
+    listTags,
+    renameTag,
+    dueReminders,
     createTask,
     getTask,
     getTaskIfChanged,

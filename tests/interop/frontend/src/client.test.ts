@@ -315,6 +315,59 @@ describe("the typed client against the live API", () => {
     resumed.close();
     assert.deepEqual(later, [{ op: "upsert", task: third }]);
   });
+
+  test("a recurring task: completing returns the next occurrence's id, undo withdraws it", async () => {
+    const { task } = await api.createTask({
+      title: "stand-up",
+      recurrence: "FREQ=WEEKLY;BYDAY=MO,WE,FR",
+      timezone: "Europe/Berlin",
+      due_date: "2027-01-04T08:00:00Z", // Monday 09:00 in Berlin
+      remind_before: "PT15M",
+    });
+    assert.equal(task.series_id, task.id);
+    assert.equal(task.remind_at, "2027-01-04T07:45:00.000000Z");
+    const done = await api.setCompleted(task.id, true);
+    assert.ok(done.next_task_id !== null);
+    const next = await api.getTask(done.next_task_id!);
+    assert.equal(next.due_date, "2027-01-06T08:00:00.000000Z"); // Wednesday
+    assert.equal(next.series_id, task.id);
+    const undone = await api.setCompleted(task.id, false);
+    assert.equal(undone.next_task_id, null);
+    await refused(api.getTask(next.id), 404);
+    const bad = await refused(api.createTask({ title: "x", recurrence: "FREQ=HOURLY", due_date: next.due_date }), 422);
+    assert.equal(bad.problem?.errors?.[0]?.pointer, "#/recurrence");
+  });
+
+  test("a reminder arrives on the subscription, and is listed as due until then", async () => {
+    const reminded: Task[] = [];
+    let opening = () => {};
+    const opened = new Promise<void>((resolve) => (opening = resolve));
+    const subscription = api.subscribe(() => {}, {
+      cursor: await api.sync(new Map(), null),
+      onOpen: () => opening(),
+      onReminder: (task) => reminded.push(task),
+    });
+    await opened;
+    const due = new Date(Date.now() + 1500).toISOString();
+    const { task } = await api.createTask({ title: "call back", due_date: due, remind_before: "PT1S" });
+    const deadline = Date.now() + 8000;
+    while (reminded.length < 1 && Date.now() < deadline) await sleep(50);
+    subscription.close();
+    assert.deepEqual(reminded.map((t) => t.id), [task.id]);
+    assert.deepEqual((await api.dueReminders()).tasks, []);
+  });
+
+  test("tags: counted by status, paged, renamed on every task at once", async () => {
+    await api.createTask({ title: "a", tags: ["wrk", "urgent"] });
+    await api.createTask({ title: "b", tags: ["wrk"], completed: true });
+    const first = await api.listTags(1);
+    assert.deepEqual(first.tags, [{ tag: "wrk", pending: 1, completed: 1 }]);
+    assert.ok(first.total >= 2);
+    const second = await api.listTags(1, first.next ?? undefined);
+    assert.notEqual(second.tags[0]?.tag, "wrk");
+    assert.deepEqual(await api.renameTag("wrk", "work"), { tag: "work", pending: 1, completed: 1 });
+    await refused(api.renameTag("wrk", "work"), 404);
+  });
 });
 
 test("nextLink finds rel=next among several links", () => {

@@ -5,7 +5,11 @@
    the time from its 201 on A to its event on B (p50, p99, max), with B hearing of writes by
    LISTEN/NOTIFY and, in the same run, by polling (as behind a transaction-mode pooler). For
    scale, the round trip of one GET on B, measured in the same run.
-2. Idle streams: one process, with N streams open and idle against none: the resident memory
+2. Reminders: two processes, a stream on B, tasks made on A whose reminders come due a tenth of
+   a second apart: for each, the time from its `remind_at` to its `reminder` event on B, with
+   B hearing of claims by LISTEN/NOTIFY and (polling) only of its own. `--reminders` runs this
+   part alone.
+3. Idle streams: one process, with N streams open and idle against none: the resident memory
    they add, and the throughput of ordinary requests (wrk, `get` and `create`) with them open as
    a ratio to the throughput without them, in alternating turns.
 
@@ -110,6 +114,39 @@ def delivery(env: dict[str, str], work: Path, wakeups: str, writes: int) -> dict
     }
 
 
+def reminder_delivery(env: dict[str, str], work: Path, wakeups: str, count: int) -> dict[str, Any]:
+    """Milliseconds from each task's `remind_at` to its reminder event on a stream held by B."""
+    env = env | {"STREAM_WAKEUPS": wakeups}
+    servers = {
+        name: ([sys.executable, "-m", "todo_api", "serve", "--port", str(port)], port, env)
+        for name, port in (("a", free_port()), ("b", free_port()))
+    }
+    headers = {"Authorization": f"Bearer {_token(f'reminders-{wakeups}')}"}
+    # The event's receive time is a perf_counter reading; remind_at is wall-clock time.
+    wall = time.time() - time.perf_counter()
+    with _started(servers, work, workers=1) as bases:
+        a, b = (f"{bases[name]}/api" for name in ("a", "b"))
+        with (
+            httpx2.Client(headers=headers) as client,
+            EventReader(f"{b}/tasks/events", headers) as stream,
+        ):
+            start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+            due: dict[int, float] = {}
+            for i in range(count):
+                moment = start + dt.timedelta(seconds=i / 10)
+                body = {"title": f"r{i}", "due_date": moment.isoformat(), "remind_before": "PT0S"}
+                created = client.post(f"{a}/tasks", json=body)
+                created.raise_for_status()
+                due[created.json()["id"]] = moment.timestamp()
+            late = []
+            while len(late) < count:
+                event = stream.next(10)
+                if event.event == "reminder":
+                    task_id = json.loads(event.data)["id"]
+                    late.append(1000 * (event.received + wall - due.pop(task_id)))
+    return {"wakeups": wakeups, "reminders": count, "lateness_ms": _percentiles(late)}
+
+
 @contextlib.contextmanager
 def idle_streams(base: str, count: int, users: int) -> Iterator[list[socket.socket]]:
     """`count` streams held open and never read, across `users` users."""
@@ -179,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.perf.live", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100 writes, 200 streams, 2 turns")
     parser.add_argument("--postgres", default=os.environ.get("PERF_DATABASE_URL", DEFAULT_POSTGRES))
+    parser.add_argument("--reminders", action="store_true", help="the reminders part alone")
     args = parser.parse_args(argv)
     writes, streams, rounds = (100, 200, 2) if args.quick else (1000, 1000, 4)
     wrk = _find_wrk()
@@ -192,6 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(work_dir)
         env = _server_env(url, redis=False) | {"LOG_LEVEL": "WARNING"}
         subprocess.run([sys.executable, "-m", "todo_api", "db", "upgrade"], env=env, check=True)
+        reminders = 50 if args.quick else 200
+        report["reminders"] = [
+            reminder_delivery(env, work, mode, reminders) for mode in ("listen", "poll")
+        ]
+        if args.reminders:
+            print(format_reminders(report))
+            write_results(report, "reminders")
+            return 0
         owners = seed(url, {f"bench-user-{n:02}": 200 for n in range(10)})
         users_file = _users_file(work / "users.txt", owners)
         report["delivery"] = [delivery(env, work, mode, writes) for mode in ("listen", "poll")]
@@ -202,8 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def format_reminders(report: dict[str, Any]) -> str:
+    lines = ["Reminders, from remind_at to the reminder event on process B (ms):", ""]
+    lines.append("| B hears of claims by | reminders | p50 | p90 | p99 | max |")
+    lines.append("|---|---|---|---|---|---|")
+    for run in report["reminders"]:
+        late = run["lateness_ms"]
+        lines.append(
+            f"| {run['wakeups']} | {run['reminders']} | {late['p50']} | {late['p90']} | "
+            f"{late['p99']} | {late['max']} |"
+        )
+    return "\n".join(lines)
+
+
 def format_report(report: dict[str, Any]) -> str:
-    lines = ["Delivery, from a write's 201 on process A to its event on process B (ms):", ""]
+    lines = [format_reminders(report), ""]
+    lines += ["Delivery, from a write's 201 on process A to its event on process B (ms):", ""]
     lines.append("| B hears by | writes | p50 | p90 | p99 | max | GET round trip on B, p50 |")
     lines.append("|---|---|---|---|---|---|---|")
     for run in report["delivery"]:

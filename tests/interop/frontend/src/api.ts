@@ -42,6 +42,7 @@ export interface TagPage {
   total: number;
   /** The cursor of the next page, if there is one. */
   next: string | null;
+}
 
 interface StreamEvent {
   event: string;

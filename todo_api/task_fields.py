@@ -7,6 +7,7 @@ import datetime as dt
 import importlib.resources
 import re
 from functools import cache
+from typing import Any
 
 from dateutil.rrule import rrulestr
 
@@ -74,7 +75,16 @@ def timezone(name: str) -> str:
 
 
 def duration(text: str) -> dt.timedelta:
-    """An ISO 8601 duration that matched the spec's `remind_before` pattern."""
+    """An ISO 8601 duration that matched the spec's `remind_before` pattern, at most the
+    spec's `x-maximum`."""
+    value = _parse_duration(text)
+    if value > _longest_duration():
+        detail = f"{text} is longer than {_remind_before()['x-maximum']}"
+        raise ValidationProblem([{"pointer": "#/remind_before", "detail": detail}])
+    return value
+
+
+def _parse_duration(text: str) -> dt.timedelta:
     match = _duration_pattern().search(text)
     assert match is not None  # the request was validated against the same pattern
     weeks, days, hours, minutes, seconds = (int(group or 0) for group in match.groups())
@@ -91,9 +101,18 @@ def _parts() -> dict[str, re.Pattern[str]]:
     return {name: python_regex(pattern) for name, pattern in stated.items()}
 
 
+def _remind_before() -> dict[str, Any]:
+    return task_properties()["remind_before"]
+
+
 @cache
 def _duration_pattern() -> re.Pattern[str]:
-    return python_regex(task_properties()["remind_before"]["pattern"])
+    return python_regex(_remind_before()["pattern"])
+
+
+@cache
+def _longest_duration() -> dt.timedelta:
+    return _parse_duration(_remind_before()["x-maximum"])
 
 
 @cache

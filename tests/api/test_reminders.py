@@ -49,7 +49,9 @@ def test_remind_before_is_answered_normalised_with_remind_at(
     assert task["remind_at"] == rfc3339(expected).replace("Z", ".000000Z")
 
 
-@pytest.mark.parametrize("duration", ["P", "PT", "P1DT", "15M", "P1M", "P1Y", "PT-5M", "P1W2D"])
+@pytest.mark.parametrize(
+    "duration", ["P", "PT", "P1DT", "15M", "P1M", "P1Y", "PT-5M", "P1W2D", "P9999DT24H", "P10000D"]
+)
 def test_a_duration_outside_the_grammar_is_refused(
     client: TestClient, alice: dict[str, str], duration: str
 ) -> None:
@@ -58,6 +60,16 @@ def test_a_duration_outside_the_grammar_is_refused(
     )
     assert response.status_code == 422, duration
     assert response.json()["errors"][0]["pointer"] == "#/remind_before"
+
+
+def test_the_longest_durations_are_answered_in_a_form_the_contract_accepts(
+    create: Create,
+) -> None:
+    """The normal form rolls hours into days: it must still fit the spec's pattern (the
+    response is validated against it in this suite)."""
+    assert create(remind_before="P999W")["remind_before"] == "P6993D"
+    assert create(remind_before="P9997DT47H59M59S")["remind_before"] == "P9998DT23H59M59S"
+    assert create(remind_before="P9999D")["remind_before"] == "P9999D"
 
 
 def test_remind_at_follows_the_due_date_and_remind_before(

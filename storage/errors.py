@@ -41,7 +41,7 @@ class IdempotencyKeyReused(Exception):
     """An Idempotency-Key sent again with a different request."""
 
 
-class InvalidTask(ValueError):
+class InvalidTask(Exception):
     """A write that would leave the task inconsistent (a recurrence without a due date);
     nothing was written. `pointer` names the request field to change."""
 

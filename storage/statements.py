@@ -134,10 +134,7 @@ SETTLE_TASK = (
 LINK_NEXT = (
     update(TaskRow)
     .where(*_live(one=True))
-    .values(
-        next_task_id=bindparam("next_task", type_=TaskRow.next_task_id.type),
-        series_id=bindparam("series", type_=TaskRow.series_id.type),
-    )
+    .values(next_task_id=bindparam("next_task", type_=TaskRow.next_task_id.type))
     .returning(*COLUMNS)
 )
 

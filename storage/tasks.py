@@ -96,7 +96,9 @@ class TaskStore:
     writes and then answers.
 
     Every write locks the owner's task_owners row first (always in that order, so writers never
-    deadlock) and takes the user's next change sequence number under that lock.
+    deadlock) and takes the user's next change sequence number under that lock. The one
+    exception is the claim of due reminders: a single statement that marks task rows only,
+    skipping any row another transaction holds, so it never waits for a lock.
     """
 
     def __init__(
@@ -222,11 +224,7 @@ class TaskStore:
                 self._refuse(connection, user_id, task_id, if_match)
             elif deleted.completed:
                 self._book_change(connection, user_id, 0, sequence=False, completed=-1)
-            # Opportunistic: the owner's row is locked already, so this costs one statement.
-            purged = self._purge_user(connection, user_id, now - self._retention)
-            excess = counted.tombstone_count - purged - self._quota
-            if excess > 0:
-                self._purge_oldest(connection, user_id, excess)
+            self._bound_tombstones(connection, user_id, counted.tombstone_count, now)
 
     def restore(self, user_id: str, task_id: int) -> Task:
         """Bring back a deleted task within the retention period; a live task is returned as is."""
@@ -603,7 +601,8 @@ class TaskStore:
         if following is None:
             return task
         due, rule = following
-        series = task.series_id if task.series_id is not None else task.id
+        series = task.series_id
+        assert series is not None  # _settle gives every recurring task its series
         before = task.remind_before
         now = _now()
         made = self._insert(
@@ -628,8 +627,8 @@ class TaskStore:
                 "remind_at": _remind_at(due, before),
             },
         )
-        link = {"next_task": made.id, "series": series}
-        return Task.of(connection.execute(sql.LINK_NEXT, _one(task.user_id, task.id) | link).one())
+        link = _one(task.user_id, task.id) | {"next_task": made.id}
+        return Task.of(connection.execute(sql.LINK_NEXT, link).one())
 
     def _withdraw_next(self, connection: Connection, task: Task, now: dt.datetime) -> Task:
         """Un-completing an occurrence: delete the next one it made if nobody has written it
@@ -648,8 +647,9 @@ class TaskStore:
                 _one(user_id, following.id)
                 | {"versions": [1], "now": now, "new_seq": counted.change_seq},
             )
-        link = {"next_task": None, "series": task.series_id}
-        return Task.of(connection.execute(sql.LINK_NEXT, _one(user_id, task.id) | link).one())
+            self._bound_tombstones(connection, user_id, counted.tombstone_count, now)
+        unlink = _one(user_id, task.id) | {"next_task": None}
+        return Task.of(connection.execute(sql.LINK_NEXT, unlink).one())
 
     def _no_write(
         self,
@@ -692,6 +692,17 @@ class TaskStore:
         purged = len(connection.execute(sql.PURGE_TASKS, expired).all())
         connection.execute(sql.FORGET_TOMBSTONES, {"owner": user_id, "how_many": purged})
         return purged
+
+    def _bound_tombstones(
+        self, connection: Connection, user_id: str, tombstones: int, now: dt.datetime
+    ) -> None:
+        """After a delete: purge the user's deleted tasks past retention and, past the quota's
+        number of them, the oldest. Opportunistic: the owner's row is locked already, so this
+        costs one statement."""
+        purged = self._purge_user(connection, user_id, now - self._retention)
+        excess = tombstones - purged - self._quota
+        if excess > 0:
+            self._purge_oldest(connection, user_id, excess)
 
     def _purge_oldest(self, connection: Connection, user_id: str, how_many: int) -> None:
         """Purge the user's `how_many` oldest deleted tasks before their retention ends: a

@@ -70,9 +70,11 @@ class TaskRow(Base):
         Index("ix_tasks_deleted_at", "deleted_at"),
         # A user's oldest deleted task: the one a delete past the bound purges.
         Index("ix_tasks_user_deleted", "user_id", "deleted_at"),
-        # Only reminders not yet delivered: the claim reads this index and nothing else.
+        # Reminders not yet delivered, by user: the claim asks for those of the users with a
+        # stream in its process, so its reads grow with them, not with every user's history.
         Index(
             "ix_tasks_reminders_due",
+            "user_id",
             "remind_at",
             postgresql_where=text("reminded_at IS NULL"),
             sqlite_where=text("reminded_at IS NULL"),

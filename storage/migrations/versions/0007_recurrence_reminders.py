@@ -27,11 +27,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("remind_before", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("remind_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True))
-    # Only reminders not yet delivered: the claim reads this index and nothing else.
+    # Reminders not yet delivered, by user (see storage/models.py).
     op.create_index(
         "ix_tasks_reminders_due",
         "tasks",
-        ["remind_at"],
+        ["user_id", "remind_at"],
         postgresql_where=sa.text("reminded_at IS NULL"),
         sqlite_where=sa.text("reminded_at IS NULL"),
     )

@@ -3,14 +3,19 @@ the next occurrence made by completing one (once), undo, and isolation."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from tests.conftest import bearer, make_token
+from storage import TaskStore
+from storage.models import TaskOwnerRow, TaskRow
+from tests.conftest import SECRET, Client, bearer, make_token
+from todo_api.contract import task_defaults
 
 Create = Callable[..., dict[str, Any]]
 
@@ -227,6 +232,7 @@ def test_completing_twice_or_concurrently_makes_one_next_occurrence(
         thread.start()
     for thread in threads:
         thread.join()
+    assert len(answers) == 6  # an assertion failing in a thread would not fail the test
     assert len({answer["next_task_id"] for answer in answers}) == 1
     again = complete(client, alice, task)  # a retry
     assert again["next_task_id"] == answers[0]["next_task_id"]
@@ -315,3 +321,63 @@ def test_another_users_series_is_invisible(
     body = {"title": "x", "series_id": task["id"], "next_task_id": task["id"]}
     made = client.post("/api/tasks", json=body, headers=mallory).json()
     assert (made["series_id"], made["next_task_id"]) == (None, None)
+
+
+def test_no_next_date_within_the_horizon_or_the_calendar_ends_the_series(
+    client: TestClient, alice: dict[str, str], create: Create
+) -> None:
+    rules = [
+        # Every seventh day from a Monday is a Monday: never a Tuesday again.
+        ("FREQ=DAILY;INTERVAL=7;BYDAY=TU", "2027-01-04T09:00:00Z", "UTC"),
+        # No month has a sixth Monday.
+        ("FREQ=MONTHLY;BYDAY=6MO", "2027-01-04T09:00:00Z", "UTC"),
+        # More than 100 years ahead.
+        ("FREQ=YEARLY;INTERVAL=101", "2027-01-04T09:00:00Z", "UTC"),
+        # The next day is past year 9999, in UTC and in the task's zone.
+        ("FREQ=DAILY", "9999-12-31T05:00:00Z", "America/Los_Angeles"),
+    ]
+    for rule, due, zone in rules:
+        task = create(recurrence=rule, due_date=due, timezone=zone)
+        done = complete(client, alice, task)
+        assert done["completed"] is True, rule
+        assert done["next_task_id"] is None, rule
+
+
+def test_a_completion_past_the_quota_is_409_and_writes_nothing(serve: Client) -> None:
+    api = serve(auth_secret=SECRET, task_quota=1)
+    headers = bearer(make_token("alice", iss=None, aud=None))
+    body = {"title": "t", "recurrence": "FREQ=DAILY", "due_date": "2027-01-01T09:00:00Z"}
+    task = api.post("/api/tasks", json=body, headers=headers).json()
+    response = api.post(f"/api/tasks/{task['id']}/complete", headers=headers)
+    assert response.status_code == 409
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert api.get(f"/api/tasks/{task['id']}", headers=headers).json() == task
+
+
+def test_undoing_over_and_over_keeps_deleted_tasks_within_the_quota(
+    client: TestClient, alice: dict[str, str], engine: Any
+) -> None:
+    """Each undo leaves the withdrawn occurrence deleted (restorable): like any delete, it is
+    held to the quota's number of deleted tasks."""
+    store_quota = 3
+    store = TaskStore(engine, quota=store_quota)
+    user = "undo-bound"
+    fields = task_defaults() | {
+        "title": "t",
+        "recurrence": "FREQ=DAILY",
+        "due_date": dt.datetime(2027, 1, 1, 9, tzinfo=dt.UTC),
+    }
+    task = store.create(user, fields).task
+    for _ in range(6):
+        assert store.set_completed(user, task.id, True).next_task_id is not None
+        assert store.set_completed(user, task.id, False).next_task_id is None
+    with engine.begin() as connection:
+        deleted = connection.scalar(
+            select(func.count())
+            .select_from(TaskRow)
+            .where(TaskRow.user_id == user, TaskRow.deleted_at.is_not(None))
+        )
+        counted = connection.scalar(
+            select(TaskOwnerRow.tombstone_count).where(TaskOwnerRow.user_id == user)
+        )
+    assert deleted == counted == store_quota

@@ -118,7 +118,7 @@ def test_the_reminders_due_are_listed_until_delivered_and_moving_rearms(
     store.claim_reminders(["alice"])
     assert client.patch(url, json={"title": "renamed"}, headers=alice).status_code == 200
     assert due_ids(client, alice) == []
-    # So does moving remind_before.
+    # Moving remind_before arms it again too.
     assert client.patch(url, json={"remind_before": "PT2M"}, headers=alice).status_code == 200
     assert due_ids(client, alice) == [past["id"]]
 

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 from starlette.testclient import TestClient
 
+from storage import TaskStore
 from tests.conftest import bearer, make_token
 
 Create = Callable[..., dict[str, Any]]
@@ -106,7 +108,10 @@ def test_a_rename_writes_every_tagged_task_once_in_one_go(
     assert tasks[other["id"]] == other
     changes = client.get(f"/api/tasks/changes?cursor={cursor}", headers=alice).json()["changes"]
     assert sorted(change["task"]["id"] for change in changes) == sorted([one["id"], two["id"]])
-    assert tasks[one["id"]]["updated_at"] >= one["updated_at"]
+    assert tasks[one["id"]]["updated_at"] > one["updated_at"]
+    versions = {t["id"]: client.get(f"/api/tasks/{t['id']}", headers=alice) for t in (one, two)}
+    assert versions[one["id"]].headers["ETag"] != f'"{one["id"]}-1"'
+    assert versions[two["id"]].headers["ETag"] != f'"{two["id"]}-1"'
     assert counts(client, alice) == [("work", 1, 1), ("home", 1, 0), ("urgent", 1, 0)]
 
 
@@ -149,3 +154,28 @@ def test_a_tag_with_unicode_is_renamed_through_a_percent_encoded_path(
     )
     assert response.status_code == 200
     assert counts(client, alice) == [("tea", 1, 0)]
+
+
+def test_a_rename_that_fails_part_way_writes_nothing(
+    client: TestClient, alice: dict[str, str], create: Create, engine: Engine
+) -> None:
+    """One transaction: the second task's write fails, and the first one's is undone too."""
+    first, second = create(tags=["old"]), create(tags=["old"])
+    writes = []
+
+    def fail_the_second(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("UPDATE tasks SET tags"):
+            writes.append(statement)
+            if len(writes) == 2:
+                raise RuntimeError("the database went away")
+
+    event.listen(engine, "before_cursor_execute", fail_the_second)
+    try:
+        with pytest.raises(RuntimeError):
+            TaskStore(engine, quota=100).rename_tag("alice", "old", "new")
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_the_second)
+    assert len(writes) == 2
+    for task in (first, second):
+        assert client.get(f"/api/tasks/{task['id']}", headers=alice).json() == task
+    assert counts(client, alice) == [("old", 2, 0)]

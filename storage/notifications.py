@@ -11,6 +11,7 @@ own, and the poll borrows one for one statement a second.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import select
 import threading
@@ -66,7 +67,7 @@ class ChangeListener(_Loop):
         wake: Wake,
         wake_everyone: Callable[[], None],
         *,
-        remind: Wake | None = None,
+        remind: Callable[[str, int], object] | None = None,
         connect_timeout: int = 10,
         retry: float = 1.0,
     ) -> None:
@@ -183,18 +184,21 @@ class ChangePoller(_Loop):
 class ReminderPoller(_Loop):
     """Every `interval` seconds, claim the due reminders of the users a stream here waits
     for, and hand each to `claimed(user_id, task_id)`. A reminder due while nobody had a
-    stream stays due (and listed) until one opens."""
+    stream stays due (and listed) until one opens; so does one that `claimed` says no stream
+    took (the user's last stream closed meanwhile): its claim is released."""
 
     def __init__(
         self,
-        claim: Callable[[Collection[str]], list[Any]],
+        claim: Callable[[Collection[str], dt.datetime], list[Any]],
+        release: Callable[[str, int, dt.datetime], None],
         users: Callable[[], Collection[str]],
-        claimed: Wake,
+        claimed: Callable[[str, int], bool],
         *,
         interval: float = 1.0,
     ) -> None:
         super().__init__("todo-api-reminders")
         self._claim = claim
+        self._release = release
         self._users = users
         self._claimed = claimed
         self._interval = interval
@@ -204,12 +208,16 @@ class ReminderPoller(_Loop):
             users = self._users()
             if not users:
                 continue
-            try:
-                tasks = self._claim(users)
-            except Exception as exc:  # the database is away: the next round tries again
-                logger.warning(
-                    "claiming reminders failed: %s", exc, extra={"event": "reminders_failed"}
-                )
-                continue
+            self.claim_round(users)
+
+    def claim_round(self, users: Collection[str]) -> None:
+        now = dt.datetime.now(dt.UTC)
+        try:
+            tasks = self._claim(users, now)
             for task in tasks:
-                self._claimed(task.user_id, task.id)
+                if not self._claimed(task.user_id, task.id):
+                    self._release(task.user_id, task.id, now)
+        except Exception as exc:  # the database is away: the next round tries again
+            logger.warning(
+                "claiming reminders failed: %s", exc, extra={"event": "reminders_failed"}
+            )

@@ -147,6 +147,13 @@ _reminder_due = (
     TaskRow.completed.is_(False),
 )
 
+# Only the claim made at `now`: a later claim (the reminder re-armed and claimed again) stays.
+RELEASE_REMINDER = (
+    update(TaskRow)
+    .where(TaskRow.id == _task_id, TaskRow.user_id == _owner, TaskRow.reminded_at == _now)
+    .values(reminded_at=None)
+)
+
 
 @cache
 def claim_reminders(dialect: str) -> Update:

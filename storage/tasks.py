@@ -338,6 +338,12 @@ class TaskStore:
             rows = connection.execute(sql.claim_reminders(self._dialect), claim).all()
         return [Task.of(row) for row in rows]
 
+    def release_reminder(self, user_id: str, task_id: int, claimed_at: dt.datetime) -> None:
+        """Make a reminder claimed at `claimed_at` due again: no stream took it."""
+        released = _one(user_id, task_id) | {"now": claimed_at}
+        with self._engine.begin() as connection:
+            connection.execute(sql.RELEASE_REMINDER, released)
+
     def list_tags(self, user_id: str, limit: int, cursor: str | None = None) -> TagPage:
         after = tag_position(cursor) if cursor is not None else None
         values: dict[str, Any] = {"owner": user_id, "limit": limit + 1}

@@ -4,6 +4,7 @@ and the registry of streams with its bounds."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import queue
 import threading
 import uuid
@@ -13,7 +14,7 @@ from sqlalchemy import Engine
 
 from storage import PreconditionFailed, TaskStore
 from storage.cursors import feed_cursor
-from storage.notifications import ChangePoller, parse_payload
+from storage.notifications import ChangePoller, ReminderPoller, parse_payload
 from storage.records import IfMatch
 from todo_api.contract import task_defaults
 from todo_api.live.wakeups import StreamLimit, Wakeups
@@ -164,3 +165,27 @@ def test_the_store_announces_each_committed_write_once_it_has_committed(
     store.delete(user, task.id)
     store.restore(user, task.id)
     assert announced == [(user, seq, True) for seq in range(1, 6)]
+
+
+@pytest.mark.parametrize("taken", [True, False])
+def test_a_claimed_reminder_no_stream_took_is_due_again(
+    engine: Engine, client: object, taken: bool
+) -> None:
+    """The user's last stream closed between the round's list of users and its claim: the
+    reminder is released, so that the next stream (or `?reminder=due`) still gets it."""
+    store = TaskStore(engine, quota=100)
+    user = f"reminded-{uuid.uuid4().hex}"
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    fields = {"title": "t", "due_date": due, "remind_before": dt.timedelta(0)}
+    task = store.create(user, task_defaults() | fields).task
+    told: list[tuple[str, int]] = []
+
+    def claimed(user_id: str, task_id: int) -> bool:
+        told.append((user_id, task_id))
+        return taken
+
+    poller = ReminderPoller(store.claim_reminders, store.release_reminder, lambda: [user], claimed)
+    poller.claim_round([user])
+    assert told == [(user, task.id)]
+    again = [t.id for t in store.claim_reminders([user])]
+    assert again == ([] if taken else [task.id])

@@ -59,14 +59,21 @@ class LiveUpdates:
             )
         )
 
-        def claimed(user_id: str, task_id: int) -> None:
-            # A listening process hears its own claims on the reminder channel, as every
-            # other process does; without one, only this process's streams can be told.
-            if listener is None or not listener.listening.is_set():
-                self.wakeups.remind(user_id, task_id)
+        def claimed(user_id: str, task_id: int) -> bool:
+            """Whether a stream will take the reminder. A listening process hears its own
+            claims on the reminder channel, as every other process does, and cannot know;
+            without one, only this process's streams can be told."""
+            if listener is not None and listener.listening.is_set():
+                return True
+            return self.wakeups.remind(user_id, task_id)
 
         self._watchers.append(
-            ReminderPoller(self._store.claim_reminders, self.wakeups.users, claimed)
+            ReminderPoller(
+                self._store.claim_reminders,
+                self._store.release_reminder,
+                self.wakeups.users,
+                claimed,
+            )
         )
         for watcher in self._watchers:
             watcher.start()

@@ -147,12 +147,14 @@ class Wakeups:
         for watch in watches:
             watch.wake(seq)
 
-    def remind(self, user_id: str, task_id: int) -> None:
-        """The reminder of the user's task `task_id` is due; callable from any thread."""
+    def remind(self, user_id: str, task_id: int) -> bool:
+        """The reminder of the user's task `task_id` is due; callable from any thread.
+        Whether any stream of the user's was here to take it."""
         with self._lock:
             watches = list(self._watches.get(user_id, ()))
         for watch in watches:
             watch.remind(task_id)
+        return bool(watches)
 
     def wake_everyone(self) -> None:
         """Every stream reads the feed again (changes may have been missed)."""

@@ -56,13 +56,20 @@ def next_occurrence(rule: str, due: dt.datetime, timezone: str) -> tuple[dt.date
     return next_due, join(parts)
 
 
-def _until_allows(until: str, local: dt.datetime, instant: dt.datetime) -> bool:
-    """UNTIL is a UTC instant (`20261231T235959Z`) or a date in the task's zone (`20261231`),
-    and includes the occurrence that falls on it (RFC 5545)."""
+def parse_until(until: str) -> dt.datetime | dt.date:
+    """UNTIL as a UTC instant (`20261231T235959Z`) or a date in the task's zone (`20261231`);
+    ValueError for neither."""
     if until.endswith("Z"):
-        limit = dt.datetime.strptime(until, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        return dt.datetime.strptime(until, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    return dt.datetime.strptime(until, "%Y%m%d").date()
+
+
+def _until_allows(until: str, local: dt.datetime, instant: dt.datetime) -> bool:
+    """Whether UNTIL includes an occurrence (the one that falls on it too, RFC 5545)."""
+    limit = parse_until(until)
+    if isinstance(limit, dt.datetime):
         return instant <= limit
-    return local.date() <= dt.datetime.strptime(until, "%Y%m%d").date()
+    return local.date() <= limit
 
 
 # The order a normalised rule names its parts in.

@@ -607,32 +607,11 @@ class TaskStore:
         if following is None:
             return task
         due, rule = following
-        series = task.series_id
-        assert series is not None  # _settle gives every recurring task its series
-        before = task.remind_before
-        now = _now()
-        made = self._insert(
-            connection,
-            {
-                "user_id": task.user_id,
-                "title": task.title,
-                "description": task.description,
-                "completed": False,
-                "priority": PRIORITY_RANKS[task.priority],
-                "tags": task.tags,
-                "due_date": due,
-                "created_at": now,
-                "updated_at": now,
-                "completed_at": None,
-                "version": 1,
-                "recurrence": rule,
-                "timezone": task.timezone,
-                "series_id": series,
-                "next_task_id": None,
-                "remind_before": None if before is None else int(before.total_seconds()),
-                "remind_at": _remind_at(due, before),
-            },
-        )
+        # The same fields, as a create takes them, but for the date, the rule and the series.
+        fields = {name: getattr(task, name) for name in WRITABLE_FIELDS}
+        fields |= {"completed": False, "due_date": due, "recurrence": rule}
+        row = self._new_row(task.user_id, fields) | {"series_id": task.series_id}
+        made = self._insert(connection, row)
         link = _one(task.user_id, task.id) | {"next_task": made.id}
         return Task.of(connection.execute(sql.LINK_NEXT, link).one())
 

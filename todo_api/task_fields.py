@@ -11,7 +11,7 @@ from typing import Any
 
 from dateutil.rrule import rrulestr
 
-from storage.recurrence import join
+from storage.recurrence import join, parse_until
 from todo_api.contract import python_regex, task_properties
 from todo_api.web.problems import ValidationProblem
 
@@ -52,12 +52,9 @@ def recurrence(text: str) -> str:
     normalised = join(parts)
     if "UNTIL" in parts:
         try:
-            dt.datetime.strptime(parts["UNTIL"].removesuffix("Z"), "%Y%m%dT%H%M%S")
+            parse_until(parts["UNTIL"])
         except ValueError:
-            try:
-                dt.datetime.strptime(parts["UNTIL"], "%Y%m%d")
-            except ValueError:
-                _refuse(f"UNTIL={parts['UNTIL']} is not a date")
+            _refuse(f"UNTIL={parts['UNTIL']} is not a date")
     try:
         # dateutil's own reading: what computes the occurrences must accept the rule too.
         rrulestr(normalised, dtstart=dt.datetime(2026, 1, 1), ignoretz=True)

@@ -139,7 +139,35 @@ class ChangeListener(_Loop):
             raw.close()
 
 
-class ChangePoller(_Loop):
+class _UsersLoop(_Loop):
+    """Every `interval` seconds while `needed()`, one round for the users a stream here waits
+    for (none without any)."""
+
+    def __init__(
+        self,
+        name: str,
+        users: Callable[[], Collection[str]],
+        interval: float,
+        needed: Callable[[], bool] = lambda: True,
+    ) -> None:
+        super().__init__(name)
+        self._users = users
+        self._interval = interval
+        self._needed = needed
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            if not self._needed():
+                continue
+            users = self._users()
+            if users:
+                self.round(users)
+
+    def round(self, users: Collection[str]) -> None:
+        raise NotImplementedError
+
+
+class ChangePoller(_UsersLoop):
     """Every `interval` seconds, the latest change number of each user a stream waits for."""
 
     def __init__(
@@ -152,36 +180,25 @@ class ChangePoller(_Loop):
         needed: Callable[[], bool] = lambda: True,
     ) -> None:
         """Polls only while `needed()`: beside a listener, while it is not listening."""
-        super().__init__("todo-api-poll")
+        super().__init__("todo-api-poll", users, interval, needed)
         self._latest = latest
-        self._users = users
         self._wake = wake
-        self._interval = interval
-        self._needed = needed
         # Each user's change number at the last round: only a number that moved is news.
         self._seen: dict[str, int] = {}
 
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            if not self._needed():
-                continue
-            users = self._users()
-            if not users:
-                continue
-            try:
-                latest = self._latest(users)
-            except Exception as exc:  # the database is away: the next round tries again
-                logger.warning(
-                    "polling for changes failed: %s", exc, extra={"event": "poll_failed"}
-                )
-                continue
-            moved = {user: seq for user, seq in latest.items() if self._seen.get(user) != seq}
-            self._seen = latest
-            for user_id, seq in moved.items():
-                self._wake(user_id, seq)
+    def round(self, users: Collection[str]) -> None:
+        try:
+            latest = self._latest(users)
+        except Exception as exc:  # the database is away: the next round tries again
+            logger.warning("polling for changes failed: %s", exc, extra={"event": "poll_failed"})
+            return
+        moved = {user: seq for user, seq in latest.items() if self._seen.get(user) != seq}
+        self._seen = latest
+        for user_id, seq in moved.items():
+            self._wake(user_id, seq)
 
 
-class ReminderPoller(_Loop):
+class ReminderPoller(_UsersLoop):
     """Every `interval` seconds, claim the due reminders of the users a stream here waits
     for, and hand each to `claimed(user_id, task_id)`. A reminder due while nobody had a
     stream stays due (and listed) until one opens; so does one that `claimed` says no stream
@@ -196,21 +213,12 @@ class ReminderPoller(_Loop):
         *,
         interval: float = 1.0,
     ) -> None:
-        super().__init__("todo-api-reminders")
+        super().__init__("todo-api-reminders", users, interval)
         self._claim = claim
         self._release = release
-        self._users = users
         self._claimed = claimed
-        self._interval = interval
 
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            users = self._users()
-            if not users:
-                continue
-            self.claim_round(users)
-
-    def claim_round(self, users: Collection[str]) -> None:
+    def round(self, users: Collection[str]) -> None:
         now = dt.datetime.now(dt.UTC)
         try:
             tasks = self._claim(users, now)

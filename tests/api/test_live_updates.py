@@ -87,6 +87,17 @@ def started(env: dict[str, str], directory: Path, name: str) -> Iterator[Server]
 WAKEUPS = ["listen", "poll"] if ON_POSTGRES else ["poll"]
 
 
+@contextlib.contextmanager
+def two_servers(
+    database_url: str, directory: Path, wakeups: str
+) -> Iterator[tuple[Server, Server]]:
+    """Two `todo-api serve` processes on the suite's database (migrated by `app_client`),
+    hearing of each other's writes by `wakeups`."""
+    env = server_env(database_url, STREAM_WAKEUPS=wakeups)
+    with started(env, directory, "a") as a, started(env, directory, "b") as b:
+        yield a, b
+
+
 @pytest.fixture(scope="module", params=WAKEUPS)
 def pair(
     request: pytest.FixtureRequest,
@@ -94,12 +105,9 @@ def pair(
     app_client: TestClient,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Server, Server]]:
-    """Two `todo-api serve` processes on the suite's database (migrated by `app_client`).
-    Their heartbeat is the default 15 s, longer than any test waits: events come by wakes."""
-    directory = tmp_path_factory.mktemp("live")
-    env = server_env(database_url, STREAM_WAKEUPS=request.param)
-    with started(env, directory, "a") as a, started(env, directory, "b") as b:
-        yield a, b
+    """Their heartbeat is the default 15 s, longer than any test waits: events come by wakes."""
+    with two_servers(database_url, tmp_path_factory.mktemp("live"), request.param) as servers:
+        yield servers
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from storage import TaskStore
 from storage.models import TaskRow
-from tests.api.test_live_updates import WAKEUPS, Server, server_env, started
+from tests.api.test_live_updates import WAKEUPS, Server, server_env, started, two_servers
 from tests.conftest import bearer, make_token
 
 Create = Callable[..., dict[str, Any]]
@@ -165,8 +165,7 @@ def pair(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Server, Server, str]]:
     directory = tmp_path_factory.mktemp("reminders")
-    env = server_env(database_url, STREAM_WAKEUPS=request.param)
-    with started(env, directory, "a") as a, started(env, directory, "b") as b:
+    with two_servers(database_url, directory, request.param) as (a, b):
         yield a, b, request.param
 
 

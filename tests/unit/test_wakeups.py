@@ -185,7 +185,7 @@ def test_a_claimed_reminder_no_stream_took_is_due_again(
         return taken
 
     poller = ReminderPoller(store.claim_reminders, store.release_reminder, lambda: [user], claimed)
-    poller.claim_round([user])
+    poller.round([user])
     assert told == [(user, task.id)]
     again = [t.id for t in store.claim_reminders([user])]
     assert again == ([] if taken else [task.id])

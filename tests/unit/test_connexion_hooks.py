@@ -44,7 +44,6 @@ def test_the_body_validator_steps_and_attributes_exist() -> None:
     assert inspect.iscoroutinefunction(JSONRequestBodyValidator._parse)
     assert _parameters(JSONRequestBodyValidator._parse) == ["self", "stream", "scope"]
     assert _parameters(JSONRequestBodyValidator._validate) == ["self", "body"]
-    assert isinstance(inspect.getattr_static(JSONRequestBodyValidator, "_validator"), property)
     validator = connexion_hooks.BodyValidator(
         schema={"type": "object"}, required=True, encoding="utf-8", strict_validation=False
     )

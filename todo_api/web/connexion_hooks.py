@@ -8,8 +8,8 @@ What an upstream hook would replace:
 - `decorate_once`: an operation that builds its decorator stack once (or an `operation_cls`
   argument to AsyncApp), instead of setting `api_cls` on the private `_middleware_app` and
   overriding `AsyncOperation.fn` to read `_fn`.
-- `BodyValidator`: a body validator with a public parse and validate step (today `_parse`,
-  `_validate` and `_validator`, reading `_schema`, `_encoding` and `_required`).
+- `BodyValidator`: a body validator with a public parse and validate step (today `_parse` and
+  `_validate`, reading `_schema`, `_encoding` and `_required`).
 - `ParametersValidator`: a public way to check each parameter and to report every error
   (today `validate_parameter`, `validate` and `validate_request`, reading `parameters`).
 - `request_scope`: the current ASGI scope as a public function rather than a proxy's object.
@@ -29,7 +29,6 @@ from connexion.decorators import StarletteDecorator
 from connexion.lifecycle import ConnexionRequest
 from connexion.operations import AbstractOperation
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
-from jsonschema.protocols import Validator
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
@@ -76,20 +75,16 @@ def decorate_once(app: AsyncApp) -> None:
 
 
 class BodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]  # Connexion is untyped
-    """JSON bodies parsed strictly and checked with every error reported (validators.py).
-    Connexion's body validators expose no public parse or validate step: these override
-    `_parse`, `_validate` and `_validator`, and read `_schema`, `_encoding` and `_required`."""
-
-    @property
-    def _validator(self) -> Validator:
-        return validators.body_validator(self._schema)
+    """JSON bodies parsed strictly and checked by the compiled schema, with every error reported
+    (validators.py). Connexion's body validators expose no public parse or validate step: these
+    override `_parse` and `_validate`, and read `_schema`, `_encoding` and `_required`."""
 
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
         raw = b"".join([message async for message in stream])
         return validators.parse_body(raw, Headers(scope=scope), self._encoding)
 
     def _validate(self, body: Any) -> None:
-        validators.check_body(body, self._validator, required=self._required)
+        validators.check_body(body, self._schema, required=self._required)
 
 
 class ParametersValidator(ParameterValidator):  # type: ignore[misc]  # Connexion is untyped

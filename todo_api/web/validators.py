@@ -5,10 +5,11 @@ error only, as text). todo_api/web/connexion_hooks.py plugs these into Connexion
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 from urllib.parse import unquote_plus
 
+import jsonschema_rs
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.json_schema import Draft4RequestValidator
 from jsonschema import Draft4Validator, ValidationError, validators
@@ -89,6 +90,73 @@ def body_validator(schema: dict[str, Any]) -> Validator:
     return BodySchemaValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
 
 
+def draft4_schema(schema: Any, _within: frozenset[int] = frozenset()) -> Any:
+    """An OpenAPI 3.0 schema as plain JSON Schema Draft 4: `nullable` (and Swagger's
+    `x-nullable`) becomes `null` among the types and the enum, as Connexion's request validator
+    reads it (it lets null through the `type` and `enum` keywords of a nullable schema).
+    Raises RecursionError for a schema that contains itself (a resolved recursive $ref)."""
+    if isinstance(schema, list | dict):
+        if id(schema) in _within:
+            raise RecursionError("the schema contains itself")
+        _within = _within | {id(schema)}
+    if isinstance(schema, list):
+        return [draft4_schema(item, _within) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: draft4_schema(value, _within) for key, value in schema.items()}
+    if converted.get("nullable") is True or converted.get("x-nullable") is True:
+        kind = converted.get("type")
+        if isinstance(kind, str):
+            converted["type"] = [kind, "null"]
+        elif isinstance(kind, list) and "null" not in kind:
+            converted["type"] = [*kind, "null"]
+        if isinstance(converted.get("enum"), list) and None not in converted["enum"]:
+            converted["enum"] = [*converted["enum"], None]
+    return converted
+
+
+def _format_check(name: str) -> Callable[[str], bool]:
+    def conforms(value: str) -> bool:
+        return Draft4Validator.FORMAT_CHECKER.conforms(value, name)
+
+    return conforms
+
+
+# The full check's own format checks (jsonschema-rs's date-time, say, takes a leap second and
+# year 0, which rfc3339-validator refuses): a format means the same on both paths.
+FORMATS = {name: _format_check(name) for name in Draft4Validator.FORMAT_CHECKER.checkers}
+
+
+# An operation's body schema is one object for the life of the app (Connexion hands the same
+# dict to each request's validator); kept with its compiled form, so that its id stays its own.
+_COMPILED: dict[int, tuple[dict[str, Any], jsonschema_rs.Draft4Validator | None]] = {}
+
+
+def compiled(schema: dict[str, Any]) -> jsonschema_rs.Draft4Validator | None:
+    """`schema` compiled by jsonschema-rs, once; None for one that contains itself."""
+    kept = _COMPILED.get(id(schema))
+    if kept is None or kept[0] is not schema:
+        # Connexion attaches the spec's components for $refs left unresolved; its loader has
+        # resolved them all, so they are dropped (some of them contain themselves).
+        body = {key: value for key, value in schema.items() if key != "components"}
+        try:
+            validator = jsonschema_rs.Draft4Validator(
+                draft4_schema(body), validate_formats=True, formats=FORMATS
+            )
+        except RecursionError:
+            validator = None
+        kept = _COMPILED[id(schema)] = (schema, validator)
+    return kept[1]
+
+
+def quickly_valid(body: Any, schema: dict[str, Any]) -> bool:
+    """True when the compiled schema accepts `body`: then it is valid. False says only that the
+    full check (body_validator, which names every error) must decide: jsonschema-rs also says
+    no to what it cannot take in (an integer past 64 bits, a float that overflowed)."""
+    validator = compiled(schema)
+    return validator is not None and bool(validator.is_valid(body))
+
+
 def parse_body(raw: bytes, headers: Headers, encoding: str) -> Any:
     """A request body as JSON, strictly: no NaN or Infinity, no depth that recurses away;
     NO_BODY when there is none."""
@@ -109,17 +177,20 @@ def parse_body(raw: bytes, headers: Headers, encoding: str) -> Any:
         raise BadRequestProblem(detail="The body is nested too deeply.") from None
 
 
-def check_body(body: Any, validator: Validator, *, required: bool) -> None:
+def check_body(body: Any, schema: dict[str, Any], *, required: bool) -> None:
     """Raise a 422 naming every offending field of `body`, or 400 for a missing one."""
     if body is NO_BODY:
         if required:  # as Connexion answers a request without Content-Length
             raise BadRequestProblem(detail="RequestBody is required")
         return
-    errors = body_errors(validator.iter_errors(body))
-    errors += [
+    surrogates = [
         {"pointer": _pointer(path), "detail": "contains an unpaired surrogate escape"}
         for path in unpaired_surrogates(body)
     ]
+    # jsonschema-rs takes a lone surrogate in as U+FFFD: such a body goes to the full check.
+    if not surrogates and quickly_valid(body, schema):
+        return
+    errors = body_errors(body_validator(schema).iter_errors(body)) + surrogates
     if errors:
         raise ValidationProblem(errors)
 

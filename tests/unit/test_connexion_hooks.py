@@ -17,7 +17,7 @@ from connexion.decorators import StarletteDecorator
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from starlette.testclient import TestClient
 
-from todo_api.web import connexion_hooks
+from todo_api.web import connexion_hooks, validators
 
 
 def _parameters(function: Any) -> list[str]:
@@ -102,3 +102,25 @@ def test_connexion_calls_every_overridden_step(
     created = client.post("/api/tasks?_=1", json={"title": "hooked"}, headers=alice)
     assert created.status_code == 201
     assert {"_parse", "_validate", "validate", "validate_request"} <= set(called)
+
+
+def test_the_schemas_checked_are_compiled_once_for_the_life_of_the_app(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    def requests() -> None:
+        created = client.post("/api/tasks", json={"title": "kept"}, headers=alice)
+        assert created.status_code == 201
+        task = created.json()["id"]
+        assert client.get(f"/api/tasks/{task}", headers=alice).status_code == 200
+        assert client.get("/api/tasks?limit=5", headers=alice).status_code == 200
+        patched = client.patch(f"/api/tasks/{task}", json={"title": "again"}, headers=alice)
+        assert patched.status_code == 200
+
+    requests()
+    sizes = len(validators._COMPILED), len(validators._PARAMETER_CHECKERS)
+    assert all(sizes)
+    for _ in range(5):
+        requests()
+    # Connexion hands each request its operation's own schema objects: were they new ones, these
+    # would grow with every request (and compile every time).
+    assert (len(validators._COMPILED), len(validators._PARAMETER_CHECKERS)) == sizes

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote_plus
 
 import jsonschema_rs
@@ -117,7 +117,7 @@ def draft4_schema(schema: Any, _within: frozenset[int] = frozenset()) -> Any:
 
 def _format_check(name: str) -> Callable[[str], bool]:
     def conforms(value: str) -> bool:
-        return Draft4Validator.FORMAT_CHECKER.conforms(value, name)
+        return bool(Draft4Validator.FORMAT_CHECKER.conforms(value, name))
 
     return conforms
 
@@ -127,26 +127,41 @@ def _format_check(name: str) -> Callable[[str], bool]:
 FORMATS = {name: _format_check(name) for name in Draft4Validator.FORMAT_CHECKER.checkers}
 
 
-# An operation's body schema is one object for the life of the app (Connexion hands the same
-# dict to each request's validator); kept with its compiled form, so that its id stays its own.
+_Built = TypeVar("_Built")
+
+
+def _kept(
+    cache: dict[int, tuple[dict[str, Any], _Built]],
+    schema: dict[str, Any],
+    build: Callable[[dict[str, Any]], _Built],
+) -> _Built:
+    """What `build` makes of `schema`, made once: Connexion hands each request the same schema
+    objects, its operations' own, for the life of the app. Each is kept beside what it made,
+    so that its id stays its own."""
+    kept = cache.get(id(schema))
+    if kept is None or kept[0] is not schema:
+        kept = cache[id(schema)] = (schema, build(schema))
+    return kept[1]
+
+
+def _compile(schema: dict[str, Any]) -> jsonschema_rs.Draft4Validator | None:
+    # Connexion attaches the spec's components for $refs left unresolved; its loader has
+    # resolved them all, so they are dropped (some of them contain themselves).
+    body = {key: value for key, value in schema.items() if key != "components"}
+    try:
+        return jsonschema_rs.Draft4Validator(
+            draft4_schema(body), validate_formats=True, formats=FORMATS
+        )
+    except RecursionError:
+        return None
+
+
 _COMPILED: dict[int, tuple[dict[str, Any], jsonschema_rs.Draft4Validator | None]] = {}
 
 
 def compiled(schema: dict[str, Any]) -> jsonschema_rs.Draft4Validator | None:
-    """`schema` compiled by jsonschema-rs, once; None for one that contains itself."""
-    kept = _COMPILED.get(id(schema))
-    if kept is None or kept[0] is not schema:
-        # Connexion attaches the spec's components for $refs left unresolved; its loader has
-        # resolved them all, so they are dropped (some of them contain themselves).
-        body = {key: value for key, value in schema.items() if key != "components"}
-        try:
-            validator = jsonschema_rs.Draft4Validator(
-                draft4_schema(body), validate_formats=True, formats=FORMATS
-            )
-        except RecursionError:
-            validator = None
-        kept = _COMPILED[id(schema)] = (schema, validator)
-    return kept[1]
+    """`schema` compiled by jsonschema-rs; None for one that contains itself."""
+    return _kept(_COMPILED, schema, _compile)
 
 
 def quickly_valid(body: Any, schema: dict[str, Any]) -> bool:
@@ -199,12 +214,18 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _parameter_checker(schema: dict[str, Any]) -> Validator:
+    return SchemaValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+
+
+_PARAMETER_CHECKERS: dict[int, tuple[dict[str, Any], Validator]] = {}
+
+
 def parameter_detail(value: Any, param: dict[str, Any], parameter_type: str) -> str | None:
     """What is wrong with one parameter's value, or None."""
     if value is None:
         return f"the {parameter_type} parameter is required" if param.get("required") else None
-    schema = param.get("schema", param)
-    checker = SchemaValidator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+    checker = _kept(_PARAMETER_CHECKERS, param.get("schema", param), _parameter_checker)
     error = next(iter(checker.iter_errors(value)), None)
     return None if error is None else _detail(error)
 

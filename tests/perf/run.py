@@ -54,6 +54,8 @@ TITLES = {
     "toggle": "toggle complete",
     "mix": "mix 80/20",
 }
+# The calls the reference backend implements.
+REFERENCE_SCENARIOS = ("list", "get", "create")
 GROWTH = {"growth-100": 100, "growth-10k": 10_000, "growth-100k": 100_000}
 
 
@@ -139,29 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeded {sum(counts.values()):,} tasks in {report['seed_seconds']} s", flush=True)
         users_file = _users_file(work / "users.txt", [owners[u] for u in counts if "bench" in u])
         bench = Bench(wrk, work)
-        with _servers(env, work, workers=1, serve_with=args.serve_with) as (ours, floor):
+        with _servers(env, work, workers=1, serve_with=args.serve_with) as bases:
+            ours, floor = bases["ours"], bases["floor"]
             _check_same_answers(ours, floor, owners["bench-user-00"])
-            for base in (ours, floor):
-                bench.load(base, "mix", users_file, 100, mode.warmup)
+            _warm_up(bench, bases, users_file, mode)
             report["rss_kib_before"] = {"ours": _rss(ours), "floor": _rss(floor)}
-            results: dict[str, Any] = {}
-            for scenario in [name for name in args.only or SCENARIOS if name in SCENARIOS]:
-                results[scenario] = {}
-                for name, base in (("ours", ours), ("floor", floor)):
-                    if mode.scenario_warmup:
-                        bench.load(base, scenario, users_file, 100, mode.scenario_warmup)
-                    results[scenario][name] = {
-                        "c100": bench.load(base, scenario, users_file, 100, mode.duration),
-                        "c10": bench.load(
-                            base,
-                            scenario,
-                            users_file,
-                            10,
-                            mode.latency_duration if name == "ours" or mode.floor_latency else 0,
-                        ),
-                    }
-                _print_progress(scenario, results[scenario])
-            report["scenarios"] = results
+            report["scenarios"] = _scenarios(bench, bases, users_file, mode, args.only)
+            report["reference"] = _against_reference(bench, bases, users_file, mode, args.only)
             heavy = mode.heavy_connections
             report[f"c{heavy}"] = {
                 name: bench.load(base, "mix", users_file, heavy, mode.heavy_duration, timeout=10)
@@ -182,21 +168,13 @@ def main(argv: list[str] | None = None) -> int:
                         "floor": bench.load(floor, "list", single, 10, mode.latency_duration),
                     }
         if mode.workers:
-            report["workers"] = {}
-            for workers in (1, 2):
-                with _servers(env, work, workers=workers, serve_with=args.serve_with) as (
-                    ours,
-                    floor,
-                ):
-                    for base in (ours, floor):
-                        bench.load(base, "mix", users_file, 100, mode.warmup)
-                    report["workers"][workers] = {
-                        name: {
-                            scenario: bench.load(base, scenario, users_file, 100, mode.duration)
-                            for scenario in ("get", "mix")
-                        }
-                        for name, base in (("ours", ours), ("floor", floor))
-                    }
+            print("2 workers each", flush=True)
+            with _servers(env, work, workers=2, serve_with=args.serve_with) as bases:
+                _warm_up(bench, bases, users_file, mode)
+                report["workers2"] = {
+                    "scenarios": _scenarios(bench, bases, users_file, mode, args.only),
+                    "reference": _against_reference(bench, bases, users_file, mode, args.only),
+                }
     report["seconds"] = round(time.monotonic() - started, 1)
     report["machine"]["load_after"] = os.getloadavg()
     print()
@@ -212,6 +190,87 @@ def write_results(report: dict[str, Any], name: str) -> None:
     path = RESULTS / f"{name}-{report['mode']}-{stamp}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nresults: {path.relative_to(ROOT)}")
+
+
+def _warm_up(bench: Bench, bases: dict[str, str], users_file: Path, mode: Mode) -> None:
+    """The mix at 100 connections for the service and the floor; the reference implements only
+    some of the mix, and stalls at 100 connections (see _against_reference): its calls at 10."""
+    for name, base in bases.items():
+        if name == "reference":
+            for scenario in REFERENCE_SCENARIOS:
+                bench.load(base, scenario, users_file, 10, mode.warmup)
+        else:
+            bench.load(base, "mix", users_file, 100, mode.warmup)
+
+
+def _scenarios(
+    bench: Bench, bases: dict[str, str], users_file: Path, mode: Mode, only: list[str] | None
+) -> dict[str, Any]:
+    """Each scenario on ours, then on the floor: throughput at 100 connections, latency at 10."""
+    results: dict[str, Any] = {}
+    for scenario in [name for name in only or SCENARIOS if name in SCENARIOS]:
+        results[scenario] = {}
+        for name in ("ours", "floor"):
+            base = bases[name]
+            if mode.scenario_warmup:
+                bench.load(base, scenario, users_file, 100, mode.scenario_warmup)
+            results[scenario][name] = {
+                "c100": bench.load(base, scenario, users_file, 100, mode.duration),
+                "c10": bench.load(
+                    base,
+                    scenario,
+                    users_file,
+                    10,
+                    mode.latency_duration if name == "ours" or mode.floor_latency else 0,
+                ),
+            }
+        _print_progress(scenario, results[scenario])
+    return results
+
+
+def _against_reference(
+    bench: Bench, bases: dict[str, str], users_file: Path, mode: Mode, only: list[str] | None
+) -> dict[str, Any]:
+    """Ours against the FastAPI + SQLModel reference (tests/perf/reference.py) on the calls it
+    implements: in turns at 10 connections (the lead), then at 100 (whether it still serves).
+
+    Under 100 connections the reference can stall: every thread of its pool waits for a
+    database connection that only another thread's teardown would return. Each 100-connection
+    run waits for it to answer again (up to a minute) before the next, so that one scenario's
+    stall is not counted against the next."""
+    scenarios = [name for name in only or REFERENCE_SCENARIOS if name in REFERENCE_SCENARIOS]
+    results: dict[str, Any] = {s: {"ours": {}, "reference": {}} for s in scenarios}
+    for connections in (10, 100):
+        for scenario in scenarios:
+            for name in ("ours", "reference"):
+                base = bases[name]
+                if mode.scenario_warmup:
+                    bench.load(base, scenario, users_file, connections, mode.scenario_warmup)
+                result = bench.load(
+                    base, scenario, users_file, connections, mode.duration, timeout=10
+                )
+                if name == "reference":
+                    result["recovered_after_s"] = _recovery_seconds(base)
+                results[scenario][name][f"c{connections}"] = result
+            ours, reference = (results[scenario][n][f"c{connections}"] for n in results[scenario])
+            print(
+                f"  {TITLES[scenario]:<16} ours {ours['rps']:>8.0f}/s  reference "
+                f"{reference['rps']:>8.0f}/s  at {connections} connections, errors "
+                f"{ours['errors']} and {reference['errors']}",
+                flush=True,
+            )
+    return results
+
+
+def _recovery_seconds(base: str, limit: float = 60) -> float | None:
+    """How long `base` took to answer its health check again, or None if it did not."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        with contextlib.suppress(httpx2.TransportError):
+            if httpx2.get(f"{base}/api/health", timeout=5).status_code == 200:
+                return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    return None
 
 
 class Bench:
@@ -337,16 +396,27 @@ def _users_file(path: Path, owners: list[Owner]) -> Path:
 @contextlib.contextmanager
 def _servers(
     env: dict[str, str], work: Path, *, workers: int, serve_with: str | None = None
-) -> Iterator[tuple[str, str]]:
-    """The service and the floor, each with `workers` processes, started as deployed."""
-    ours_port, floor_port = free_port(), free_port()
-    ours = [sys.executable, "-m", "todo_api", "serve", "--port", str(ours_port)]
+) -> Iterator[dict[str, str]]:
+    """The service, the floor and the reference backend, each with `workers` processes,
+    started as deployed: their base URLs by name."""
+    ports = {name: free_port() for name in ("ours", "floor", "reference")}
+    ours = [sys.executable, "-m", "todo_api", "serve", "--port", str(ports["ours"])]
     if serve_with:
-        ours = shlex.split(serve_with.format(port=ours_port))
-    floor = [sys.executable, "-m", "tests.perf.floor", "--port", str(floor_port)]
-    started = {"ours": (ours, ours_port, env), "floor": (floor, floor_port, env)}
+        ours = shlex.split(serve_with.format(port=ports["ours"]))
+    commands = {
+        "ours": ours,
+        "floor": [sys.executable, "-m", "tests.perf.floor", "--port", str(ports["floor"])],
+        "reference": [
+            sys.executable,
+            "-m",
+            "tests.perf.reference",
+            "--port",
+            str(ports["reference"]),
+        ],
+    }
+    started = {name: (command, ports[name], env) for name, command in commands.items()}
     with _started(started, work, workers) as bases:
-        yield bases["ours"], bases["floor"]
+        yield bases
 
 
 # Metrics and the per-request log line, on as `serve` deploys them (JSON lines to a file), or
@@ -510,8 +580,10 @@ def _errors_in(report: dict[str, Any]) -> int:
         if isinstance(node, dict):
             if "errors" in node and isinstance(node["errors"], int):
                 total += node["errors"]
-            for value in node.values():
-                walk(value)
+            for key, value in node.items():
+                # The reference backend's errors are a finding about it, not a failed run.
+                if key != "reference":
+                    walk(value)
         elif isinstance(node, list):
             for value in node:
                 walk(value)
@@ -542,20 +614,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'ours cpu':>8} {'floor cpu':>9} {'cpu ratio':>9} {'errors':>6}",
     ]
     scenarios = report.get("scenarios", {})
-    for scenario, result in scenarios.items():
-        ours, floor = result["ours"], result["floor"]
-        ratio = ours["c100"]["rps"] / floor["c100"]["rps"] if floor["c100"]["rps"] else 0
-        errors = sum(r[c].get("errors", 0) for r in (ours, floor) for c in ("c100", "c10"))
-        floor_latency = floor["c10"].get("latency_ms", {"p50": math.nan, "p99": math.nan})
-        ours_cpu = ours["c100"]["cpu_ms_per_request"]
-        floor_cpu = floor["c100"]["cpu_ms_per_request"]
-        lines.append(
-            f"{TITLES[scenario]:<16} {ours['c100']['rps']:>9.0f} {floor['c100']['rps']:>9.0f} "
-            f"{ratio:>10.2f} {ours['c10']['latency_ms']['p50']:>8.1f} "
-            f"{ours['c10']['latency_ms']['p99']:>8.1f} {floor_latency['p50']:>9.1f} "
-            f"{floor_latency['p99']:>9.1f} {ours_cpu:>8.2f} {floor_cpu:>9.2f} "
-            f"{floor_cpu / ours_cpu if ours_cpu else 0:>9.2f} {errors:>6}"
-        )
+    lines += _scenario_rows(scenarios)
+    lines += _reference_rows(report.get("reference", {}))
     lines.append("")
     if "list" in scenarios and "deep" in scenarios:
         for name in ("ours", "floor"):
@@ -604,17 +664,11 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{on['rps'] / off['rps']:>7.2f} {on['cpu']:>7.2f} {off['cpu']:>7.2f} "
                 f"{off['cpu'] / on['cpu']:>10.2f}"
             )
-    if "workers" in report:
+    if "workers2" in report:
         lines.append("")
-        lines.append("throughput (rps) at 100 connections by worker processes:")
-        lines.append(f"{'workers':>7} {'scenario':<8} {'ours':>8} {'floor':>8} {'ours/floor':>10}")
-        for workers, result in report["workers"].items():
-            for scenario in ("get", "mix"):
-                ours, floor = result["ours"][scenario], result["floor"][scenario]
-                lines.append(
-                    f"{workers:>7} {scenario:<8} {ours['rps']:>8.0f} {floor['rps']:>8.0f} "
-                    f"{ours['rps'] / floor['rps']:>10.2f}"
-                )
+        lines.append("2 workers each:")
+        lines += _scenario_rows(report["workers2"]["scenarios"])
+        lines += _reference_rows(report["workers2"]["reference"])
     errors = _errors_in(report)
     lines.append("")
     lines.append(
@@ -623,6 +677,52 @@ def format_report(report: dict[str, Any]) -> str:
         + f"; took {report.get('seconds')} s"
     )
     return "\n".join(lines)
+
+
+def _scenario_rows(scenarios: dict[str, Any]) -> list[str]:
+    lines = []
+    for scenario, result in scenarios.items():
+        ours, floor = result["ours"], result["floor"]
+        ratio = ours["c100"]["rps"] / floor["c100"]["rps"] if floor["c100"]["rps"] else 0
+        errors = sum(r[c].get("errors", 0) for r in (ours, floor) for c in ("c100", "c10"))
+        floor_latency = floor["c10"].get("latency_ms", {"p50": math.nan, "p99": math.nan})
+        ours_cpu = ours["c100"]["cpu_ms_per_request"]
+        floor_cpu = floor["c100"]["cpu_ms_per_request"]
+        lines.append(
+            f"{TITLES[scenario]:<16} {ours['c100']['rps']:>9.0f} {floor['c100']['rps']:>9.0f} "
+            f"{ratio:>10.2f} {ours['c10']['latency_ms']['p50']:>8.1f} "
+            f"{ours['c10']['latency_ms']['p99']:>8.1f} {floor_latency['p50']:>9.1f} "
+            f"{floor_latency['p99']:>9.1f} {ours_cpu:>8.2f} {floor_cpu:>9.2f} "
+            f"{floor_cpu / ours_cpu if ours_cpu else 0:>9.2f} {errors:>6}"
+        )
+    return lines
+
+
+def _reference_rows(reference: dict[str, Any]) -> list[str]:
+    """Ours against the FastAPI + SQLModel reference: rps and p99 at 10 and 100 connections."""
+    if not reference:
+        return []
+    lines = [
+        "",
+        "against the FastAPI + SQLModel reference (tests/perf/reference.py): rps, p99 ms, errors",
+        f"{'scenario':<16} {'conns':>5} {'ours rps':>9} {'ref rps':>9} {'ours/ref':>8} "
+        f"{'ours p99':>8} {'ref p99':>8} {'ours err':>8} {'ref err':>8}",
+    ]
+    for scenario, result in reference.items():
+        for connections in ("c10", "c100"):
+            ours, ref = result["ours"][connections], result["reference"][connections]
+            lines.append(
+                f"{TITLES[scenario]:<16} {connections[1:]:>5} {ours['rps']:>9.0f} "
+                f"{ref['rps']:>9.0f} {ours['rps'] / ref['rps'] if ref['rps'] else math.inf:>8.2f} "
+                f"{ours['latency_ms']['p99']:>8.1f} {ref['latency_ms']['p99']:>8.1f} "
+                f"{ours['errors']:>8} {ref['errors']:>8}"
+                + (
+                    f"  (the reference answered again after {ref['recovered_after_s']} s)"
+                    if ref.get("recovered_after_s")
+                    else ""
+                )
+            )
+    return lines
 
 
 def _medians(results: list[dict[str, Any]]) -> dict[str, float]:

@@ -231,9 +231,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--workers",
-        type=_whole_number(1, 1_000),
+        type=_workers,
         default=os.environ.get("WEB_CONCURRENCY", "").strip() or "1",
-        help="how many server processes to run (default: $WEB_CONCURRENCY, else 1)",
+        help="how many server processes to run, or `auto` for one per CPU this process may use "
+        "(default: $WEB_CONCURRENCY, else 1)",
     )
     serve.add_argument(
         "--dev",
@@ -283,6 +284,16 @@ def _whole_number(low: int, high: int, unit: str = "") -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _workers(text: str) -> int:
+    """A number of server processes, or `auto`: one per CPU this process may run on (its
+    affinity, which a container's cpuset narrows, rather than the machine's count)."""
+    if text.strip().lower() == "auto":
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    return _whole_number(1, 1_000)(text)
 
 
 def _user_id(text: str) -> str:

@@ -470,3 +470,47 @@ def test_a_bad_platform_variable_is_a_usage_error(
     result = run(["serve", "--dev"], tmp_path, clean_env | {name: value})
     assert result.returncode == 2
     assert said in result.stderr
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_workers_auto_serves_with_one_process_per_usable_cpu(
+    tmp_path: Path, clean_env: dict[str, str], how: str
+) -> None:
+    port = free_port()
+    args = ["serve", "--dev", "--port", str(port)]
+    env = dict(clean_env)
+    if how == "option":
+        args += ["--workers", "auto"]
+    else:
+        env["WEB_CONCURRENCY"] = "auto"
+    process = subprocess.Popen(
+        [TODO_API, *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/api", process)
+        cpus = len(os.sched_getaffinity(0))
+        # With several workers uvicorn's first process supervises, each worker a child of it
+        # (beside multiprocessing's resource tracker); with one, the first process serves.
+        # The workers may still be starting.
+        deadline = time.monotonic() + 20
+        while len(server_processes(process.pid)) != cpus:
+            assert time.monotonic() < deadline, server_processes(process.pid)
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def server_processes(pid: int) -> list[int]:
+    """The processes that serve requests for the `serve` process `pid`."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    workers = [
+        int(child)
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+    return workers or [pid]

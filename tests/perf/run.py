@@ -484,8 +484,14 @@ def _workers(base: str) -> list[int]:
     """The processes that serve `base`."""
     pid = _PIDS[base]
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    # With --workers N > 1, uvicorn's first process only supervises; the workers do the work.
-    return [int(child) for child in children] or [pid]
+    # With --workers N > 1, uvicorn's first process only supervises; the workers do the work
+    # (its other child is multiprocessing's resource tracker).
+    workers = []
+    for child in children:
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(int(child))
+    return workers or [pid]
 
 
 def _cpu_seconds(base: str) -> float:

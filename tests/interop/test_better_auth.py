@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from starlette.testclient import TestClient
@@ -128,6 +129,52 @@ def test_a_withdrawn_key_stops_working_once_keys_are_checked_again(
     fake.published = []
     monkeypatch.setattr(todo_api.auth.jwks, "MAX_AGE_SECONDS", 0.0)
     assert_401(api.get("/api/tasks", headers=bearer(token)))
+
+
+def _counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    return calls
+
+
+@pytest.mark.parametrize("algorithm", ["EdDSA", "RS256"])
+def test_a_jwks_token_is_verified_once_while_its_key_stays_published(
+    fake: FakeBetterAuth, serve: Client, monkeypatch: pytest.MonkeyPatch, algorithm: str
+) -> None:
+    key = SigningKey(algorithm)
+    fake.published = [key.jwk()]
+    api = serve(better_auth_url=fake.url)
+    token = key.sign(claims(fake))
+    calls = _counting_decode(monkeypatch)
+    for _ in range(3):
+        assert api.get("/api/tasks", headers=bearer(token)).status_code == 200
+    assert calls == [token]
+    # Another signature on the same claims is a different string: checked, and refused.
+    head, payload, _ = token.split(".")
+    assert_401(api.get("/api/tasks", headers=bearer(f"{head}.{payload}.{'A' * 86}")))
+
+
+def test_a_remembered_jwks_token_is_checked_again_once_its_keys_are_refetched(
+    fake: FakeBetterAuth, serve: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = SigningKey("EdDSA")
+    fake.published = [key.jwk()]
+    api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=0.0)
+    token = key.sign(claims(fake))
+    assert api.get("/api/tasks", headers=bearer(token)).status_code == 200
+    calls = _counting_decode(monkeypatch)
+    # The key set is due for a refresh: the memory is not enough, the key is fetched again
+    # and the token checked against it.
+    monkeypatch.setattr(todo_api.auth.jwks, "MAX_AGE_SECONDS", 0.0)
+    assert api.get("/api/tasks", headers=bearer(token)).status_code == 200
+    assert calls == [token]
+    assert fake.requests["jwks"] == 2
 
 
 def test_cached_keys_keep_working_while_better_auth_is_down(

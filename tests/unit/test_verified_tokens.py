@@ -12,7 +12,7 @@ from connexion.exceptions import OAuthProblem
 from starlette.testclient import TestClient
 
 from tests.conftest import SECRET, make_token
-from todo_api.auth.authenticator import LEEWAY, Authenticator, Expected, mint_token
+from todo_api.auth.authenticator import LEEWAY, Authenticator, Expected, Verified, mint_token
 from todo_api.auth.cache import TtlCache
 
 
@@ -24,7 +24,7 @@ class Clock:
         return self.now
 
 
-def _authenticator(verified: TtlCache[str] | None = None) -> Authenticator:
+def _authenticator(verified: TtlCache[Verified] | None = None) -> Authenticator:
     return Authenticator(secret=SECRET, verified=verified)
 
 

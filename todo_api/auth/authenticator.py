@@ -19,7 +19,13 @@ import jwt
 from connexion.exceptions import OAuthProblem
 
 from todo_api.auth.cache import TtlCache, seconds_until
-from todo_api.auth.jwks import ASYMMETRIC_ALGORITHMS, JwksCache, KeysUnavailable, UnknownKey
+from todo_api.auth.jwks import (
+    ASYMMETRIC_ALGORITHMS,
+    JwksCache,
+    KeysUnavailable,
+    UnknownKey,
+    VerificationKey,
+)
 from todo_api.auth.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
 from todo_api.contract import is_user_id
 from todo_api.metrics import Metrics
@@ -45,6 +51,16 @@ class Expected:
     audience: str | None = None
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A token verified lately: its subject, and for a JWKS token the key that verified it,
+    which must still be the published one for the token to be taken again unchecked."""
+
+    subject: str
+    # kid, alg and the key, for a JWKS token.
+    signed_with: tuple[str, str, VerificationKey] | None = None
+
+
 class Authenticator:
     def __init__(
         self,
@@ -54,7 +70,7 @@ class Authenticator:
         jwks: JwksCache | None = None,
         jwks_claims: Expected = Expected(),
         sessions: SessionIntrospector | None = None,
-        verified: TtlCache[str] | None = None,
+        verified: TtlCache[Verified] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self._metrics = metrics
@@ -68,15 +84,21 @@ class Authenticator:
         self._verified = (
             verified
             if verified is not None
-            else TtlCache[str](VERIFIED_TOKENS, max_lifetime=VERIFIED_TOKEN_SECONDS)
+            else TtlCache[Verified](VERIFIED_TOKENS, max_lifetime=VERIFIED_TOKEN_SECONDS)
         )
 
     def known(self, token: str) -> str | None:
         """The subject of a token verified a moment ago, without checking it again."""
-        subject = self._verified.get(token)
-        if subject is not None:
-            self._count("cached", "accepted")
-        return subject
+        verified = self._verified.get(token)
+        if verified is None:
+            return None
+        # A JWKS token only while its key is still published (Better Auth may withdraw it).
+        if verified.signed_with is not None and not (
+            self._jwks is not None and self._jwks.is_current(*verified.signed_with)
+        ):
+            return None
+        self._count("cached", "accepted")
+        return verified.subject
 
     async def subject(self, token: str) -> str:
         """The user id the credential stands for; raises a 401 or 503 problem otherwise."""
@@ -117,18 +139,20 @@ class Authenticator:
 
     def _shared_secret_subject(self, token: str) -> Any:
         """The subject of an HS256 token, remembered while the token is good: only a new
-        secret (a restart) could revoke it. Asymmetric tokens are checked every time, since
-        Better Auth may withdraw their key from its JWKS."""
+        secret (a restart) could revoke it."""
         if self._secret is None:
             raise OAuthProblem(detail="Invalid token: HS256 tokens are not accepted here")
         claims = _claims(token, self._secret, [HMAC_ALGORITHM], self._secret_claims)
         subject = claims["sub"]
-        if is_user_id(subject):
+        self._remember(token, claims, Verified(subject))
+        return subject
+
+    def _remember(self, token: str, claims: dict[str, Any], verified: Verified) -> None:
+        if is_user_id(verified.subject):
             # PyJWT read `exp` as int(exp), and accepts the token until exp + leeway.
             # Whole numbers: a huge but valid exp must not overflow a float.
             expires = int(claims["exp"]) + int(LEEWAY.total_seconds())
-            self._verified.put(token, subject, seconds_until(expires))
-        return subject
+            self._verified.put(token, verified, seconds_until(expires))
 
     async def _jwks_subject(self, token: str, header: dict[str, Any]) -> Any:
         if self._jwks is None:
@@ -142,7 +166,11 @@ class Authenticator:
             raise OAuthProblem(detail="Invalid token: its signing key is not published") from None
         except KeysUnavailable as exc:
             raise Unavailable("The signing keys cannot be fetched.", exc.retry_after) from None
-        return _claims(token, key.key, sorted(key.algorithms), self._jwks_claims)["sub"]
+        claims = _claims(token, key.key, sorted(key.algorithms), self._jwks_claims)
+        # Remembered with its key: taken again unchecked only while that key is still the
+        # published one, from a key set fresh enough (JwksCache.is_current).
+        self._remember(token, claims, Verified(claims["sub"], (kid, header["alg"], key)))
+        return claims["sub"]
 
     async def _session_subject(self, token: str) -> str:
         if self._sessions is None:

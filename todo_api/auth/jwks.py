@@ -110,6 +110,15 @@ class JwksCache:
             raise KeysUnavailable(retry_after=self._retry_after())
         raise UnknownKey(kid)
 
+    def is_current(self, kid: str, algorithm: str, key: VerificationKey) -> bool:
+        """Whether `key` is still what a token of `kid` and `algorithm` would be checked with,
+        from a key set fresh enough to serve without a refresh. Every refresh makes new key
+        objects, so a key from before one is never current."""
+        fresh = (
+            self._fetched_at is not None and time.monotonic() - self._fetched_at <= MAX_AGE_SECONDS
+        )
+        return fresh and self._find(kid, algorithm) is key
+
     def _find(self, kid: str, algorithm: str) -> VerificationKey | None:
         # Two keys may share a kid; the token's alg picks among keys of its own type only.
         return next((k for k in self._keys.get(kid, ()) if algorithm in k.algorithms), None)

@@ -27,6 +27,7 @@ from todo_api.live.wakeups import Wakeups
 from todo_api.metrics import Metrics
 from todo_api.settings import ConfigError, Settings, weak_secret
 from todo_api.web import connexion_hooks, problems
+from todo_api.web.json_bodies import OrjsonJsonifier
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from todo_api.web.observe import REQUEST_ID_HEADER, Observe
 from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> AsyncApp:
         strict_validation=False,
         validate_responses=settings.validate_responses,
         validator_map=connexion_hooks.VALIDATORS,
+        jsonifier=OrjsonJsonifier(),
         # Connexion's copy of the spec has every $ref inlined: ServedContract serves the file's
         # own, and Swagger UI reads it from there.
         swagger_ui_options=SwaggerUIOptions(

@@ -354,3 +354,16 @@ def test_docs_and_spec_are_served(client: TestClient) -> None:
     assert spec.status_code == 200
     assert spec.json()["openapi"] == "3.0.3"
     assert "/tasks/{task_id}/complete" in spec.json()["paths"]
+
+
+def test_bodies_are_compact_utf8_json_ending_in_a_newline(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    created = client.post("/api/tasks", json={"title": "Café ☕"}, headers=alice)
+    assert created.status_code == 201
+    # Written by orjson (todo_api/web/json_bodies.py): no escapes for what UTF-8 carries, no
+    # spaces between tokens.
+    assert '"title":"Café ☕"'.encode() in created.content
+    assert created.content.endswith(b"}\n")
+    listed = client.get("/api/tasks", headers=alice)
+    assert listed.content.startswith(b'[{"id":')

@@ -14,6 +14,7 @@ from connexion import AsyncApp
 from connexion.apps.asynchronous import AsyncApi, AsyncOperation
 from connexion.context import _scope as _scope_var
 from connexion.decorators import StarletteDecorator
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from starlette.testclient import TestClient
 
@@ -124,3 +125,41 @@ def test_the_schemas_checked_are_compiled_once_for_the_life_of_the_app(
     # Connexion hands each request its operation's own schema objects: were they new ones, these
     # would grow with every request (and compile every time).
     assert (len(validators._COMPILED), len(validators._PARAMETER_CHECKERS)) == sizes
+
+
+def test_only_swagger_uis_own_paths_go_through_its_router(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    assert client.get("/api/tasks", headers=alice).status_code == 200  # the stack is built
+    swagger = swagger_ui_of(client)
+    beyond, paths = connexion_hooks.past_swagger_ui(swagger) or (None, ())
+    assert beyond is swagger.app
+    assert "/api/docs" in paths
+    routed: list[str] = []
+    router = swagger.router
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        routed.append(scope["path"])
+        await router(scope, receive, send)
+
+    swagger.router = counted
+    assert client.get("/api/tasks", headers=alice).status_code == 200
+    assert client.get("/api/docs/").status_code == 200
+    redirect = client.get("/api/docs", follow_redirects=False)
+    assert redirect.status_code == 307
+    assert redirect.headers["location"].endswith("/api/docs/")
+    assert routed == ["/api/docs/", "/api/docs"]
+
+
+def swagger_ui_of(client: TestClient) -> Any:
+    """The app's Swagger UI middleware, found down the middleware stack."""
+    app: Any = client.app
+    for _ in range(50):
+        if isinstance(app, SwaggerUIMiddleware):
+            return app
+        app = (
+            getattr(app, "app", None)
+            or getattr(app, "middleware_stack", None)
+            or getattr(app, "middleware", None)
+        )
+    raise AssertionError("no Swagger UI middleware in the stack")

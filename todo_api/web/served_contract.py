@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from handlers.preconditions import none_match
 from todo_api.contract import base_path, spec, spec_bytes
+from todo_api.web.connexion_hooks import past_swagger_ui
 from todo_api.web.problems import asgi_response
 
 JSON_PATH = "/openapi.json"
@@ -58,13 +59,15 @@ class ServedContract:
     def __init__(self, app: ASGIApp, documents: Mapping[str, Document]) -> None:
         self.app = app
         self.documents = documents
+        # Swagger UI's middleware comes next: known once Connexion has added the APIs to it.
+        self._past_docs: tuple[ASGIApp, tuple[str, ...]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The trailing slash as TrailingSlash forgives it, which runs only after this.
         path = scope["path"].rstrip("/") if scope["type"] == "http" else None
         document = self.documents.get(path) if path else None
         if document is None:
-            await self.app(scope, receive, send)
+            await self._next(scope)(scope, receive, send)
             return
         if scope["method"] not in {"GET", "HEAD"}:
             response = asgi_response(405, "The contract is read only.", {"Allow": ALLOW})
@@ -75,3 +78,13 @@ class ServedContract:
             else:
                 response = Response(document.body, headers=headers, media_type=document.media_type)
         await response(scope, receive, send)
+
+    def _next(self, scope: Scope) -> ASGIApp:
+        """Swagger UI for its own paths; for any other request, what Swagger UI would hand it
+        to."""
+        if scope["type"] != "http":
+            return self.app
+        if self._past_docs is None:
+            self._past_docs = past_swagger_ui(self.app) or (self.app, ())
+        beyond, docs = self._past_docs
+        return self.app if not docs or scope["path"].startswith(docs) else beyond

@@ -117,6 +117,7 @@ def create_app(settings: Settings) -> AsyncApp:
         ),
     )
     connexion_hooks.decorate_once(app)
+    connexion_hooks.read_security_signatures_once()
     app.add_api(independent_spec())
     if settings.otel_endpoint:
         # Imported only here: without the `otel` extra, nothing of OpenTelemetry is loaded.

@@ -15,6 +15,7 @@ from connexion.apps.asynchronous import AsyncApi, AsyncOperation
 from connexion.context import _scope as _scope_var
 from connexion.decorators import StarletteDecorator
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
+from connexion.security import AbstractSecurityHandler
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from starlette.testclient import TestClient
 
@@ -163,3 +164,22 @@ def swagger_ui_of(client: TestClient) -> Any:
             or getattr(app, "middleware", None)
         )
     raise AssertionError("no Swagger UI middleware in the stack")
+
+
+def test_a_security_functions_signature_is_read_once(
+    client: TestClient, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert inspect.isfunction(AbstractSecurityHandler._accepts_kwarg.__wrapped__)
+    AbstractSecurityHandler._accepts_kwarg.cache_clear()
+    read: list[Any] = []
+    signature = inspect.signature
+
+    def counted(function: Any, *args: Any, **kwargs: Any) -> inspect.Signature:
+        read.append(function)
+        return signature(function, *args, **kwargs)
+
+    monkeypatch.setattr(inspect, "signature", counted)
+    for _ in range(3):
+        assert client.get("/api/tasks", headers=alice).status_code == 200
+    # Once for each keyword asked about (required_scopes, request), not once a request.
+    assert [f.__name__ for f in read] == ["bearer_info", "bearer_info"]

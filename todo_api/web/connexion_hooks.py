@@ -13,6 +13,8 @@ What an upstream hook would replace:
 - `ParametersValidator`: a public way to check each parameter and to report every error
   (today `validate_parameter`, `validate` and `validate_request`, reading `parameters`).
 - `request_scope`: the current ASGI scope as a public function rather than a proxy's object.
+- `read_security_signatures_once`: a security handler that reads each security function's
+  signature once (today `AbstractSecurityHandler._accepts_kwarg`, a static method).
 - `past_swagger_ui`: Swagger UI's middleware serving its own paths only, instead of routing
   every request through a Starlette router whose default hands it on (reading its `app` and
   `router`).
@@ -21,6 +23,7 @@ What an upstream hook would replace:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
@@ -32,6 +35,7 @@ from connexion.decorators import StarletteDecorator
 from connexion.lifecycle import ConnexionRequest
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.operations import AbstractOperation
+from connexion.security import AbstractSecurityHandler
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from starlette.datastructures import Headers
 from starlette.routing import Mount, Route
@@ -162,3 +166,12 @@ def past_swagger_ui(app: ASGIApp) -> tuple[ASGIApp, tuple[str, ...]] | None:
         if isinstance(route, Route | Mount)
     )
     return app.app, paths
+
+
+def read_security_signatures_once() -> None:
+    """Connexion's security handlers ask `inspect` for the security function's signature twice
+    a request (whether it takes `required_scopes`, whether it takes `request`): the answer
+    never changes for a function, so it is kept."""
+    accepts = inspect.getattr_static(AbstractSecurityHandler, "_accepts_kwarg").__func__
+    if not hasattr(accepts, "cache_info"):
+        AbstractSecurityHandler._accepts_kwarg = staticmethod(functools.cache(accepts))

@@ -145,3 +145,16 @@ FAMILIES = ["/api/tasks", "/api/alice/tasks"]
 @pytest.fixture(params=FAMILIES, ids=["own", "by-user-id"])
 def base(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def counting_jwt_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the tokens PyJWT is asked to decode, in order."""
+    calls: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    return calls

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 import todo_api.auth.jwks
 import todo_api.auth.sessions
-from tests.conftest import SECRET, Client, bearer, make_token
+from tests.conftest import SECRET, Client, bearer, counting_jwt_decode, make_token
 from tests.fake_better_auth import (
     ALGORITHMS,
     FakeBetterAuth,
@@ -131,18 +131,6 @@ def test_a_withdrawn_key_stops_working_once_keys_are_checked_again(
     assert_401(api.get("/api/tasks", headers=bearer(token)))
 
 
-def _counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    decode = jwt.decode
-
-    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
-        calls.append(token)
-        return decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", counted)
-    return calls
-
-
 @pytest.mark.parametrize("algorithm", ["EdDSA", "RS256"])
 def test_a_jwks_token_is_verified_once_while_its_key_stays_published(
     fake: FakeBetterAuth, serve: Client, monkeypatch: pytest.MonkeyPatch, algorithm: str
@@ -151,7 +139,7 @@ def test_a_jwks_token_is_verified_once_while_its_key_stays_published(
     fake.published = [key.jwk()]
     api = serve(better_auth_url=fake.url)
     token = key.sign(claims(fake))
-    calls = _counting_decode(monkeypatch)
+    calls = counting_jwt_decode(monkeypatch)
     for _ in range(3):
         assert api.get("/api/tasks", headers=bearer(token)).status_code == 200
     assert calls == [token]
@@ -168,7 +156,7 @@ def test_a_remembered_jwks_token_is_checked_again_once_its_keys_are_refetched(
     api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=0.0)
     token = key.sign(claims(fake))
     assert api.get("/api/tasks", headers=bearer(token)).status_code == 200
-    calls = _counting_decode(monkeypatch)
+    calls = counting_jwt_decode(monkeypatch)
     # The key set is due for a refresh: the memory is not enough, the key is fetched again
     # and the token checked against it.
     monkeypatch.setattr(todo_api.auth.jwks, "MAX_AGE_SECONDS", 0.0)
@@ -290,13 +278,11 @@ BAD_JWKS_TOKENS: dict[str, Callable[[FakeBetterAuth, dict[str, SigningKey]], str
 
 
 def jwt_without_kid(key: SigningKey, claims: dict[str, Any]) -> str:
-    import jwt
 
     return jwt.encode(claims, key.private, algorithm=key.algorithm)
 
 
 def relabelled(key: SigningKey, algorithm: str, claims: dict[str, Any]) -> str:
-    import jwt
 
     return jwt.encode(claims, key.private, algorithm=algorithm, headers={"kid": key.kid})
 

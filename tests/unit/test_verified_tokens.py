@@ -11,7 +11,7 @@ import pytest
 from connexion.exceptions import OAuthProblem
 from starlette.testclient import TestClient
 
-from tests.conftest import SECRET, make_token
+from tests.conftest import SECRET, counting_jwt_decode, make_token
 from todo_api.auth.authenticator import LEEWAY, Authenticator, Expected, Verified, mint_token
 from todo_api.auth.cache import TtlCache
 
@@ -32,20 +32,8 @@ def _subject(authenticator: Authenticator, token: str) -> str:
     return asyncio.run(authenticator.subject(token))
 
 
-def _counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    decode = jwt.decode
-
-    def counted(token: str, *args: object, **kwargs: object) -> object:
-        calls.append(token)
-        return decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", counted)
-    return calls
-
-
 def test_a_token_is_verified_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _counting_decode(monkeypatch)
+    calls = counting_jwt_decode(monkeypatch)
     authenticator = _authenticator()
     token = mint_token(SECRET, "alice", dt.timedelta(minutes=5), Expected())
     assert [_subject(authenticator, token) for _ in range(3)] == ["alice"] * 3
@@ -59,7 +47,7 @@ def test_a_remembered_token_is_checked_again_once_expired(
     authenticator = _authenticator(TtlCache(100, max_lifetime=3600, clock=clock))
     token = mint_token(SECRET, "alice", dt.timedelta(minutes=1), Expected())
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
-    calls = _counting_decode(monkeypatch)
+    calls = counting_jwt_decode(monkeypatch)
     assert _subject(authenticator, token) == "alice"
     # Still within PyJWT's leeway: remembered.
     clock.now = expires + LEEWAY.total_seconds() - 1
@@ -72,7 +60,7 @@ def test_a_remembered_token_is_checked_again_once_expired(
 
 
 def test_entries_last_at_most_the_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _counting_decode(monkeypatch)
+    calls = counting_jwt_decode(monkeypatch)
     clock = Clock()
     authenticator = _authenticator(TtlCache(100, max_lifetime=60, clock=clock))
     token = mint_token(SECRET, "alice", dt.timedelta(hours=1), Expected())
@@ -118,7 +106,7 @@ def test_the_least_recently_used_entry_goes_when_full() -> None:
 def test_the_service_remembers_a_verified_token(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = _counting_decode(monkeypatch)
+    calls = counting_jwt_decode(monkeypatch)
     headers = {"Authorization": f"Bearer {make_token('alice')}"}
     for _ in range(3):
         assert client.get("/api/tasks", headers=headers).status_code == 200
@@ -130,7 +118,7 @@ def test_a_token_with_a_huge_expiry_is_accepted_and_remembered(
 ) -> None:
     # PyJWT accepts any whole-number exp in the future; no float may overflow on the way.
     token = jwt.encode({"sub": "alice", "exp": 10**400}, SECRET, algorithm="HS256")
-    calls = _counting_decode(monkeypatch)
+    calls = counting_jwt_decode(monkeypatch)
     authenticator = _authenticator()
     assert [_subject(authenticator, token) for _ in range(2)] == ["alice", "alice"]
     assert calls == [token]

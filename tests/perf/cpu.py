@@ -151,6 +151,18 @@ async def _measure(
     return best
 
 
+def seeded_database(url: str) -> tuple[dict[str, str], Owner]:
+    """The servers' environment for `url`, migrated, and the one user seeded there."""
+    env = _server_env(url, redis=False)
+    subprocess.run(
+        [sys.executable, "-m", "todo_api", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return env, seed(url, {"cpu-user": 6_000})[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.perf.cpu", description=__doc__)
     parser.add_argument("--postgres", default=os.environ.get("PERF_DATABASE_URL", DEFAULT_POSTGRES))
@@ -159,14 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=["list", "deep", "get", "create", "patch"])
     args = parser.parse_args(argv)
     with fresh_postgres(args.postgres) as url:
-        env = _server_env(url, redis=False)
-        subprocess.run(
-            [sys.executable, "-m", "todo_api", "db", "upgrade"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        owner = seed(url, {"cpu-user": 6_000})[0]
+        env, owner = seeded_database(url)
         os.environ.update(env)
         import logging
 

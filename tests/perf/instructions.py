@@ -23,8 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.perf.run import DEFAULT_POSTGRES, ROOT, _server_env
-from tests.perf.seed import Owner, seed
+from tests.perf.cpu import seeded_database
+from tests.perf.run import DEFAULT_POSTGRES, ROOT
+from tests.perf.seed import Owner
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,14 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.databases import fresh_postgres
 
     with fresh_postgres(args.postgres) as url, tempfile.TemporaryDirectory() as work:
-        env = _server_env(url, redis=False)
-        subprocess.run(
-            [sys.executable, "-m", "todo_api", "db", "upgrade"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        owner = seed(url, {"cpu-user": 6_000})[0]
+        env, owner = seeded_database(url)
         print(f"{'scenario':<8} {'app':<5} {'M instructions/request':>22}  tree")
         for scenario in args.only:
             for tree in args.tree:

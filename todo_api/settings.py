@@ -78,6 +78,7 @@ class Settings:
     body_timeout: float = 30.0
     keep_alive_timeout: int = 5
     max_connections: int = 1000
+    max_connections_per_address: int = 100
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     auto_migrate: bool = True
     pool: PoolSettings = field(default_factory=PoolSettings)
@@ -263,6 +264,9 @@ class Settings:
             body_timeout=number("BODY_TIMEOUT", cls.body_timeout, float),
             keep_alive_timeout=int(number("KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout)),
             max_connections=int(number("MAX_CONNECTIONS", cls.max_connections)),
+            max_connections_per_address=int(
+                number("MAX_CONNECTIONS_PER_ADDRESS", cls.max_connections_per_address)
+            ),
             cors_origins=(
                 tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
                 if origins is not None

@@ -50,7 +50,9 @@ TITLES = {
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    501: "Not Implemented",
     503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
 REALM = 'Bearer realm="todo-api"'
 RETRY_AFTER_SECONDS = 5

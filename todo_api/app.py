@@ -21,7 +21,7 @@ from storage.tickets import TicketStore
 from todo_api.auth.authenticator import Authenticator, Expected
 from todo_api.auth.jwks import JwksCache
 from todo_api.auth.sessions import SessionIntrospector
-from todo_api.contract import SPEC_DIR, independent_spec, is_streamed
+from todo_api.contract import SPEC_DIR, independent_spec, is_streamed, probe_paths
 from todo_api.live.streams import LiveUpdates
 from todo_api.live.wakeups import Wakeups
 from todo_api.metrics import Metrics
@@ -165,8 +165,12 @@ def create_app(settings: Settings) -> AsyncApp:
     if limiter is not None:
         # Inside CORS (preflights are not counted), outside the error handling (so that a
         # refused request never reaches it, and every answer carries the headers).
+        probes = probe_paths()
         app.add_middleware(
-            RateLimits, position=MiddlewarePosition.BEFORE_EXCEPTION, limiter=limiter
+            RateLimits,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            limiter=limiter,
+            exempt=lambda path: path.rstrip("/") in probes,
         )
     # After the body is read and the credential checked (Better Auth may be slow): a place is
     # held only by a request ready to work, and for as long as it works.

@@ -22,6 +22,7 @@ from todo_api.auth.authenticator import Authenticator, Expected
 from todo_api.auth.jwks import JwksCache
 from todo_api.auth.sessions import SessionIntrospector
 from todo_api.contract import SPEC_DIR, independent_spec, is_streamed, probe_paths
+from todo_api.live.leases import StreamLeases
 from todo_api.live.streams import LiveUpdates
 from todo_api.live.wakeups import Wakeups
 from todo_api.metrics import Metrics
@@ -79,7 +80,7 @@ def create_app(settings: Settings) -> AsyncApp:
             await run_in_threadpool(upgrade, engine)
         wakeups = Wakeups(settings.streams_per_user, settings.streams_per_process, metrics)
         store = task_store(settings, engine, wakeups)
-        live = LiveUpdates(settings, store, wakeups, slots, metrics)
+        live = LiveUpdates(settings, store, wakeups, slots, metrics, _stream_leases(settings))
         live.start()
         timeout = httpx2.Timeout(settings.auth_http_timeout)
         async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> AsyncApp:
                 }
             finally:
                 live.stop()
+                await live.close()
                 engine.dispose()
                 if limiter is not None:
                     await limiter.close()
@@ -214,6 +216,18 @@ def _rate_limiter(settings: Settings, metrics: Metrics | None) -> RateLimiter | 
         user=Policy("user", settings.rate_limit_per_user, window),
         address=Policy("address", settings.rate_limit_per_address, window),
         metrics=metrics,
+    )
+
+
+def _stream_leases(settings: Settings) -> StreamLeases | None:
+    """With several processes sharing Redis, STREAMS_PER_USER holds across them."""
+    if not settings.redis_url:
+        return None
+    return StreamLeases(
+        settings.redis_url,
+        per_user=settings.streams_per_user,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout,
     )
 
 

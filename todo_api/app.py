@@ -29,6 +29,7 @@ from todo_api.metrics import Metrics
 from todo_api.settings import ConfigError, Settings, weak_secret
 from todo_api.web import connexion_hooks, problems
 from todo_api.web.json_bodies import OrjsonJsonifier
+from todo_api.web.media_types import RequestContent
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from todo_api.web.observe import REQUEST_ID_HEADER, Observe
 from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
@@ -143,6 +144,8 @@ def create_app(settings: Settings) -> AsyncApp:
         ServedContract, position=MiddlewarePosition.BEFORE_SWAGGER, documents=contract_documents()
     )
     app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
+    # Before the body is read: a coded body is refused unread.
+    app.add_middleware(RequestContent, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(
         BodyLimit,
         position=MiddlewarePosition.BEFORE_ROUTING,

@@ -93,6 +93,18 @@ class RequestTimeout(ProblemException):  # type: ignore[misc]  # Connexion is un
         )
 
 
+class UnsupportedContentCoding(ProblemException):  # type: ignore[misc]  # Connexion is untyped
+    def __init__(self, codings: str) -> None:
+        # RFC 9110 section 15.5.16: say which codings would have been accepted.
+        super().__init__(
+            status=415,
+            title=TITLES[415],
+            detail=f"The body must be sent without a content coding, not {codings[:100]}.",
+            # The body is refused unread: the connection cannot be reused.
+            headers={"Accept-Encoding": "identity", "Connection": "close"},
+        )
+
+
 class TooManyRequests(ProblemException):  # type: ignore[misc]  # Connexion is untyped
     def __init__(
         self, headers: dict[str, str], detail: str = "Too many requests for this user; slow down."

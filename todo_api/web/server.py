@@ -23,6 +23,8 @@ from uvicorn.server import ServerState
 from todo_api.web.problems import TITLES, problem_body
 
 ABORT_EXTENSION = "todo_api.abort"
+# Whether the connection still takes writes: uvicorn drops a write to one closing silently.
+OPEN_EXTENSION = "todo_api.open"
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # an event stream calls this to drop the connection (todo_api/live/stream.py).
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
         extensions[ABORT_EXTENSION] = self._abort
+        extensions[OPEN_EXTENSION] = self._open
 
     def _abort(self) -> None:
         self.transport.abort()
+
+    def _open(self) -> bool:
+        return not self.transport.is_closing()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

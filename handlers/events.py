@@ -23,7 +23,7 @@ async def stream_events(
     live: LiveUpdates = scope["state"]["live"]
     # A reconnecting EventSource sends the last id it got; it is newer than the URL's cursor.
     last_id = Headers(scope=scope).get("last-event-id")
-    return live.open(
+    return await live.open(
         user,
         last_id or cursor,
         _credential_expiry(scope, token_info),

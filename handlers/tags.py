@@ -8,6 +8,7 @@ from starlette.datastructures import URL
 
 from handlers.representation import tag_json
 from handlers.tasks import JSON, Response, next_page, store
+from todo_api import task_fields
 from todo_api.web.connexion_hooks import request_scope
 
 
@@ -21,4 +22,5 @@ def list_tags(user: str, limit: int, cursor: str | None = None) -> Response:
 
 
 def rename_tag(user: str, tag: str, body: dict[str, Any]) -> Response:
-    return tag_json(store(request_scope()).rename_tag(user, tag, body["to"])), 200, JSON
+    to = task_fields.tag(body["to"], "#/to")
+    return tag_json(store(request_scope()).rename_tag(user, task_fields.tag(tag), to)), 200, JSON

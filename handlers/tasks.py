@@ -40,7 +40,7 @@ def list_tasks(
     query = TaskQuery(
         status=status,
         priority=priority,
-        tag=tag,
+        tag=None if tag is None else task_fields.tag(tag),
         q=q,
         due_before=_instant(due_before, parameter="due_before"),
         due_after=_instant(due_after, parameter="due_after"),
@@ -137,6 +137,8 @@ def _writable(body: dict[str, Any]) -> dict[str, Any]:
     fields = {name: body[name] for name in writable_task_fields() if name in body}
     if fields.get("due_date") is not None:
         fields["due_date"] = _instant(fields["due_date"], pointer="#/due_date")
+    if "tags" in fields:
+        fields["tags"] = task_fields.tags(fields["tags"])
     if fields.get("recurrence") is not None:
         fields["recurrence"] = task_fields.recurrence(fields["recurrence"])
     if "timezone" in fields:

@@ -21,13 +21,15 @@ from storage.tickets import TicketStore
 from todo_api.auth.authenticator import Authenticator, Expected
 from todo_api.auth.jwks import JwksCache
 from todo_api.auth.sessions import SessionIntrospector
-from todo_api.contract import SPEC_DIR, independent_spec, is_streamed
+from todo_api.contract import SPEC_DIR, independent_spec, is_streamed, probe_paths
+from todo_api.live.leases import StreamLeases
 from todo_api.live.streams import LiveUpdates
 from todo_api.live.wakeups import Wakeups
 from todo_api.metrics import Metrics
 from todo_api.settings import ConfigError, Settings, weak_secret
 from todo_api.web import connexion_hooks, problems
 from todo_api.web.json_bodies import OrjsonJsonifier
+from todo_api.web.media_types import RequestContent
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from todo_api.web.observe import REQUEST_ID_HEADER, Observe
 from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
@@ -79,7 +81,7 @@ def create_app(settings: Settings) -> AsyncApp:
             await run_in_threadpool(upgrade, engine)
         wakeups = Wakeups(settings.streams_per_user, settings.streams_per_process, metrics)
         store = task_store(settings, engine, wakeups)
-        live = LiveUpdates(settings, store, wakeups, slots, metrics)
+        live = LiveUpdates(settings, store, wakeups, slots, metrics, _stream_leases(settings))
         live.start()
         timeout = httpx2.Timeout(settings.auth_http_timeout)
         async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
@@ -97,6 +99,7 @@ def create_app(settings: Settings) -> AsyncApp:
                 }
             finally:
                 live.stop()
+                await live.close()
                 engine.dispose()
                 if limiter is not None:
                     await limiter.close()
@@ -141,6 +144,8 @@ def create_app(settings: Settings) -> AsyncApp:
         ServedContract, position=MiddlewarePosition.BEFORE_SWAGGER, documents=contract_documents()
     )
     app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
+    # Before the body is read: a coded body is refused unread.
+    app.add_middleware(RequestContent, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(
         BodyLimit,
         position=MiddlewarePosition.BEFORE_ROUTING,
@@ -165,8 +170,12 @@ def create_app(settings: Settings) -> AsyncApp:
     if limiter is not None:
         # Inside CORS (preflights are not counted), outside the error handling (so that a
         # refused request never reaches it, and every answer carries the headers).
+        probes = probe_paths()
         app.add_middleware(
-            RateLimits, position=MiddlewarePosition.BEFORE_EXCEPTION, limiter=limiter
+            RateLimits,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            limiter=limiter,
+            exempt=lambda path: path.rstrip("/") in probes,
         )
     # After the body is read and the credential checked (Better Auth may be slow): a place is
     # held only by a request ready to work, and for as long as it works.
@@ -210,6 +219,18 @@ def _rate_limiter(settings: Settings, metrics: Metrics | None) -> RateLimiter | 
         user=Policy("user", settings.rate_limit_per_user, window),
         address=Policy("address", settings.rate_limit_per_address, window),
         metrics=metrics,
+    )
+
+
+def _stream_leases(settings: Settings) -> StreamLeases | None:
+    """With several processes sharing Redis, STREAMS_PER_USER holds across them."""
+    if not settings.redis_url:
+        return None
+    return StreamLeases(
+        settings.redis_url,
+        per_user=settings.streams_per_user,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout,
     )
 
 

@@ -76,7 +76,17 @@ def _serve(args: argparse.Namespace) -> int:
         max_head_bytes=settings.max_head_bytes,
         head_timeout=settings.head_timeout,
         max_connections=settings.max_connections,
+        max_connections_per_address=settings.max_connections_per_address,
     )
+    if args.workers > 1 and not settings.redis_url:
+        logger.warning(
+            "%d worker processes without REDIS_URL: rate limits and the per-user stream bound "
+            "are counted in each process apart, so a client may get up to %d times each; set "
+            "REDIS_URL to share them",
+            args.workers,
+            args.workers,
+            extra={"event": "limits_per_process"},
+        )
     logger.info(
         "serving on http://%s:%d/api with %d worker process(es)",
         args.host,

@@ -189,6 +189,21 @@ def streamed_routes() -> frozenset[str]:
     return frozenset(found)
 
 
+PROBE_TAG = "health"
+
+
+@cache
+def probe_paths() -> frozenset[str]:
+    """The spec's probes (its `health` operations): cheap, without a credential, and never
+    rate-limited, so that a load balancer checking often never takes a replica down."""
+    base = base_path()
+    return frozenset(
+        base + template
+        for template, item in spec()["paths"].items()
+        if PROBE_TAG in item.get("get", {}).get("tags", ())
+    )
+
+
 @cache
 def _streamed_tails() -> frozenset[str]:
     return frozenset(route.rsplit("/", 1)[-1] for route in streamed_routes())

@@ -82,6 +82,7 @@ class Settings:
     body_timeout: float = 30.0
     keep_alive_timeout: int = 5
     max_connections: int = 1000
+    max_connections_per_address: int = 100
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     auto_migrate: bool = True
     pool: PoolSettings = field(default_factory=PoolSettings)
@@ -93,7 +94,8 @@ class Settings:
     database_direct_url: str | None = None
     stream_wakeups: str = "auto"
     streams_per_user: int = 10
-    streams_per_process: int = 1000
+    # Half of MAX_CONNECTIONS unless set: the other half is ordinary requests' room.
+    streams_per_process: int = 500
     stream_heartbeat: float = 15.0
     stream_send_timeout: float = 10.0
     stream_max_seconds: float = 3600.0
@@ -121,6 +123,12 @@ class Settings:
         if "*" in self.cors_origins and len(self.cors_origins) > 1:
             raise ConfigError(
                 "CORS_ORIGINS=* means any origin (without credentials): list no origins beside it."
+            )
+        if self.streams_per_process >= self.max_connections:
+            raise ConfigError(
+                f"STREAMS_PER_PROCESS ({self.streams_per_process}) must be below "
+                f"MAX_CONNECTIONS ({self.max_connections}): streams would otherwise hold every "
+                "connection, and ordinary requests would be answered 503."
             )
         if self.stream_wakeups not in STREAM_WAKEUPS:
             raise ConfigError(
@@ -243,6 +251,7 @@ class Settings:
         origins = text("CORS_ORIGINS")
         better_auth_url = text("BETTER_AUTH_URL")
         defaults = PoolSettings()
+        max_connections = int(number("MAX_CONNECTIONS", cls.max_connections))
         return cls(
             database_url=text("DATABASE_URL") or text("NEON_DB_URL") or DEFAULT_DATABASE_URL,
             auth_secret=text("BETTER_AUTH_SECRET"),
@@ -274,7 +283,10 @@ class Settings:
             body_idle_timeout=number("BODY_IDLE_TIMEOUT", cls.body_idle_timeout, float),
             body_timeout=number("BODY_TIMEOUT", cls.body_timeout, float),
             keep_alive_timeout=int(number("KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout)),
-            max_connections=int(number("MAX_CONNECTIONS", cls.max_connections)),
+            max_connections=max_connections,
+            max_connections_per_address=int(
+                number("MAX_CONNECTIONS_PER_ADDRESS", cls.max_connections_per_address)
+            ),
             cors_origins=(
                 tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
                 if origins is not None
@@ -288,7 +300,7 @@ class Settings:
             database_direct_url=text("DATABASE_DIRECT_URL"),
             stream_wakeups=(text("STREAM_WAKEUPS") or cls.stream_wakeups).lower(),
             streams_per_user=int(number("STREAMS_PER_USER", cls.streams_per_user)),
-            streams_per_process=int(number("STREAMS_PER_PROCESS", cls.streams_per_process)),
+            streams_per_process=int(number("STREAMS_PER_PROCESS", max(1, max_connections // 2))),
             stream_heartbeat=number("STREAM_HEARTBEAT", cls.stream_heartbeat, float),
             stream_send_timeout=number("STREAM_SEND_TIMEOUT", cls.stream_send_timeout, float),
             stream_max_seconds=number("STREAM_MAX_SECONDS", cls.stream_max_seconds, float),

@@ -1,18 +1,19 @@
 """Task fields whose wire form is richer than a JSON Schema can check: a recurrence rule, a
-time zone and a duration, read as the spec's TaskInput states them and normalised."""
+time zone, a duration and tags, read as the spec's TaskInput states them and normalised."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.resources
 import re
+import unicodedata
 from functools import cache
 from typing import Any
 
 from dateutil.rrule import rrulestr
 
 from storage.recurrence import join, parse_until
-from todo_api.contract import python_regex, task_properties
+from todo_api.contract import python_regex, spec, task_properties
 from todo_api.web.problems import ValidationProblem
 
 _RECURRENCE = "#/recurrence"
@@ -63,6 +64,21 @@ def recurrence(text: str) -> str:
     return normalised
 
 
+def tag(text: str, pointer: str | None = None) -> str:
+    """A tag as the spec's Tag states it is read: in NFC, trimmed. With a `pointer` (a tag to
+    store), one longer than the spec's `maxLength` in NFC is 422."""
+    normal = unicodedata.normalize("NFC", text).strip()
+    if pointer is not None and len(normal) > _tag_length():
+        detail = f"is longer than {_tag_length()} characters in Unicode NFC"
+        raise ValidationProblem([{"pointer": pointer, "detail": detail}])
+    return normal
+
+
+def tags(texts: list[str]) -> list[str]:
+    """Each tag read as `tag` reads it, once, in its first place."""
+    return list(dict.fromkeys(tag(text, f"#/tags/{i}") for i, text in enumerate(texts)))
+
+
 def timezone(name: str) -> str:
     if name not in _zones():
         raise ValidationProblem(
@@ -90,6 +106,12 @@ def _parse_duration(text: str) -> dt.timedelta:
 
 def _refuse(detail: str) -> None:
     raise ValidationProblem([{"pointer": _RECURRENCE, "detail": detail}])
+
+
+@cache
+def _tag_length() -> int:
+    length: int = spec()["components"]["schemas"]["Tag"]["maxLength"]
+    return length
 
 
 @cache

@@ -514,3 +514,32 @@ def server_processes(pid: int) -> list[int]:
         if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
     ]
     return workers or [pid]
+
+
+@pytest.mark.parametrize(
+    ("workers", "redis_url", "warned"),
+    [("2", None, True), ("1", None, False), ("2", "redis://127.0.0.1:6379/15", False)],
+)
+def test_several_workers_without_redis_warn_that_limits_are_per_process(
+    tmp_path: Path, clean_env: dict[str, str], workers: str, redis_url: str | None, warned: bool
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in clean_env.items() if k != "REDIS_URL"}
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    log = (tmp_path / "serve.log").open("w+")
+    process = subprocess.Popen(
+        [TODO_API, "serve", "--dev", "--port", str(port), "--workers", workers],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/api", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    log.seek(0)
+    said = log.read()
+    assert ("counted in each process apart" in said) is warned, said

@@ -109,6 +109,8 @@ def server(
         "BODY_TIMEOUT": str(BODY_TIMEOUT),
         "KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE_TIMEOUT),
         "MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+        # The guesses below come 300 at once from one address.
+        "MAX_CONNECTIONS_PER_ADDRESS": str(MAX_CONNECTIONS),
         "RATE_LIMIT_PER_USER": "1000000",
         "RATE_LIMIT_PER_ADDRESS": str(GUESSES_PER_ADDRESS),
         "LOG_LEVEL": "DEBUG",
@@ -437,3 +439,144 @@ def test_no_credential_is_written_to_the_log(server: Server) -> None:
     assert token not in log
     assert token.rsplit(".", 1)[-1] not in log  # not even the signature
     assert opaque not in log
+
+
+def chunked_post(body: bytes, *headers: str) -> bytes:
+    """A chunked POST /api/tasks whose body is `body` in one chunk and the last chunk, before
+    the trailer section: what comes next is trailer lines, then an empty line."""
+    head = request_head(
+        "POST",
+        "/api/tasks",
+        "Content-Type: application/json",
+        "Transfer-Encoding: chunked",
+        *headers,
+    )
+    return head + b"%x\r\n%s\r\n0\r\n" % (len(body), body)
+
+
+def test_trailer_fields_never_become_request_headers(server: Server) -> None:
+    with server.connect() as sock:
+        sock.sendall(
+            chunked_post(b'{"title": "signed in by a trailer"}')
+            + f"Authorization: {ALICE['Authorization']}\r\n".encode()
+            + b"X-Request-ID: from-the-trailer\r\n\r\n"
+        )
+        answer = answer_of(sock, KEEP_ALIVE_TIMEOUT + 3)
+    assert answer.startswith(b"HTTP/1.1 401 "), answer
+    assert b"from-the-trailer" not in answer
+
+
+def test_a_chunked_body_with_a_small_trailer_is_served(server: Server) -> None:
+    with server.connect() as sock:
+        sock.sendall(
+            chunked_post(b'{"title": "with a trailer"}', *ALICE_HEADER) + b"X-Checksum: 1\r\n\r\n"
+        )
+        answer = answer_of(sock, KEEP_ALIVE_TIMEOUT + 3)
+    assert answer.startswith(b"HTTP/1.1 201 "), answer
+
+
+def test_endless_trailers_are_refused_at_the_head_limit_and_barely_grow_memory(
+    server: Server,
+) -> None:
+    before = server.rss_kib()
+    peak = before
+    done = threading.Event()
+    answers: list[bytes] = []
+
+    def send_trailers(_: int) -> None:
+        with server.connect() as sock:
+            with contextlib.suppress(OSError):
+                sock.sendall(chunked_post(b"{}"))
+                line = b"X-Trailer: " + b"t" * 1000 + b"\r\n"
+                for _ in range(50_000):  # 50 MB of trailer lines, never ending the section
+                    sock.sendall(line)
+            answers.append(answer_of(sock, BODY_IDLE_TIMEOUT + 2))
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, server.rss_kib())
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=send_trailers, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    watcher.join()
+    assert (peak - before) < 50 * 1024, f"RSS grew from {before} KiB to {peak} KiB"
+    assert len(answers) == 3
+    assert all(a.startswith(b"HTTP/1.1 431 ") or a == b"" for a in answers), answers
+    assert any(a.startswith(b"HTTP/1.1 431 ") for a in answers), answers
+
+
+@pytest.mark.parametrize(
+    ("coding", "status"),
+    [("identity, chunked", 501), ("gzip, chunked", 501), ("chunked, chunked", 400)],
+)
+def test_a_transfer_coding_other_than_chunked_is_refused(
+    server: Server, coding: str, status: int
+) -> None:
+    body = b'{"title": "framed twice"}'
+    head = request_head(
+        "POST",
+        "/api/tasks",
+        *ALICE_HEADER,
+        "Content-Type: application/json",
+        f"Transfer-Encoding: {coding}",
+    )
+    with server.connect() as sock:
+        sock.sendall(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        answer = answer_of(sock, KEEP_ALIVE_TIMEOUT + 3)
+    assert answer.startswith(b"HTTP/1.1 %d " % status), answer
+    assert b"application/problem+json" in answer
+
+
+@pytest.mark.parametrize("version", ["0.9", "2.0"])
+def test_http_versions_other_than_1_0_and_1_1_are_answered_505(
+    server: Server, version: str
+) -> None:
+    with server.connect() as sock:
+        sock.sendall(f"GET /api/health HTTP/{version}\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        answer = answer_of(sock, KEEP_ALIVE_TIMEOUT + 3)
+    assert answer.startswith(b"HTTP/1.1 505 "), answer
+    assert b"application/problem+json" in answer
+
+
+def address_client(server: Server) -> httpx.Client:
+    """A client whose calls all come from one address of their own."""
+    transport = httpx.HTTPTransport(local_address=fresh())
+    return httpx.Client(base_url=server.base, transport=transport, timeout=10)
+
+
+def test_a_valid_credential_is_not_counted_as_a_guess(server: Server) -> None:
+    # Health checks and unknown routes never check the credential they carry.
+    with address_client(server) as client:
+        for _ in range(GUESSES_PER_ADDRESS + 5):
+            assert client.get("/health", headers=ALICE).status_code == 200
+            assert client.get("/no-such-route", headers=ALICE).status_code == 404
+        statuses = [client.get("/tasks", headers=ALICE).status_code for _ in range(5)]
+        bob = bearer(make_token("bob"))
+        statuses += [client.get("/tasks", headers=bob).status_code for _ in range(5)]
+    assert statuses == [200] * 10
+
+
+def test_a_refused_credential_still_counts_as_a_guess(server: Server) -> None:
+    with address_client(server) as client:
+        forged = bearer(ALICE["Authorization"].removeprefix("Bearer ") + "x")
+        statuses = [client.get("/tasks", headers=forged).status_code for _ in range(25)]
+        after = client.get("/tasks", headers=ALICE).status_code
+    assert statuses[:GUESSES_PER_ADDRESS] == [401] * GUESSES_PER_ADDRESS
+    assert set(statuses[GUESSES_PER_ADDRESS:]) == {429}
+    assert after == 429
+
+
+def test_probes_are_never_rate_limited(server: Server) -> None:
+    with address_client(server) as client:
+        anonymous = [client.get("/tasks").status_code for _ in range(GUESSES_PER_ADDRESS + 5)]
+        assert anonymous[-1] == 429  # the address is over its limit
+        probes = [client.get(path).status_code for path in ("/health", "/health/ready") * 75]
+    assert probes == [200] * 150

@@ -135,13 +135,13 @@ def test_rate_limit_refusals_are_counted_by_kind(serve: Client) -> None:
     user = bearer(make_token(f"u-{uuid.uuid4().hex[:12]}"))
     statuses = [client.get("/api/tasks", headers=user).status_code for _ in range(4)]
     assert statuses == [200, 200, 429, 429]
-    statuses = [client.get("/api/health").status_code for _ in range(5)]
-    assert statuses == [200, 200, 200, 429, 429]
+    statuses = [client.get("/api/tasks").status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
     # The scrape is outside the limits: the address is over its limit, and it is still read.
     scraped = scrape(client)
     assert value(scraped, "todo_api_rate_limit_refusals_total", kind="user") == 2
     assert value(scraped, "todo_api_rate_limit_refusals_total", kind="address") == 2
-    assert requests(scraped, "GET", "/api/health", "4xx") == 2
+    assert requests(scraped, "GET", "/api/tasks", "4xx") == 2 + 5
 
 
 def test_the_token_guards_the_metrics(serve: Client) -> None:

@@ -73,7 +73,8 @@ def test_every_answer_carries_the_limit(serve: Client) -> None:
     assert (name, quota, remaining) == ("user", 5, 4)
     assert 1 <= reset <= WINDOW
     assert state(api.get("/api/tasks/99", headers=alice))[:3] == ("user", 5, 3)  # a 404 counts
-    assert state(api.get("/api/health"))[:3] == ("address", 3, 2)
+    assert state(api.get("/api/nowhere"))[:3] == ("address", 3, 2)
+    assert "RateLimit" not in api.get("/api/health").headers  # probes are not counted
 
 
 def test_a_user_over_the_limit_gets_429(serve: Client) -> None:
@@ -102,8 +103,8 @@ def test_the_count_is_per_window(serve: Client) -> None:
 
 def test_calls_without_a_credential_are_limited_per_address(serve: Client) -> None:
     api = limited(serve)
-    statuses = [api.get("/api/health").status_code for _ in range(4)]
-    assert statuses == [200, 200, 200, 429]
+    statuses = [api.get("/api/tasks").status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
     # Anonymous calls from an address never lock its signed-in users out.
     assert api.get("/api/tasks", headers=user()).status_code == 200
 
@@ -117,15 +118,20 @@ def test_refused_credentials_are_counted_per_address(serve: Client) -> None:
     assert api.get("/api/tasks", headers=user()).status_code == 429
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [("GET", "/api/health/ready"), ("GET", "/api/nowhere"), ("PUT", "/api/tasks")],
-)
-def test_a_credential_never_checked_is_still_counted(serve: Client, method: str, path: str) -> None:
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/nowhere"), ("PUT", "/api/tasks")])
+def test_a_credential_never_checked_counts_as_an_anonymous_call(
+    serve: Client, method: str, path: str
+) -> None:
     api = limited(serve)
     junk = bearer("junk")
-    statuses = [api.request(method, path, headers=junk).status_code for _ in range(5)]
-    assert statuses[3:] == [429, 429], statuses
+    answers = [api.request(method, path, headers=junk) for _ in range(3)]
+    assert [state(answer)[:3] for answer in answers] == [
+        ("address", 3, 2),
+        ("address", 3, 1),
+        ("address", 3, 0),
+    ]
+    assert api.get("/api/tasks").status_code == 429  # the address's anonymous calls
+    assert api.get("/api/tasks", headers=user()).status_code == 200  # not its users
 
 
 def test_limits_can_be_switched_off(serve: Client) -> None:
@@ -145,6 +151,23 @@ def test_two_apps_share_one_count_in_redis(serve: Client) -> None:
         (first if i % 2 else second).get("/api/tasks", headers=alice).status_code for i in range(7)
     ]
     assert statuses == [200] * 5 + [429] * 2
+
+
+@needs_redis
+def test_a_user_over_the_limit_stays_refused_when_redis_comes_back_empty(serve: Client) -> None:
+    api = limited(serve, redis_url=REDIS_URL)
+    subject = f"u-{uuid.uuid4().hex[:12]}"
+    alice = bearer(make_token(subject, iss=None, aud=None))
+    statuses = [api.get("/api/tasks", headers=alice).status_code for _ in range(6)]
+    assert statuses == [200] * 5 + [429]
+    # What a Redis restarted without its data has of this user: nothing.
+    server = redis.Redis.from_url(REDIS_URL)
+    lost = server.keys(f"todo-api:rate:user:{subject}:*")
+    assert lost
+    server.delete(*lost)
+    assert api.get("/api/tasks", headers=alice).status_code == 429
+    # And Redis has the count again, for the other processes.
+    assert int(server.get(lost[0]) or 0) >= 6
 
 
 def test_an_unreachable_redis_still_limits_and_breaks_nothing(

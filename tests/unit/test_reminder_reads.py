@@ -34,7 +34,7 @@ class Process:
     reads: list[str] = field(default_factory=list)
     streams: list[tuple[bytearray, asyncio.Event, asyncio.Task[None]]] = field(default_factory=list)
 
-    def open(self, user_id: str) -> None:
+    async def open(self, user_id: str) -> None:
         sent = bytearray()
         leave = asyncio.Event()
 
@@ -45,7 +45,7 @@ class Process:
             await leave.wait()
             return {"type": "http.disconnect"}
 
-        stream = self.live.open(user_id, None, None)
+        stream = await self.live.open(user_id, None, None)
         running = asyncio.ensure_future(stream({"type": "http"}, receive, send))
         self.streams.append((sent, leave, running))
 
@@ -105,9 +105,9 @@ def test_a_reminder_is_read_once_per_user_however_many_streams_hold_it(
         processes = {name: process(database_url, wakeups) for name in names}
         try:
             for _ in range(4):
-                processes["b"].open(user)
+                await processes["b"].open(user)
             if "a" in processes:
-                processes["a"].open(user)
+                await processes["a"].open(user)
             everyone = list(processes.values())
             read = await until(
                 lambda: all(p.every_stream_got(b"event: change") for p in everyone), 5

@@ -82,8 +82,11 @@ class EventStream(Response):
         reset: bytes,
         headers: dict[str, str],
         metrics: Metrics | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._watch = watch
+        # Called once the stream is over (its lease across processes is given back).
+        self._on_close = on_close
         self._read = read
         self._confirm = confirm
         self._cursor = cursor
@@ -118,6 +121,8 @@ class EventStream(Response):
                 streaming.result()  # an error in the stream is raised here, and logged
         finally:
             self._watch.close()
+            if self._on_close is not None:
+                await self._on_close()
 
     async def _stream(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -13,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from storage import Changes, InvalidCursor, Task, TaskStore
 from storage.cursors import feed_position
 from storage.notifications import ChangeListener, ChangePoller, ReminderPoller
+from todo_api.live.leases import StreamLeases
 from todo_api.live.reminders import ReminderDesk
 from todo_api.live.stream import MEDIA_TYPE, EventStream, reset_event
-from todo_api.live.wakeups import Wakeups
+from todo_api.live.wakeups import StreamLimit, Wakeups
 from todo_api.metrics import Metrics
 from todo_api.settings import Settings
 from todo_api.web.problems import CURSOR_EXPIRED, problem_body
@@ -34,6 +36,7 @@ class LiveUpdates:
         wakeups: Wakeups,
         slots: asyncio.Semaphore,
         metrics: Metrics | None = None,
+        leases: StreamLeases | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -41,6 +44,8 @@ class LiveUpdates:
         # The admission places (one per pooled connection): a stream takes one for each read.
         self._slots = slots
         self._metrics = metrics
+        # The per-user bound across processes (REDIS_URL); Wakeups holds this process's bounds.
+        self._leases = leases
         self._watchers: list[ChangeListener | ChangePoller | ReminderPoller] = []
         # Without LISTEN, a process's claims reach its own streams only (and each process
         # claims for its own): a claim none of them took is released at once. With it, every
@@ -82,12 +87,19 @@ class LiveUpdates:
         )
         for watcher in self._watchers:
             watcher.start()
+        if self._leases is not None:
+            self._leases.start()
 
     def stop(self) -> None:
         for watcher in self._watchers:
             watcher.stop()
 
-    def open(
+    async def close(self) -> None:
+        """After `stop`: the leases still held are given back."""
+        if self._leases is not None:
+            await self._leases.close()
+
+    async def open(
         self,
         user_id: str,
         cursor: str | None,
@@ -105,8 +117,10 @@ class LiveUpdates:
         lifetime = self._settings.stream_max_seconds
         if expires_at is not None:
             lifetime = min(lifetime, (expires_at - dt.datetime.now(dt.UTC)).total_seconds())
+        # This process's bounds first: a stream they refuse costs no call to Redis.
         watch = self.wakeups.watch(user_id)
         try:
+            on_close = await self._lease(user_id)
             return EventStream(
                 watch=watch,
                 read=lambda after: self._read(user_id, after),
@@ -124,6 +138,7 @@ class LiveUpdates:
                     "X-Accel-Buffering": "no",
                 },
                 metrics=self._metrics,
+                on_close=on_close,
             )
         except BaseException:
             watch.close()
@@ -139,6 +154,19 @@ class LiveUpdates:
             logger.warning(
                 "confirming reminders failed: %s", exc, extra={"event": "reminders_failed"}
             )
+
+    async def _lease(self, user_id: str) -> Callable[[], Awaitable[None]] | None:
+        """The user's lease across processes, and how to give it back; StreamLimit if the
+        user's streams in all processes are at the bound."""
+        leases = self._leases
+        if leases is None:
+            return None
+        lease = await leases.acquire(user_id)
+        if lease is None:
+            if self._metrics is not None:
+                self._metrics.streams_refused.labels("user").inc()
+            raise StreamLimit(per_user=True, limit=leases.per_user)
+        return lambda: leases.release(user_id, lease)
 
     async def _read(self, user_id: str, cursor: str | None) -> Changes:
         async with self._slots:

@@ -9,7 +9,9 @@ What an upstream hook would replace:
   argument to AsyncApp), instead of setting `api_cls` on the private `_middleware_app` and
   overriding `AsyncOperation.fn` to read `_fn`.
 - `BodyValidator`: a body validator with a public parse and validate step (today `_parse` and
-  `_validate`, reading `_schema`, `_encoding` and `_required`).
+  `_validate`, reading `_schema`, `_encoding` and `_required`), whose parse the handler is
+  given (today a framework class on the decorator whose `get_request` makes a request whose
+  `json()` returns it).
 - `ParametersValidator`: a public way to check each parameter and to report every error
   (today `validate_parameter`, `validate` and `validate_request`, reading `parameters`).
 - `request_scope`: the current ASGI scope as a public function rather than a proxy's object.
@@ -32,17 +34,42 @@ from connexion.apps.asynchronous import AsyncApi, AsyncOperation
 from connexion.context import scope as _current_scope
 from connexion.datastructures import MediaTypeDict
 from connexion.decorators import StarletteDecorator
+from connexion.frameworks.starlette import Starlette as StarletteFramework
 from connexion.lifecycle import ConnexionRequest
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.operations import AbstractOperation
 from connexion.security import AbstractSecurityHandler
+from connexion.uri_parsing import AbstractURIParser
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from starlette.datastructures import Headers
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Scope
+from starlette.types import ASGIApp, Receive, Scope
 
 from todo_api.web import validators
 from todo_api.web.problems import ValidationProblem
+
+# Where BodyValidator leaves the body it parsed, for the handler.
+_PARSED_BODY = "todo_api.parsed_body"
+
+
+class _Request(ConnexionRequest):  # type: ignore[misc]  # Connexion is untyped
+    async def json(self) -> Any:
+        if _PARSED_BODY in self.scope:
+            body = self.scope[_PARSED_BODY]
+        else:
+            body = validators.parse_body(await self.body(), self.headers, "utf-8")
+        return None if body is validators.NO_BODY else body
+
+
+# Connexion hands a handler the body its request parses anew, with `json.loads`: which keeps
+# the last of two members of one name and takes NaN, where the validator refused them. The
+# handler gets the validator's own parse instead: one reading of a body, and one parse.
+class _Framework(StarletteFramework):  # type: ignore[misc]  # Connexion is untyped
+    @staticmethod
+    def get_request(
+        *, scope: Scope, receive: Receive, uri_parser: AbstractURIParser, **_kwargs: Any
+    ) -> ConnexionRequest:
+        return _Request(scope, receive, uri_parser=uri_parser)
 
 
 # Connexion 3.3's AsyncOperation builds its decorator stack anew for every request: the thread
@@ -51,6 +78,8 @@ from todo_api.web.problems import ValidationProblem
 # so one stack per operation serves them all; building it cost about a tenth of a request's CPU.
 # AsyncApp takes no operation class, so the API class that makes operations is swapped in.
 class _DecorateOnce(StarletteDecorator):  # type: ignore[misc]  # Connexion is untyped
+    framework = _Framework
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._decorated: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -90,7 +119,10 @@ class BodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]  # Connexio
 
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
         raw = b"".join([message async for message in stream])
-        return validators.parse_body(raw, Headers(scope=scope), self._encoding)
+        body = scope[_PARSED_BODY] = validators.parse_body(
+            raw, Headers(scope=scope), self._encoding
+        )
+        return body
 
     def _validate(self, body: Any) -> None:
         validators.check_body(body, self._schema, required=self._required)

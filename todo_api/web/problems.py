@@ -50,7 +50,9 @@ TITLES = {
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    501: "Not Implemented",
     503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
 REALM = 'Bearer realm="todo-api"'
 RETRY_AFTER_SECONDS = 5
@@ -88,6 +90,18 @@ class RequestTimeout(ProblemException):  # type: ignore[misc]  # Connexion is un
         # The rest of the body may still come: the connection cannot be reused.
         super().__init__(
             status=408, title=TITLES[408], detail=detail, headers={"Connection": "close"}
+        )
+
+
+class UnsupportedContentCoding(ProblemException):  # type: ignore[misc]  # Connexion is untyped
+    def __init__(self, codings: str) -> None:
+        # RFC 9110 section 15.5.16: say which codings would have been accepted.
+        super().__init__(
+            status=415,
+            title=TITLES[415],
+            detail=f"The body must be sent without a content coding, not {codings[:100]}.",
+            # The body is refused unread: the connection cannot be reused.
+            headers={"Accept-Encoding": "identity", "Connection": "close"},
         )
 
 

@@ -9,9 +9,10 @@ headers (draft-ietf-httpapi-ratelimit-headers); a request over the limit is answ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -103,6 +104,11 @@ class MemoryCounter:
         counts[key] = count
         return count, (int(at // window) + 1) * window - now
 
+    def count(self, key: str, window: int, at: float) -> int:
+        """`key`'s count in the window holding `at`, as this process knows it."""
+        counts = self._table(window, at)
+        return 0 if counts is None else counts.get(key, 0)
+
     def remember(self, key: str, window: int, at: float, count: int) -> None:
         """Raise `key`'s count to one seen elsewhere, so that counting can go on from there."""
         counts = self._table(window, at)
@@ -170,6 +176,15 @@ class RedisCounter:
                     extra={"event": "redis_fallback"},
                 )
             return await self._local.add(key, window, amount, at)
+        count = int(count)
+        known = self._local.count(key, window, at)
+        if count == amount and known > 0:
+            # The key was made just now, though this process saw a count in this window:
+            # Redis lost it (restarted empty, or failed over). Go on from what was seen here,
+            # so that a user over the limit stays refused.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._timeout * 3):
+                    count = int(await self._redis.incrby(name, known))
         # Only a request sent after the pause says Redis is back; one sent before it may
         # simply have got a connection in time.
         if self._failing and started >= self._paused_until:
@@ -177,8 +192,8 @@ class RedisCounter:
             logger.warning(
                 "Redis answers again: counting rate limits there", extra={"event": "redis_back"}
             )
-        self._local.remember(key, window, at, int(count))
-        return int(count), (index + 1) * window - now
+        self._local.remember(key, window, at, count)
+        return count, (index + 1) * window - now
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -244,20 +259,24 @@ class RateLimits:
 
     A request with a credential is counted for its user once the credential is verified
     (handlers.security fills in the scope's `Tally`). One without a credential is counted for
-    its client address; so is one whose credential is not counted for a user (refused, or never
-    checked), in a separate count for the address, which alone can refuse credentials up
-    front: guessing tokens stops there, while anonymous calls (health checks) from an address
-    never lock its signed-in users out. A credential that must be checked is counted against
-    its address before the check (`counted_as_a_guess`), so concurrent guesses are refused as
-    if they came one at a time; one never checked is counted when its answer starts.
+    its client address. A credential that was checked and refused is counted for the address
+    too, in a separate count which alone can refuse credentials up front: guessing tokens stops
+    there, while anonymous calls from an address never lock its signed-in users out. A
+    credential that must be checked is counted there before the check (`counted_as_a_guess`),
+    so concurrent guesses are refused as if they came one at a time. A credential never checked
+    (an unknown route) is no guess: that request is counted as an anonymous one, when its answer
+    starts. Probes (`exempt` paths) are never counted nor refused.
     """
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+    def __init__(
+        self, app: ASGIApp, limiter: RateLimiter, exempt: Callable[[str], bool] = lambda _: False
+    ) -> None:
         self.app = app
         self.limiter = limiter
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self.exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
@@ -284,7 +303,7 @@ class RateLimits:
                 elif tally.credential is not None:
                     decision = tally.credential
                 elif has_credential:
-                    decision = await self.limiter.hit(policy, key)
+                    decision = await self.limiter.hit(policy, client)
                 if decision is not None:
                     headers = MutableHeaders(scope=message)
                     for name, value in decision.headers().items():

@@ -1,10 +1,15 @@
 """The HTTP server's own bounds: uvicorn's httptools protocol, with what it lacks added.
 
-uvicorn's httptools parser buffers a request head of any size and waits for it forever, and
-accepts connections without bound. This protocol refuses a head over `max_head_bytes` with 431
-without reading the rest, closes a connection whose head is not complete within `head_timeout`
-(408 when part of a head came), and answers a connection past `max_connections` with 503 at
-once. Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
+uvicorn's httptools parser buffers a request head (and a chunked body's trailer section) of any
+size and waits for it forever, appends trailer fields to the request's headers, and accepts
+connections without bound. This protocol refuses a head over `max_head_bytes` with 431 without
+reading the rest, and counts a trailer section toward the same bound while dropping its fields
+(RFC 9110 section 6.5 lets a recipient discard them); closes a connection whose head is not
+complete within `head_timeout` (408 when part of a head came); holds each client address to
+`max_connections_per_address` and the process to `max_connections`, closing connections that
+have sent nothing yet before it refuses anyone (503); and answers 501 to a transfer coding other
+than chunked and 505 to an HTTP version other than 1.0 and 1.1. Idle keep-alive connections are
+closed by uvicorn's own `timeout_keep_alive`.
 
 This is the one module that reaches into uvicorn's internals; pyproject.toml pins uvicorn's
 minor version, and tests/api/test_edge.py holds a live `todo-api serve` to each bound.
@@ -13,18 +18,22 @@ minor version, and tests/api/test_edge.py holds a live `todo-api serve` to each 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from typing import Any
 
 from uvicorn.config import Config
+from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from todo_api.web.connections import ConnectionTable
 from todo_api.web.problems import TITLES, problem_body
 
 ABORT_EXTENSION = "todo_api.abort"
 # Whether the connection still takes writes: uvicorn drops a write to one closing silently.
 OPEN_EXTENSION = "todo_api.open"
+HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,18 @@ class EdgeLimits:
     max_head_bytes: int
     head_timeout: float
     max_connections: int
+    max_connections_per_address: int
+    # This process's connections: each worker process unpickles a table of its own.
+    table: ConnectionTable[Any] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        table = ConnectionTable[Any](self.max_connections, self.max_connections_per_address)
+        object.__setattr__(self, "table", table)
+
+
+@functools.cache
+def _trusted_proxies(forwarded_allow_ips: str) -> _TrustedHosts:
+    return _TrustedHosts(forwarded_allow_ips)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -51,44 +72,93 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False
+        self._heard = False
+        # The head's size, and the bytes since the body's last byte (chunk framing, and then
+        # the trailer section): together they are held to `max_head_bytes`.
+        self._head_size = 0
+        self._body_bytes = 0
+        self._framing_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections:
+        address = self.client[0] if self.client else ""
+        forwarded_allow_ips = self.config.forwarded_allow_ips
+        if not isinstance(forwarded_allow_ips, str):
+            forwarded_allow_ips = ",".join(forwarded_allow_ips)
+        capped = address not in _trusted_proxies(forwarded_allow_ips)
+        closing = self.limits.table.admit(self, address, capped=capped)
+        if closing is None:
             self._refuse(503, "The server has too many connections open; try again shortly.")
             return
+        for silent in closing:
+            silent.transport.close()  # nothing was asked: nothing to answer
         self._start_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.limits.table.leave(self)
         self._stop_head_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if not self._heard:
+            self._heard = True
+            self.limits.table.heard(self)
         # Fed in pieces no longer than the head's room (or, in a body, than a whole head), so
         # that a head which starts inside a piece has at most that piece uncounted: however
         # the bytes are split or pipelined, no head buffered here passes twice the limit.
         limit = self.limits.max_head_bytes
         while data:
-            if self._in_head:
+            in_body = not self._in_head
+            if in_body:
+                piece, data = data[:limit], data[limit:]
+                body_before = self._body_bytes
+            else:
                 room = limit - self._head_bytes
                 if room <= 0:
                     self._refuse(431, f"The request head is over {limit} bytes.")
                     return
                 piece, data = data[:room], data[room:]
                 self._head_bytes += len(piece)
-            else:
-                piece, data = data[:limit], data[limit:]
             super().data_received(piece)
             if self.transport.is_closing() or self._refused:
                 return
+            if in_body and not self._in_head:
+                body = self._body_bytes - body_before
+                framing = len(piece) - body
+                self._framing_bytes = framing if body else self._framing_bytes + framing
+                if self._head_size + self._framing_bytes > limit:
+                    self._refuse(431, f"The request head and trailers are over {limit} bytes.")
+                    return
 
     def on_message_begin(self) -> None:
+        if self._refused:
+            return
         super().on_message_begin()
         if self._head_timer is None:
             # A later request on a kept-alive connection: its head gets the same deadline.
             self._start_head_timer()
 
+    def on_url(self, url: bytes) -> None:
+        if not self._refused:
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Past the head, a field is a trailer: counted (data_received), never a header.
+        if self._in_head and not self._refused:
+            super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        refusal = self._unsupported()
+        if refusal is not None:
+            self._refuse(*refusal)
+            return
+        self._head_size = (
+            len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) + 16
+        )
+        self._body_bytes = 0
+        self._framing_bytes = 0
         self._in_head = False
         self._head_bytes = 0
         self._stop_head_timer()
@@ -99,13 +169,43 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         extensions[ABORT_EXTENSION] = self._abort
         extensions[OPEN_EXTENSION] = self._open
 
+    def _unsupported(self) -> tuple[int, str] | None:
+        """What this server cannot read of a request whose head has come, if anything."""
+        version = self.parser.get_http_version()
+        if version not in HTTP_VERSIONS:
+            return 505, f"HTTP/{version} is not supported; use HTTP/1.1."
+        codings = [
+            coding.strip().lower()
+            for name, value in self.headers
+            if name == b"transfer-encoding"
+            for coding in value.decode("latin-1").split(",")
+        ]
+        if not codings:
+            return None
+        if codings[-1] != "chunked" or codings.count("chunked") > 1:
+            # RFC 9112 section 6.3: the body's length cannot be read reliably.
+            return 400, "Transfer-Encoding must end with chunked, applied once."
+        if len(codings) > 1:
+            return 501, "The only transfer coding supported is chunked."
+        return None
+
+    def send_400_response(self, msg: str) -> None:
+        # What the parser cannot read (uvicorn answers it in plain text): problem+json too.
+        self._refuse(400, "The request is not valid HTTP/1.1.")
+
     def _abort(self) -> None:
         self.transport.abort()
 
     def _open(self) -> bool:
         return not self.transport.is_closing()
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if not self._refused:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         super().on_message_complete()
         # Whatever comes next on this connection is the next request's head.
         self._in_head = True
@@ -147,12 +247,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Answer problem+json and close, reading nothing more."""
         self._stop_head_timer()
         self._refused = True
-        if self.cycle is not None and not self.cycle.response_complete:
-            # A pipelined request is still being answered: an answer now would come before
-            # its own. End the connection after that answer instead.
-            self.cycle.keep_alive = False
-            self.flow.pause_reading()
-            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if self._in_head:
+                # A pipelined request is still being answered: an answer now would come
+                # before its own. End the connection after that answer instead.
+                cycle.keep_alive = False
+                self.flow.pause_reading()
+                return
+            # The request whose body is arriving is the one refused: its application hears a
+            # disconnect, and whatever it would answer goes nowhere.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
         body, media_type = problem_body(status, detail)
         retry = b"retry-after: 1\r\n" if status == 503 else b""
         self.transport.write(

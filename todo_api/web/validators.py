@@ -17,6 +17,13 @@ from jsonschema.protocols import Validator
 from starlette.datastructures import Headers
 
 from todo_api.contract import UNPAIRED_SURROGATE, SchemaValidator, ecma_pattern
+from todo_api.web.json_members import (
+    DETAIL,
+    DuplicateMember,
+    duplicated_paths,
+    marking_members,
+    unique_members,
+)
 from todo_api.web.problems import ValidationProblem
 
 # jsonschema quotes the offending value; a client's 64 KiB string need not come back in full.
@@ -173,8 +180,8 @@ def quickly_valid(body: Any, schema: dict[str, Any]) -> bool:
 
 
 def parse_body(raw: bytes, headers: Headers, encoding: str) -> Any:
-    """A request body as JSON, strictly: no NaN or Infinity, no depth that recurses away;
-    NO_BODY when there is none."""
+    """A request body as JSON, strictly: no NaN or Infinity, no depth that recurses away, no
+    member name twice in an object (422 naming each); NO_BODY when there is none."""
     if raw and "content-type" not in headers:
         # Connexion would validate it as JSON, then hand the handler raw bytes.
         raise UnsupportedMediaTypeProblem(detail="A body needs Content-Type: application/json.")
@@ -185,7 +192,23 @@ def parse_body(raw: bytes, headers: Headers, encoding: str) -> Any:
     if not text:
         return NO_BODY
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _strict_json(text, unique_members)
+    except DuplicateMember:
+        pass
+    # Read again, only now, to say where: the one read of a good body stays as cheap as it was.
+    marked = _strict_json(text, marking_members)
+    try:
+        paths = list(duplicated_paths(marked))
+    except RecursionError:
+        raise BadRequestProblem(detail="The body is nested too deeply.") from None
+    raise ValidationProblem([{"pointer": _pointer(path), "detail": DETAIL} for path in paths])
+
+
+def _strict_json(text: str, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any]) -> Any:
+    try:
+        return json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=object_pairs_hook
+        )
     except ValueError as exc:
         raise BadRequestProblem(detail=f"The body is not valid JSON: {exc}") from None
     except RecursionError:

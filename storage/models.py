@@ -111,8 +111,11 @@ class TaskRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     # Set while the task is deleted but restorable; the row is then the delete's tombstone.
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # When a server process claimed this occurrence's reminder; moving remind_at clears it.
+    # When a stream wrote this occurrence's reminder (delivered); moving remind_at clears it.
     reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Until when a server process holds the reminder to hand to its streams (a lease: if no
+    # stream confirms it, another claim may take it after); moving remind_at clears it.
+    reminder_claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class TaskOwnerRow(Base):

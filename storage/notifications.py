@@ -23,17 +23,20 @@ from sqlalchemy.pool import NullPool
 
 from storage import statements as sql
 from storage.database import normalize_url, postgres_connect_args
+from storage.records import Task
+from storage.reminders import LISTEN_REMINDERS, REMINDER_CHANNEL, parse_claim
 
 logger = logging.getLogger("todo_api.storage")
 
 Wake = Callable[[str, int], None]
+# Called with the claims heard in one read of the connection: (user_id, task_id, claimer).
+Heard = Callable[[list[tuple[str, int, str]]], object]
 # The longest wait between attempts to listen again (it doubles from `retry`).
 MAX_RETRY_SECONDS = 30.0
 
 
 def parse_payload(payload: str) -> tuple[str, int] | None:
-    """A notification's user id and number (`seq:user_id` for a change, `task_id:user_id` for
-    a reminder), or None if it is not ours."""
+    """A change notification's user id and number (`seq:user_id`), or None if it is not ours."""
     seq, _, user_id = payload.partition(":")
     if not seq.isdigit() or not user_id:
         return None
@@ -67,7 +70,7 @@ class ChangeListener(_Loop):
         wake: Wake,
         wake_everyone: Callable[[], None],
         *,
-        remind: Callable[[str, int], object] | None = None,
+        remind: Heard | None = None,
         connect_timeout: int = 10,
         retry: float = 1.0,
     ) -> None:
@@ -81,7 +84,7 @@ class ChangeListener(_Loop):
         )
         self._wake = wake
         self._wake_everyone = wake_everyone
-        # Called with (user_id, task_id) for each reminder any process claimed.
+        # Called with the reminders any process claimed, this one's included.
         self._remind = remind
         self._retry = retry
         self.listening = threading.Event()
@@ -115,7 +118,7 @@ class ChangeListener(_Loop):
             with connection.cursor() as cursor:
                 cursor.execute(sql.LISTEN)
                 if self._remind is not None:
-                    cursor.execute(sql.LISTEN_REMINDERS)
+                    cursor.execute(LISTEN_REMINDERS)
             self.listening.set()
             if not first:
                 # Writes made while no connection listened were not heard: read them now.
@@ -125,16 +128,20 @@ class ChangeListener(_Loop):
                 if not readable:
                     continue
                 connection.poll()
+                claims = []
                 while connection.notifies:
                     notification = connection.notifies.pop(0)
-                    parsed = parse_payload(notification.payload)
-                    if parsed is None:
+                    if notification.channel == REMINDER_CHANNEL:
+                        claim = parse_claim(notification.payload)
+                        if claim is not None:
+                            claims.append(claim)
                         continue
-                    if notification.channel == sql.REMINDER_CHANNEL:
-                        if self._remind is not None:
-                            self._remind(*parsed)
-                    else:
+                    parsed = parse_payload(notification.payload)
+                    if parsed is not None:
                         self._wake(*parsed)
+                if claims and self._remind is not None:
+                    # All at once: a process reads them once per user, not once per claim.
+                    self._remind(claims)
         finally:
             raw.close()
 
@@ -199,32 +206,39 @@ class ChangePoller(_UsersLoop):
 
 
 class ReminderPoller(_UsersLoop):
-    """Every `interval` seconds, claim the due reminders of the users a stream here waits
-    for, and hand each to `claimed(user_id, task_id)`. A reminder due while nobody had a
-    stream stays due (and listed) until one opens; so does one that `claimed` says no stream
-    took (the user's last stream closed meanwhile): its claim is released."""
+    """Every `interval` seconds, `settle()` (what the last rounds' streams left to release),
+    then claim the due reminders of the users a stream here waits for, and `hand` them (with
+    the time of the claim) to those streams. A reminder due while nobody had a stream stays
+    due (and listed) until one opens."""
 
     def __init__(
         self,
-        claim: Callable[[Collection[str], dt.datetime], list[Any]],
-        release: Callable[[str, int, dt.datetime], None],
+        claim: Callable[[Collection[str], dt.datetime], list[Task]],
+        hand: Callable[[list[Task], dt.datetime], None],
         users: Callable[[], Collection[str]],
-        claimed: Callable[[str, int], bool],
         *,
+        settle: Callable[[], None] = lambda: None,
         interval: float = 1.0,
     ) -> None:
         super().__init__("todo-api-reminders", users, interval)
         self._claim = claim
-        self._release = release
-        self._claimed = claimed
+        self._hand = hand
+        self._settle = settle
+
+    def _run(self) -> None:
+        # Every round, even without a stream here: what the last one left is released.
+        while not self._stopped.wait(self._interval):
+            self.round(self._users())
 
     def round(self, users: Collection[str]) -> None:
         now = dt.datetime.now(dt.UTC)
         try:
+            self._settle()
+            if not users:
+                return
             tasks = self._claim(users, now)
-            for task in tasks:
-                if not self._claimed(task.user_id, task.id):
-                    self._release(task.user_id, task.id, now)
+            if tasks:
+                self._hand(tasks, now)
         except Exception as exc:  # the database is away: the next round tries again
             logger.warning(
                 "claiming reminders failed: %s", exc, extra={"event": "reminders_failed"}

@@ -117,7 +117,7 @@ INSERT_TASK = insert(TaskRow).returning(*COLUMNS)
 
 _remind_at = bindparam("remind_at", type_=UTCDateTime())
 # The columns a write derives from the others (TaskStore._settle): a series for a recurring
-# task, and the reminder time, whose delivery is armed again when it moves.
+# task, and the reminder time, whose delivery (and any claim of it) is armed again when it moves.
 SETTLE_TASK = (
     update(TaskRow)
     .where(*_live(one=True))
@@ -126,6 +126,10 @@ SETTLE_TASK = (
         remind_at=_remind_at,
         reminded_at=case(
             (TaskRow.remind_at.is_distinct_from(_remind_at), None), else_=TaskRow.reminded_at
+        ),
+        reminder_claimed_until=case(
+            (TaskRow.remind_at.is_distinct_from(_remind_at), None),
+            else_=TaskRow.reminder_claimed_until,
         ),
     )
     .returning(*COLUMNS)
@@ -138,47 +142,14 @@ LINK_NEXT = (
     .returning(*COLUMNS)
 )
 
-# Reminders to deliver, here: live pending tasks of users with a stream in this process.
-REMINDER_CHANNEL = "todo_reminders"
-_reminder_due = (
+# Reminders due and not yet delivered (the `?reminder=due` listing, and what a claim may take
+# when no other process's lease holds it: storage/reminders.py).
+REMINDER_DUE = (
     TaskRow.remind_at <= _now,
     TaskRow.reminded_at.is_(None),
     TaskRow.deleted_at.is_(None),
     TaskRow.completed.is_(False),
 )
-
-# Only the claim made at `now`: a later claim (the reminder re-armed and claimed again) stays.
-RELEASE_REMINDER = (
-    update(TaskRow)
-    .where(TaskRow.id == _task_id, TaskRow.user_id == _owner, TaskRow.reminded_at == _now)
-    .values(reminded_at=None)
-)
-
-
-@cache
-def claim_reminders(dialect: str) -> Update:
-    """Mark up to `limit` due reminders of `owners` delivered at `now` and return their tasks.
-
-    Claimed once whichever process asks: a row another transaction holds is skipped (SKIP
-    LOCKED), and the outer condition is checked again on the row as it is when updated. On
-    PostgreSQL each claim is also sent on REMINDER_CHANNEL as `task_id:user_id`, on commit."""
-    picked = (
-        select(TaskRow.id)
-        .where(TaskRow.user_id.in_(bindparam("owners", expanding=True)), *_reminder_due)
-        .order_by(TaskRow.remind_at)
-        .limit(bindparam("limit"))
-    )
-    returned: list[Any] = list(COLUMNS)
-    if dialect == "postgresql":
-        picked = picked.with_for_update(skip_locked=True)
-        payload = cast(TaskRow.id, String()) + ":" + TaskRow.user_id
-        returned.append(func.pg_notify(REMINDER_CHANNEL, payload).label("notified"))
-    return (
-        update(TaskRow)
-        .where(TaskRow.id.in_(picked.scalar_subquery()), *_reminder_due)
-        .values(reminded_at=_now)
-        .returning(*returned)
-    )
 
 
 DELETE_EXPIRED_KEYS = (
@@ -476,7 +447,7 @@ def _list_filters(dialect: str, status: str, filters: Filters) -> list[ColumnEle
     if "due_after" in filters:
         conditions.append(TaskRow.due_date > bindparam("due_after", type_=UTCDateTime()))
     if "now" in filters:
-        conditions.extend(_reminder_due)
+        conditions.extend(REMINDER_DUE)
     return conditions
 
 
@@ -552,7 +523,6 @@ def tasks_tagged(dialect: str) -> Select[int, list[str]]:
 
 
 LISTEN = f"LISTEN {CHANGE_CHANNEL}"
-LISTEN_REMINDERS = f"LISTEN {REMINDER_CHANNEL}"
 LATEST_CHANGES = select(TaskOwnerRow.user_id, TaskOwnerRow.change_seq).where(
     TaskOwnerRow.user_id.in_(bindparam("owners", expanding=True))
 )

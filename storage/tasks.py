@@ -36,6 +36,7 @@ from storage.records import (
     Tombstone,
 )
 from storage.recurrence import next_occurrence
+from storage.reminders import DEFAULT_LEASE, ReminderStore
 from storage.statements import Completion, Precondition
 
 # The fields a client may write, each with how its value is stored. This explicit list is the
@@ -97,8 +98,8 @@ class TaskStore:
 
     Every write locks the owner's task_owners row first (always in that order, so writers never
     deadlock) and takes the user's next change sequence number under that lock. The one
-    exception is the claim of due reminders: a single statement that marks task rows only,
-    skipping any row another transaction holds, so it never waits for a lock.
+    exception is the claim of due reminders (storage/reminders.py): a single statement that
+    marks task rows only, skipping any row another transaction holds, so it never waits.
     """
 
     def __init__(
@@ -326,23 +327,9 @@ class TaskStore:
             rows = connection.execute(sql.LATEST_CHANGES, {"owners": list(user_ids)}).all()
         return {row.user_id: row.change_seq for row in rows}
 
-    def claim_reminders(
-        self, user_ids: Collection[str], now: dt.datetime | None = None, limit: int = 100
-    ) -> list[Task]:
-        """Claim the due reminders of these users: each is returned by one call only, in
-        whichever process, and is not due any more."""
-        if not user_ids:
-            return []
-        claim = {"owners": list(user_ids), "now": now or _now(), "limit": limit}
-        with self._engine.begin() as connection:
-            rows = connection.execute(sql.claim_reminders(self._dialect), claim).all()
-        return [Task.of(row) for row in rows]
-
-    def release_reminder(self, user_id: str, task_id: int, claimed_at: dt.datetime) -> None:
-        """Make a reminder claimed at `claimed_at` due again: no stream took it."""
-        released = _one(user_id, task_id) | {"now": claimed_at}
-        with self._engine.begin() as connection:
-            connection.execute(sql.RELEASE_REMINDER, released)
+    def reminders(self, lease: dt.timedelta = DEFAULT_LEASE) -> ReminderStore:
+        """The claims and deliveries of the reminders of this store's tasks."""
+        return ReminderStore(self._engine, lease)
 
     def list_tags(self, user_id: str, limit: int, cursor: str | None = None) -> TagPage:
         after = tag_position(cursor) if cursor is not None else None

@@ -41,6 +41,10 @@ WEAK_WORDS = (
 )
 MIN_DISTINCT_CHARACTERS = 6
 STREAM_WAKEUPS = ("auto", "listen", "poll")
+# A lease shorter than a claim round and a write would send reminders twice; an hour is as
+# late as a lost claim's reminder may come.
+MIN_REMINDER_LEASE = 2
+MAX_REMINDER_LEASE = 3_600
 # Neon names a database's pooled (PgBouncer, transaction mode) endpoint by this host suffix.
 POOLED_HOST = "-pooler."
 
@@ -96,6 +100,9 @@ class Settings:
     stream_send_timeout: float = 10.0
     stream_max_seconds: float = 3600.0
     stream_ticket_seconds: float = 60.0
+    # How long a claimed reminder waits for a stream to confirm it before it may be claimed
+    # again (todo_api/live/reminders.py).
+    reminder_lease_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
@@ -130,6 +137,11 @@ class Settings:
             )
         if self.stream_wakeups == "listen" and not self.listens_on_postgres:
             raise ConfigError("STREAM_WAKEUPS=listen needs PostgreSQL (DATABASE_URL).")
+        if not MIN_REMINDER_LEASE <= self.reminder_lease_seconds <= MAX_REMINDER_LEASE:
+            raise ConfigError(
+                f"REMINDER_LEASE_SECONDS must be from {MIN_REMINDER_LEASE} to "
+                f"{MAX_REMINDER_LEASE} seconds, not {self.reminder_lease_seconds:g}."
+            )
         if self.better_auth_sessions and not self.better_auth_url:
             raise ConfigError("BETTER_AUTH_SESSIONS needs BETTER_AUTH_URL to check sessions at.")
         if (
@@ -293,6 +305,9 @@ class Settings:
             stream_send_timeout=number("STREAM_SEND_TIMEOUT", cls.stream_send_timeout, float),
             stream_max_seconds=number("STREAM_MAX_SECONDS", cls.stream_max_seconds, float),
             stream_ticket_seconds=number("STREAM_TICKET_SECONDS", cls.stream_ticket_seconds, float),
+            reminder_lease_seconds=number(
+                "REMINDER_LEASE_SECONDS", cls.reminder_lease_seconds, float
+            ),
             pool=PoolSettings(
                 size=int(number("DB_POOL_SIZE", defaults.size)),
                 max_overflow=int(number("DB_MAX_OVERFLOW", defaults.max_overflow)),

@@ -106,16 +106,23 @@ def test_the_reminders_due_are_listed_until_delivered_and_moving_rearms(
     assert due_ids(client, alice) == [past["id"]]
     assert done["remind_at"] is not None
 
-    store = TaskStore(engine, quota=100)
-    assert [task.id for task in store.claim_reminders(["alice"])] == [past["id"]]
+    reminders = TaskStore(engine, quota=100).reminders()
+    claimed = reminders.claim(["alice"])
+    assert [task.id for task in claimed] == [past["id"]]
+    # Claimed is not delivered: listed until a stream has written it.
+    assert due_ids(client, alice) == [past["id"]]
+    assert reminders.claim(["alice"]) == []  # held by the claim's lease
+    reminders.deliver(claimed)
     assert due_ids(client, alice) == []
-    assert store.claim_reminders(["alice"]) == []  # delivered once
-    # Moving the due date arms the reminder again (a new time to be reminded at).
+    # Moving the due date arms the reminder again (a new time to be reminded at), and a
+    # late confirmation of the old one does not count for it.
     url = f"/api/tasks/{past['id']}"
     assert client.patch(url, json={"due_date": soon(-30)}, headers=alice).status_code == 200
     assert due_ids(client, alice) == [past["id"]]
+    reminders.deliver(claimed)
+    assert due_ids(client, alice) == [past["id"]]
     # Another change leaves a delivered reminder delivered.
-    store.claim_reminders(["alice"])
+    reminders.deliver(reminders.claim(["alice"]))
     assert client.patch(url, json={"title": "renamed"}, headers=alice).status_code == 200
     assert due_ids(client, alice) == []
     # Moving remind_before arms it again too.
@@ -127,13 +134,13 @@ def test_each_reminder_is_claimed_once_by_concurrent_claimers(
     client: TestClient, create: Create, engine: Engine
 ) -> None:
     made = {create(due_date=soon(-5), remind_before="PT1S")["id"] for _ in range(40)}
-    store = TaskStore(engine, quota=100)
+    reminders = TaskStore(engine, quota=100).reminders()
     claimed: list[int] = []
     lock = threading.Lock()
 
     def claim() -> None:
         for _ in range(10):
-            tasks = store.claim_reminders(["alice"], limit=3)
+            tasks = reminders.claim(["alice"], limit=3)
             with lock:
                 claimed.extend(task.id for task in tasks)
 

@@ -32,7 +32,7 @@ def run_stream(read_error: Exception) -> list[dict[str, Any]]:
         stream = EventStream(
             watch=hub.watch("alice"),
             read=read,
-            read_task=no_task,
+            confirm=no_confirm,
             cursor=None,
             position=0,
             lifetime=60,
@@ -49,7 +49,7 @@ def run_stream(read_error: Exception) -> list[dict[str, Any]]:
     return sent
 
 
-async def no_task(_task_id: int) -> None:
+async def no_confirm(_tasks: list[Any]) -> None:
     return None
 
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -164,7 +165,8 @@ def test_with_redis_unreachable_the_process_bound_per_user_still_holds() -> None
         async with processes(1, unreachable()) as (leases,):
             live = LiveUpdates(
                 settings,
-                cast(TaskStore, None),  # opening a stream reads nothing yet
+                # Opening a stream reads nothing yet, and reminders are never claimed here.
+                cast(TaskStore, SimpleNamespace(reminders=lambda lease: None)),
                 Wakeups(settings.streams_per_user, settings.streams_per_process),
                 asyncio.Semaphore(1),
                 leases=leases,

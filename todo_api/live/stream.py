@@ -1,9 +1,11 @@
 """One event stream (text/event-stream): the user's changes feed, read from a cursor and then
 again on every wake, written as Server-Sent Events.
 
-Every event comes from the feed, so a stream that resumes from an event's id gets exactly the
-changes after it: nothing in between is lost and nothing is sent twice. Between reads the
-stream holds no database connection and no admission place, only its registration.
+Every change event comes from the feed, so a stream that resumes from an event's id gets
+exactly the changes after it: nothing in between is lost and nothing is sent twice. Between
+reads the stream holds no database connection and no admission place, only its registration.
+A reminder comes with its task (todo_api/live/reminders.py): the stream reads nothing for it,
+and has it confirmed once written.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from starlette.types import Message, Receive, Scope, Send
 from handlers.representation import change_json, task_json
 from storage import Changes, CursorExpired, Task
 from storage.cursors import feed_position
+from todo_api.live.reminders import Delivery
 from todo_api.live.wakeups import Watch
 from todo_api.metrics import Metrics
-from todo_api.web.server import ABORT_EXTENSION
+from todo_api.web.server import ABORT_EXTENSION, OPEN_EXTENSION
 
 logger = logging.getLogger("todo_api")
 
@@ -33,8 +36,8 @@ MEDIA_TYPE = "text/event-stream; charset=utf-8"
 RETRY_MILLISECONDS = 2000
 
 ReadFeed = Callable[[str | None], Awaitable[Changes]]
-# The user's task as it is now; None if it is gone.
-ReadTask = Callable[[int], Awaitable[Task | None]]
+# Called with the reminders this stream wrote first: they are delivered.
+Confirm = Callable[[list[Task]], Awaitable[None]]
 
 
 def change_events(page: Changes) -> bytes:
@@ -70,7 +73,7 @@ class EventStream(Response):
         *,
         watch: Watch,
         read: ReadFeed,
-        read_task: ReadTask,
+        confirm: Confirm,
         cursor: str | None,
         position: int,
         lifetime: float,
@@ -85,7 +88,7 @@ class EventStream(Response):
         # Called once the stream is over (its lease across processes is given back).
         self._on_close = on_close
         self._read = read
-        self._read_task = read_task
+        self._confirm = confirm
         self._cursor = cursor
         # The change number the cursor stands after: a wake for one no later is not news.
         self._seq = position
@@ -101,11 +104,13 @@ class EventStream(Response):
         self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self._dropped = False
         self._abort: Callable[[], None] | None = None
+        self._open: Callable[[], bool] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             # The server's way to drop a connection, where it has one (todo_api.web.server).
             self._abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
+            self._open = scope.get("extensions", {}).get(OPEN_EXTENSION)
             streaming = asyncio.ensure_future(self._stream(send))
             leaving = asyncio.ensure_future(_disconnected(receive))
             done, _ = await asyncio.wait({streaming, leaving}, return_when=asyncio.FIRST_COMPLETED)
@@ -124,9 +129,14 @@ class EventStream(Response):
         deadline = asyncio.get_running_loop().time() + self._lifetime
         if not await self._write(send, f"retry: {RETRY_MILLISECONDS}\n\n".encode()):
             return
-        while await self._catch_up(send) and await self._remind(send):
-            if not await self._wait(send, deadline):
+        news = True
+        while True:
+            if news and not await self._catch_up(send):
                 break
+            if not await self._remind(send) or not await self._wait(send, deadline):
+                break
+            # Woken by reminders alone, the stream does not read the feed.
+            news = self._watch.news_after(self._seq)
         if not self._dropped:
             await self._write(send, b"", more=False)
 
@@ -158,17 +168,21 @@ class EventStream(Response):
                 return True
 
     async def _remind(self, send: Send) -> bool:
-        """Send each reminder that came; False if the stream must end."""
-        for task_id in self._watch.take_reminders():
-            try:
-                task = await self._read_task(task_id)
-            except (OperationalError, PoolTimeout):
-                return False
-            if task is None:
-                continue  # deleted since it came due
-            if not await self._write(send, reminder_event(task)):
-                return False
-            self._count("reminder", 1)
+        """Send every reminder that came, and have those it wrote first confirmed; False if
+        the stream must end (then none of them counts as written)."""
+        deliveries: list[Delivery] = self._watch.take_reminders()
+        if not deliveries:
+            return True
+        body = b"".join(reminder_event(delivery.task) for delivery in deliveries)
+        if not await self._write(send, body):
+            for delivery in deliveries:
+                delivery.drop()
+            return False
+        self._count("reminder", len(deliveries))
+        first = [delivery.task for delivery in deliveries if delivery.wrote()]
+        if first:
+            # Shielded: a client that leaves now must not undo a confirmation of what it got.
+            await asyncio.shield(self._confirm(first))
         return True
 
     async def _wait(self, send: Send, deadline: float) -> bool:
@@ -198,6 +212,9 @@ class EventStream(Response):
         try:
             async with asyncio.timeout(self._send_timeout):
                 await send(message)
+            # A server drops a write to a connection already closing without a word: what
+            # was not written must not count as written (a reminder would be lost).
+            return self._open is None or self._open()
         except TimeoutError:
             self._dropped = True
             if self._metrics is not None:
@@ -208,7 +225,6 @@ class EventStream(Response):
             if self._abort is not None:
                 self._abort()
             return False
-        return True
 
 
 async def _disconnected(receive: Receive) -> None:

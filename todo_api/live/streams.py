@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
-from storage import Changes, InvalidCursor, Task, TaskNotFound, TaskStore
+from storage import Changes, InvalidCursor, Task, TaskStore
 from storage.cursors import feed_position
 from storage.notifications import ChangeListener, ChangePoller, ReminderPoller
 from todo_api.live.leases import StreamLeases
+from todo_api.live.reminders import ReminderDesk
 from todo_api.live.stream import MEDIA_TYPE, EventStream, reset_event
 from todo_api.live.wakeups import StreamLimit, Wakeups
 from todo_api.metrics import Metrics
 from todo_api.settings import Settings
 from todo_api.web.problems import CURSOR_EXPIRED, problem_body
+
+logger = logging.getLogger("todo_api")
 
 # Changes a stream reads at a time; a longer backlog is read in pages of this many.
 PAGE = 100
@@ -41,6 +47,14 @@ class LiveUpdates:
         # The per-user bound across processes (REDIS_URL); Wakeups holds this process's bounds.
         self._leases = leases
         self._watchers: list[ChangeListener | ChangePoller | ReminderPoller] = []
+        # Without LISTEN, a process's claims reach its own streams only (and each process
+        # claims for its own): a claim none of them took is released at once. With it, every
+        # listening process hands each claim to its streams, and a claim lapses at its lease.
+        self.reminders = ReminderDesk(
+            store.reminders(dt.timedelta(seconds=settings.reminder_lease_seconds)),
+            wakeups,
+            exclusive=settings.wakeups == "poll",
+        )
 
     def start(self) -> None:
         settings = self._settings
@@ -50,7 +64,7 @@ class LiveUpdates:
                 settings.database_direct_url or settings.database_url,
                 self.wakeups.wake,
                 self.wakeups.wake_everyone,
-                remind=self.wakeups.remind,
+                remind=self.reminders.heard,
                 connect_timeout=settings.pool.connect_timeout,
             )
             self._watchers.append(listener)
@@ -63,21 +77,12 @@ class LiveUpdates:
                 needed=(lambda: not listener.listening.is_set()) if listener else lambda: True,
             )
         )
-
-        def claimed(user_id: str, task_id: int) -> bool:
-            """Whether a stream will take the reminder. A listening process hears its own
-            claims on the reminder channel, as every other process does, and cannot know;
-            without one, only this process's streams can be told."""
-            if listener is not None and listener.listening.is_set():
-                return True
-            return self.wakeups.remind(user_id, task_id)
-
         self._watchers.append(
             ReminderPoller(
-                self._store.claim_reminders,
-                self._store.release_reminder,
+                self.reminders.claim,
+                self.reminders.hand_claimed,
                 self.wakeups.users,
-                claimed,
+                settle=self.reminders.settle,
             )
         )
         for watcher in self._watchers:
@@ -119,7 +124,7 @@ class LiveUpdates:
             return EventStream(
                 watch=watch,
                 read=lambda after: self._read(user_id, after),
-                read_task=lambda task_id: self._read_task(user_id, task_id),
+                confirm=self._confirm,
                 cursor=cursor,
                 position=position,
                 lifetime=lifetime,
@@ -139,6 +144,17 @@ class LiveUpdates:
             watch.close()
             raise
 
+    async def _confirm(self, tasks: list[Task]) -> None:
+        """A stream wrote these reminders first. If the database cannot be told now, their
+        leases run out and they are sent again: at least once, never lost."""
+        try:
+            async with self._slots:
+                await run_in_threadpool(self.reminders.deliver, tasks)
+        except (OperationalError, PoolTimeout) as exc:
+            logger.warning(
+                "confirming reminders failed: %s", exc, extra={"event": "reminders_failed"}
+            )
+
     async def _lease(self, user_id: str) -> Callable[[], Awaitable[None]] | None:
         """The user's lease across processes, and how to give it back; StreamLimit if the
         user's streams in all processes are at the bound."""
@@ -151,13 +167,6 @@ class LiveUpdates:
                 self._metrics.streams_refused.labels("user").inc()
             raise StreamLimit(per_user=True, limit=leases.per_user)
         return lambda: leases.release(user_id, lease)
-
-    async def _read_task(self, user_id: str, task_id: int) -> Task | None:
-        async with self._slots:
-            try:
-                return await run_in_threadpool(self._store.get, user_id, task_id)
-            except TaskNotFound:
-                return None
 
     async def _read(self, user_id: str, cursor: str | None) -> Changes:
         async with self._slots:

@@ -11,8 +11,12 @@ import contextlib
 import math
 import threading
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from todo_api.metrics import Metrics
+
+if TYPE_CHECKING:
+    from todo_api.live.reminders import Delivery
 
 
 class StreamLimit(Exception):
@@ -33,8 +37,9 @@ class Watch:
         self._loop = loop
         self._event = asyncio.Event()
         self._latest = -1.0
-        # Tasks whose reminder came due, in the order they came, not yet sent.
-        self._reminders: list[int] = []
+        # Reminders that came (each with its task), in the order they came, not yet sent.
+        self._reminders: list[Delivery] = []
+        self._closed = False
         # Set when the server shuts down: the stream ends, completing its answer.
         self.ended = False
 
@@ -43,18 +48,27 @@ class Watch:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._woken, seq)
 
-    def remind(self, task_id: int) -> None:
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._reminded, task_id)
+    def remind(self, delivery: Delivery) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._reminded, delivery)
+        except RuntimeError:  # the loop closed: nobody will write it
+            delivery.drop()
 
-    def _reminded(self, task_id: int) -> None:
-        self._reminders.append(task_id)
+    def _reminded(self, delivery: Delivery) -> None:
+        if self._closed:
+            delivery.drop()
+            return
+        self._reminders.append(delivery)
         self._event.set()
 
-    def take_reminders(self) -> list[int]:
+    def take_reminders(self) -> list[Delivery]:
         """The reminders that came since the last call (called on the stream's loop)."""
         taken, self._reminders = self._reminders, []
         return taken
+
+    def news_after(self, after: int) -> bool:
+        """Whether a change after number `after` was announced (else only reminders came)."""
+        return self._latest > after
 
     def end(self) -> None:
         with contextlib.suppress(RuntimeError):
@@ -87,6 +101,11 @@ class Watch:
         return True
 
     def close(self) -> None:
+        """The stream ended (called on its loop): the reminders it did not write are left."""
+        self._closed = True
+        left, self._reminders = self._reminders, []
+        for delivery in left:
+            delivery.drop()
         self._hub._release(self)
 
 
@@ -147,14 +166,10 @@ class Wakeups:
         for watch in watches:
             watch.wake(seq)
 
-    def remind(self, user_id: str, task_id: int) -> bool:
-        """The reminder of the user's task `task_id` is due; callable from any thread.
-        Whether any stream of the user's was here to take it."""
+    def watches_of(self, user_id: str) -> list[Watch]:
+        """The user's streams here now; callable from any thread."""
         with self._lock:
-            watches = list(self._watches.get(user_id, ()))
-        for watch in watches:
-            watch.remind(task_id)
-        return bool(watches)
+            return list(self._watches.get(user_id, ()))
 
     def wake_everyone(self) -> None:
         """Every stream reads the feed again (changes may have been missed)."""

@@ -31,6 +31,8 @@ from todo_api.web.connections import ConnectionTable
 from todo_api.web.problems import TITLES, problem_body
 
 ABORT_EXTENSION = "todo_api.abort"
+# Whether the connection still takes writes: uvicorn drops a write to one closing silently.
+OPEN_EXTENSION = "todo_api.open"
 HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 
 
@@ -165,6 +167,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # an event stream calls this to drop the connection (todo_api/live/stream.py).
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
         extensions[ABORT_EXTENSION] = self._abort
+        extensions[OPEN_EXTENSION] = self._open
 
     def _unsupported(self) -> tuple[int, str] | None:
         """What this server cannot read of a request whose head has come, if anything."""
@@ -193,6 +196,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _abort(self) -> None:
         self.transport.abort()
 
+    def _open(self) -> bool:
+        return not self.transport.is_closing()
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
         if not self._refused:

@@ -21,6 +21,8 @@ import logging
 import secrets
 import time
 
+from todo_api.redis_client import PAUSE_AFTER_FAILURE_SECONDS, Outage, bounded_redis
+
 logger = logging.getLogger("todo_api.live")
 
 # How long a lease lasts unless renewed: how long a dead process's streams still count.
@@ -77,29 +79,18 @@ class StreamLeases:
         max_connections: int,
         timeout: float,
         lease_seconds: float = LEASE_SECONDS,
-        pause_after_failure: float = 5.0,
+        pause_after_failure: float = PAUSE_AFTER_FAILURE_SECONDS,
     ) -> None:
-        import redis.asyncio
-
-        # A bounded pool: past `max_connections` an open waits `timeout` for a connection, and
-        # then the lease is granted here.
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
-        self._redis = redis.asyncio.Redis(connection_pool=pool)
+        # Past `max_connections` an open waits `timeout` for a connection, and then the lease
+        # is granted here.
+        self._redis = bounded_redis(url, max_connections=max_connections, timeout=timeout)
         self._acquire = self._redis.register_script(ACQUIRE)
         self._renew = self._redis.register_script(RENEW)
         self.per_user = per_user
         self._timeout = timeout
         self._length_ms = max(1, round(lease_seconds * 1000))
         self._lease_seconds = lease_seconds
-        self._pause_after_failure = pause_after_failure
-        self._paused_until = 0.0
-        self._failing = False
+        self._outage = Outage(logger, "bounding event streams per user", pause_after_failure)
         # user -> the ids of this process's leases: what the renewals renew.
         self._held: dict[str, set[str]] = {}
         # A renewal and a removal never interleave: a renewal that read a lease before its
@@ -112,7 +103,7 @@ class StreamLeases:
         `per_user` streams open across the processes."""
         lease = secrets.token_hex(12)
         started = time.monotonic()
-        if started >= self._paused_until:
+        if not self._outage.paused(started):
             try:
                 # The pool's and the socket's timeouts each bound one step; this bounds them all.
                 async with asyncio.timeout(self._timeout * 3):
@@ -121,9 +112,9 @@ class StreamLeases:
                         args=[self.per_user, lease, self._length_ms],
                     )
             except Exception as exc:
-                self._failed(exc)
+                self._outage.failed(exc)
             else:
-                self._answered(started)
+                self._outage.answered(started)
                 if not granted:
                     return None
         self._held.setdefault(user_id, set()).add(lease)
@@ -137,7 +128,7 @@ class StreamLeases:
             held.discard(lease)
             if not held:
                 del self._held[user_id]
-        if time.monotonic() < self._paused_until:
+        if self._outage.paused():
             return
         with contextlib.suppress(Exception):
             async with self._writing, asyncio.timeout(self._timeout * 3):
@@ -148,7 +139,7 @@ class StreamLeases:
         async with self._writing:
             held = {user: sorted(ids) for user, ids in self._held.items() if ids}
             started = time.monotonic()
-            if not held or started < self._paused_until:
+            if not held or self._outage.paused(started):
                 return
             args: list[str | int] = [self._length_ms]
             for ids in held.values():
@@ -157,9 +148,9 @@ class StreamLeases:
                 async with asyncio.timeout(self._timeout * 3):
                     await self._renew(keys=[leases_key(user) for user in held], args=args)
             except Exception as exc:
-                self._failed(exc)
+                self._outage.failed(exc)
                 return
-            self._answered(started)
+            self._outage.answered(started)
 
     def start(self) -> None:
         """Renew, every third of a lease's length, until `close`."""
@@ -179,24 +170,3 @@ class StreamLeases:
             for lease in list(ids):
                 await self.release(user_id, lease)
         await self._redis.aclose()
-
-    def _failed(self, exc: Exception) -> None:
-        self._paused_until = time.monotonic() + self._pause_after_failure
-        if not self._failing:
-            self._failing = True
-            logger.warning(
-                "Redis failed (%s: %s): bounding event streams per user in this process",
-                type(exc).__name__,
-                exc,
-                extra={"event": "redis_fallback"},
-            )
-
-    def _answered(self, started: float) -> None:
-        # Only a call sent after the pause says Redis is back; one sent before it may simply
-        # have got a connection in time.
-        if self._failing and started >= self._paused_until:
-            self._failing = False
-            logger.warning(
-                "Redis answers again: bounding event streams per user there",
-                extra={"event": "redis_back"},
-            )

@@ -23,6 +23,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.metrics import Metrics
+from todo_api.redis_client import Outage, bounded_redis
 from todo_api.web.problems import (
     TooManyRequests,
     asgi_response,
@@ -128,31 +129,19 @@ class RedisCounter:
     outage costs a request at most one short timeout now and then rather than one each.
     """
 
-    PAUSE_AFTER_FAILURE_SECONDS = 5.0
-
     def __init__(self, url: str, *, max_connections: int, timeout: float) -> None:
-        import redis.asyncio
-
-        # A bounded pool: past `max_connections` a request waits `timeout` for a connection,
-        # then this process counts it.
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
-        self._redis = redis.asyncio.Redis(connection_pool=pool)
+        # Past `max_connections` a request waits `timeout` for a connection, then this
+        # process counts it.
+        self._redis = bounded_redis(url, max_connections=max_connections, timeout=timeout)
         self._timeout = timeout
         self._local = MemoryCounter()
-        self._paused_until = 0.0
-        self._failing = False
+        self._outage = Outage(logger, "counting rate limits")
 
     async def add(
         self, key: str, window: int, amount: int, at: float | None = None
     ) -> tuple[int, float]:
         started = time.monotonic()
-        if started < self._paused_until:
+        if self._outage.paused(started):
             return await self._local.add(key, window, amount, at)
         now = time.time()
         at = now if at is None else at
@@ -166,15 +155,7 @@ class RedisCounter:
                     pipe.expire(name, window * 2)
                     count, _ = await pipe.execute()
         except Exception as exc:
-            self._paused_until = time.monotonic() + self.PAUSE_AFTER_FAILURE_SECONDS
-            if not self._failing:
-                self._failing = True
-                logger.warning(
-                    "Redis failed (%s: %s): counting rate limits in this process",
-                    type(exc).__name__,
-                    exc,
-                    extra={"event": "redis_fallback"},
-                )
+            self._outage.failed(exc)
             return await self._local.add(key, window, amount, at)
         count = int(count)
         known = self._local.count(key, window, at)
@@ -185,13 +166,7 @@ class RedisCounter:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self._timeout * 3):
                     count = int(await self._redis.incrby(name, known))
-        # Only a request sent after the pause says Redis is back; one sent before it may
-        # simply have got a connection in time.
-        if self._failing and started >= self._paused_until:
-            self._failing = False
-            logger.warning(
-                "Redis answers again: counting rate limits there", extra={"event": "redis_back"}
-            )
+        self._outage.answered(started)
         self._local.remember(key, window, at, count)
         return count, (index + 1) * window - now
 

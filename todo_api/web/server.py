@@ -198,6 +198,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _open(self) -> bool:
         return not self.transport.is_closing()
+
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
         if not self._refused:

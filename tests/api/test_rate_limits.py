@@ -54,6 +54,13 @@ def limited(serve: Client, **settings: object) -> TestClient:
         # counts afresh. A day's ends only at midnight UTC.
         "rate_limit_window": WINDOW,
     }
+    if settings.get("redis_url") == REDIS_URL:
+        # Every test client calls from one address ("testclient"), whose counts in a shared
+        # Redis would outlive the test, and the run, for the rest of the day's window.
+        server = redis.Redis.from_url(REDIS_URL)
+        stale = list(server.scan_iter("todo-api:rate:address:*testclient:*"))
+        if stale:
+            server.delete(*stale)
     return serve(**(defaults | settings))
 
 
@@ -134,6 +141,21 @@ def test_a_credential_never_checked_counts_as_an_anonymous_call(
     assert api.get("/api/tasks", headers=user()).status_code == 200  # not its users
 
 
+def test_a_scheme_other_than_bearer_is_an_anonymous_call(serve: Client) -> None:
+    api = limited(serve)
+    basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+    statuses = [api.get("/api/tasks", headers=basic).status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+    assert api.get("/api/tasks", headers=user()).status_code == 200
+
+
+def test_only_a_probes_get_is_exempt(serve: Client) -> None:
+    api = limited(serve)
+    assert [api.get("/api/tasks").status_code for _ in range(4)][-1] == 429
+    assert api.get("/api/health/ready").status_code == 200
+    assert api.post("/api/health/ready").status_code == 429
+
+
 def test_limits_can_be_switched_off(serve: Client) -> None:
     api = limited(serve, rate_limit_enabled=False)
     alice = user()
@@ -160,14 +182,30 @@ def test_a_user_over_the_limit_stays_refused_when_redis_comes_back_empty(serve: 
     alice = bearer(make_token(subject, iss=None, aud=None))
     statuses = [api.get("/api/tasks", headers=alice).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
-    # What a Redis restarted without its data has of this user: nothing.
+    # What a Redis restarted without its data has: nothing of this user, nor of the window.
     server = redis.Redis.from_url(REDIS_URL)
     lost = server.keys(f"todo-api:rate:user:{subject}:*")
     assert lost
-    server.delete(*lost)
+    server.delete(*lost, *server.keys("todo-api:rate-window:*"))
     assert api.get("/api/tasks", headers=alice).status_code == 429
     # And Redis has the count again, for the other processes.
     assert int(server.get(lost[0]) or 0) >= 6
+
+
+@needs_redis
+def test_accepted_credentials_leave_no_guess_behind_in_redis(serve: Client) -> None:
+    # Each new token is checked: counted as a guess first, and given back once accepted.
+    api = limited(serve, redis_url=REDIS_URL, rate_limit_per_user=100)
+    subject = f"u-{uuid.uuid4().hex[:12]}"
+    statuses = [
+        api.get("/api/tasks", headers=bearer(make_token(subject, jti=str(n)))).status_code
+        for n in range(10)
+    ]
+    assert statuses == [200] * 10
+    # Not one guess counted against the address.
+    server = redis.Redis.from_url(REDIS_URL)
+    counts = [server.get(key) for key in server.scan_iter("todo-api:rate:address:*testclient:*")]
+    assert [int(count or 0) for count in counts] == [0] * len(counts)
 
 
 def test_an_unreachable_redis_still_limits_and_breaks_nothing(

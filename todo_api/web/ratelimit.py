@@ -136,6 +136,11 @@ class RedisCounter:
         self._timeout = timeout
         self._local = MemoryCounter()
         self._outage = Outage(logger, "counting rate limits")
+        # The window whose marker this process has seen in Redis; and, once that marker was
+        # found gone (Redis lost its data), the window and the keys given back their counts.
+        self._marked: tuple[int, int] | None = None
+        self._lost: tuple[int, int] | None = None
+        self._restored: set[str] = set()
 
     async def add(
         self, key: str, window: int, amount: int, at: float | None = None
@@ -147,25 +152,34 @@ class RedisCounter:
         at = now if at is None else at
         index = int(at // window)
         name = f"todo-api:rate:{key}:{index}"
+        this_window = (window, index)
         try:
             # The pool's and the socket's timeouts each bound one step; this bounds them all.
             async with asyncio.timeout(self._timeout * 3):
                 async with self._redis.pipeline(transaction=True) as pipe:
+                    # Made by the window's first request in any process, and kept as long as
+                    # its counts: found missing later, Redis has lost them.
+                    pipe.set(f"todo-api:rate-window:{window}:{index}", 1, nx=True, ex=window * 2)
                     pipe.incrby(name, amount)
                     pipe.expire(name, window * 2)
-                    count, _ = await pipe.execute()
+                    made, count, _ = await pipe.execute()
         except Exception as exc:
             self._outage.failed(exc)
             return await self._local.add(key, window, amount, at)
         count = int(count)
-        known = self._local.count(key, window, at)
-        if count == amount and known > 0:
-            # The key was made just now, though this process saw a count in this window:
-            # Redis lost it (restarted empty, or failed over). Go on from what was seen here,
-            # so that a user over the limit stays refused.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self._timeout * 3):
-                    count = int(await self._redis.incrby(name, known))
+        if made and self._marked == this_window:
+            # Restarted empty, or failed over to a replica that had not the counts: each key
+            # gets back the count this process last saw of it, so that a user over the limit
+            # stays refused.
+            self._lost, self._restored = this_window, set()
+        self._marked = this_window
+        if self._lost == this_window and key not in self._restored:
+            self._restored.add(key)
+            known = self._local.count(key, window, at)
+            if known > 0:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self._timeout * 3):
+                        count = int(await self._redis.incrby(name, known))
         self._outage.answered(started)
         self._local.remember(key, window, at, count)
         return count, (index + 1) * window - now
@@ -244,18 +258,21 @@ class RateLimits:
     """
 
     def __init__(
-        self, app: ASGIApp, limiter: RateLimiter, exempt: Callable[[str], bool] = lambda _: False
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter,
+        exempt: Callable[[str, str], bool] = lambda _method, _path: False,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.exempt(scope["path"]):
+        if scope["type"] != "http" or self.exempt(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
-        has_credential = "authorization" in Headers(scope=scope)
+        has_credential = is_bearer(Headers(scope=scope).get("authorization"))
         policy = self.limiter.address
         key = f"credential:{client}" if has_credential else client
         if has_credential:
@@ -286,6 +303,15 @@ class RateLimits:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def is_bearer(authorization: str | None) -> bool:
+    """Whether an Authorization header carries a bearer credential, the only kind checked
+    here: any other (Basic, a bare word) is no credential, and its request is anonymous."""
+    if authorization is None:
+        return False
+    scheme, _, credential = authorization.strip().partition(" ")
+    return scheme.lower() == "bearer" and bool(credential.strip())
 
 
 @asynccontextmanager

@@ -13,5 +13,5 @@ def get_health() -> Response:
 
 def get_ready() -> Response:
     # An unreachable database raises here and is answered 503 (todo_api.web.problems).
-    request.state.store.ping()
+    request.state.readiness.check()
     return {"status": "ok"}, 200, JSON

@@ -33,9 +33,9 @@ from todo_api.web.media_types import RequestContent
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from todo_api.web.observe import REQUEST_ID_HEADER, Observe
 from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
+from todo_api.web.readiness import Readiness
 from todo_api.web.served_contract import JSON_PATH, ServedContract, contract_documents
 
-LIVENESS_PATH = "/api/health"
 # What a browser's script may read of an answer, and send, across origins.
 EXPOSED_HEADERS = [
     "X-Total-Count",
@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> AsyncApp:
                 # Starlette hands this state to every request as `request.state`.
                 yield {
                     "store": store,
+                    "readiness": Readiness(store.ping),
                     "tickets": TicketStore(
                         engine, dt.timedelta(seconds=settings.stream_ticket_seconds)
                     ),
@@ -170,12 +171,11 @@ def create_app(settings: Settings) -> AsyncApp:
     if limiter is not None:
         # Inside CORS (preflights are not counted), outside the error handling (so that a
         # refused request never reaches it, and every answer carries the headers).
-        probes = probe_paths()
         app.add_middleware(
             RateLimits,
             position=MiddlewarePosition.BEFORE_EXCEPTION,
             limiter=limiter,
-            exempt=lambda path: path.rstrip("/") in probes,
+            exempt=is_probe,
         )
     # After the body is read and the credential checked (Better Auth may be slow): a place is
     # held only by a request ready to work, and for as long as it works.
@@ -184,11 +184,17 @@ def create_app(settings: Settings) -> AsyncApp:
         position=MiddlewarePosition.BEFORE_VALIDATION,
         slots=slots,
         wait=settings.pool.timeout,
-        exempt=lambda path: path.rstrip("/") == LIVENESS_PATH or is_streamed(path),
+        exempt=lambda method, path: is_probe(method, path) or is_streamed(path),
         metrics=metrics,
     )
     problems.register(app)
     return app
+
+
+def is_probe(method: str, path: str) -> bool:
+    """A load balancer's check: never rate-limited, never waiting for a place to work (the
+    readiness check asks the database at most once a second, todo_api/web/readiness.py)."""
+    return method in {"GET", "HEAD"} and path.rstrip("/") in probe_paths()
 
 
 def task_store(settings: Settings, engine: Engine, wakeups: Wakeups | None = None) -> TaskStore:

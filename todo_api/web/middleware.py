@@ -148,7 +148,8 @@ class Admission:
 
     Without it, requests past the thread pool's size queue for a thread with no bound at all,
     and those past the connection pool's size hold a thread while they wait for a connection.
-    Liveness is never held back: a busy process is alive. Nor are event streams, which last:
+    Probes are never held back: a busy process is alive, and readiness asks the database at
+    most once a second (todo_api/web/readiness.py). Nor are event streams, which last:
     they take a place for each read they make instead (todo_api/live).
     """
 
@@ -157,7 +158,7 @@ class Admission:
         app: ASGIApp,
         slots: asyncio.Semaphore,
         wait: float,
-        exempt: Callable[[str], bool],
+        exempt: Callable[[str, str], bool],
         metrics: Metrics | None = None,
     ) -> None:
         self.app = app
@@ -167,7 +168,7 @@ class Admission:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.exempt(scope["path"]):
+        if scope["type"] != "http" or self.exempt(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         if not self.slots.locked():

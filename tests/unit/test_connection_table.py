@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from todo_api.web.connections import ConnectionTable
+import pytest
+
+from todo_api.web.connections import ConnectionTable, address_key
 
 
 def test_past_the_per_address_bound_the_addresss_oldest_silent_connection_makes_room() -> None:
@@ -62,3 +64,18 @@ def test_leaving_twice_or_unknown_is_harmless() -> None:
     table.leave("never")
     table.heard("never")
     assert len(table) == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8::1", "2001:db8::/64"),
+        ("2001:db8::ffff:abcd", "2001:db8::/64"),  # the same host rotating through its /64
+        ("2001:db8:0:1::1", "2001:db8:0:1::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),  # IPv4 on a dual-stack socket
+        ("", ""),
+    ],
+)
+def test_an_ipv6_client_is_counted_by_its_64(host: str, key: str) -> None:
+    assert address_key(host) == key

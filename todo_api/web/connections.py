@@ -9,10 +9,25 @@ process at most `max_connections`.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 Conn = TypeVar("Conn", bound=Hashable)
+
+
+def address_key(host: str) -> str:
+    """Whom a connection is counted against: its IPv4 address, or its IPv6 address's /64 (one
+    host is usually given a whole /64, and could rotate through it)."""
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 class ConnectionTable(Generic[Conn]):

@@ -27,7 +27,7 @@ from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from todo_api.web.connections import ConnectionTable
+from todo_api.web.connections import ConnectionTable, address_key
 from todo_api.web.problems import TITLES, problem_body
 
 ABORT_EXTENSION = "todo_api.abort"
@@ -78,6 +78,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_size = 0
         self._body_bytes = 0
         self._framing_bytes = 0
+        self._messages = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -86,7 +87,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not isinstance(forwarded_allow_ips, str):
             forwarded_allow_ips = ",".join(forwarded_allow_ips)
         capped = address not in _trusted_proxies(forwarded_allow_ips)
-        closing = self.limits.table.admit(self, address, capped=capped)
+        closing = self.limits.table.admit(self, address_key(address), capped=capped)
         if closing is None:
             self._refuse(503, "The server has too many connections open; try again shortly.")
             return
@@ -111,7 +112,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             in_body = not self._in_head
             if in_body:
                 piece, data = data[:limit], data[limit:]
-                body_before = self._body_bytes
+                body_before, messages_before = self._body_bytes, self._messages
             else:
                 room = limit - self._head_bytes
                 if room <= 0:
@@ -122,10 +123,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().data_received(piece)
             if self.transport.is_closing() or self._refused:
                 return
-            if in_body and not self._in_head:
-                body = self._body_bytes - body_before
-                framing = len(piece) - body
-                self._framing_bytes = framing if body else self._framing_bytes + framing
+            if in_body and self._messages == messages_before:
+                # Only a piece without body bytes counts in full (what follows a body's last
+                # byte in the same piece is at most one piece, as for a head).
+                if self._body_bytes > body_before:
+                    self._framing_bytes = 0
+                else:
+                    self._framing_bytes += len(piece)
                 if self._head_size + self._framing_bytes > limit:
                     self._refuse(431, f"The request head and trailers are over {limit} bytes.")
                     return
@@ -207,6 +211,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._refused:
             return
+        self._messages += 1
         super().on_message_complete()
         # Whatever comes next on this connection is the next request's head.
         self._in_head = True

@@ -79,14 +79,15 @@ RELEASE = (
     )
     .values(reminder_claimed_until=None)
 )
-# The tasks another process claimed, as they are now, for this process's streams.
+# The tasks another process claimed, as they are now, for this process's streams: only while
+# still due and still held by a claim (a reminder moved or delivered since is not sent).
 CLAIMED = (
     select(*COLUMNS)
     .where(
         TaskRow.user_id == _owner,
         TaskRow.id.in_(bindparam("task_ids", expanding=True)),
-        TaskRow.deleted_at.is_(None),
-        TaskRow.completed.is_(False),
+        *REMINDER_DUE,
+        TaskRow.reminder_claimed_until > _now,
     )
     .order_by(TaskRow.id)
 )
@@ -230,11 +231,15 @@ class ReminderStore:
         with self._engine.begin() as connection:
             connection.execute(RELEASE, values)
 
-    def read(self, user_id: str, task_ids: Collection[int]) -> list[Task]:
-        """The user's tasks among `task_ids` still pending, in id order, as they are now."""
+    def read(
+        self, user_id: str, task_ids: Collection[int], now: dt.datetime | None = None
+    ) -> list[Task]:
+        """The user's tasks among `task_ids` whose reminders are still due and claimed, in id
+        order, as they are now."""
         if not task_ids:
             return []
-        values = {"owner": user_id, "task_ids": sorted(task_ids)}
+        now = now or dt.datetime.now(dt.UTC)
+        values = {"owner": user_id, "task_ids": sorted(task_ids), "now": now}
         with self._engine.begin() as connection:
             rows = connection.execute(CLAIMED, values).all()
         return [Task.of(row) for row in rows]

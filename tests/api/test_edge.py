@@ -570,3 +570,47 @@ def test_probes_are_never_rate_limited(server: Server) -> None:
         assert anonymous[-1] == 429  # the address is over its limit
         probes = [client.get(path).status_code for path in ("/health", "/health/ready") * 75]
     assert probes == [200] * 150
+
+
+def test_pipelined_bodies_are_no_trailers(server: Server) -> None:
+    # Whitespace is valid JSON: bodies of 20 and 30 KB, each over the head's limit.
+    first, second = (b'{"title": "pipelined"}' + b" " * size for size in (20_000, 30_000))
+    requests = b"".join(
+        request_head(
+            "POST",
+            "/api/tasks",
+            *ALICE_HEADER,
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+        )
+        + body
+        for body in (first, second)
+    )
+    with server.connect() as sock:
+        sock.sendall(requests)
+        answer = b""
+        sock.settimeout(5)
+        while answer.count(b"HTTP/1.1 ") < 2 and (received := sock.recv(65536)):
+            answer += received
+    assert answer.count(b"HTTP/1.1 201 ") == 2, answer[:300]
+
+
+def test_a_body_in_many_small_chunks_is_no_trailer(server: Server) -> None:
+    padding = f"X-Padding: {'p' * (MAX_HEAD_BYTES // 2)}"
+    body = b'{"title": "in small chunks"}' + b" " * 10_000  # whitespace is valid JSON
+    chunks = b"".join(b"1\r\n%s\r\n" % body[i : i + 1] for i in range(len(body)))
+    with server.connect() as sock:
+        sock.sendall(
+            request_head(
+                "POST",
+                "/api/tasks",
+                *ALICE_HEADER,
+                padding,
+                "Content-Type: application/json",
+                "Transfer-Encoding: chunked",
+            )
+            + chunks
+            + b"0\r\n\r\n"
+        )
+        answer = answer_of(sock, KEEP_ALIVE_TIMEOUT + 3)
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]

@@ -130,6 +130,24 @@ def test_the_reminders_due_are_listed_until_delivered_and_moving_rearms(
     assert due_ids(client, alice) == [past["id"]]
 
 
+def test_a_claim_heard_by_another_process_is_read_only_while_still_due_and_held(
+    client: TestClient, alice: dict[str, str], create: Create, engine: Engine
+) -> None:
+    moved = create(due_date=soon(-60), remind_before="PT1M")
+    delivered = create(due_date=soon(-60), remind_before="PT1M")
+    kept = create(due_date=soon(-60), remind_before="PT1M")
+    reminders = TaskStore(engine, quota=100).reminders()
+    claimed = reminders.claim(["alice"])
+    assert sorted(task.id for task in claimed) == sorted(t["id"] for t in (moved, delivered, kept))
+    # Before another process reads the claims it heard of, one reminder moves to tomorrow and
+    # another is written by a stream of the claimer's.
+    url = f"/api/tasks/{moved['id']}"
+    assert client.patch(url, json={"due_date": soon(86_400)}, headers=alice).status_code == 200
+    reminders.deliver([task for task in claimed if task.id == delivered["id"]])
+    read = reminders.read("alice", [task.id for task in claimed])
+    assert [task.id for task in read] == [kept["id"]]
+
+
 def test_each_reminder_is_claimed_once_by_concurrent_claimers(
     client: TestClient, create: Create, engine: Engine
 ) -> None:

@@ -98,6 +98,22 @@ def test_a_wake_reaches_only_that_users_streams_and_only_for_news() -> None:
     asyncio.run(scenario())
 
 
+def test_a_wake_for_everyone_is_one_read_of_the_feed_not_a_loop() -> None:
+    async def scenario() -> None:
+        hub = Wakeups(per_user=5, per_process=5)
+        alice = hub.watch("alice")
+        hub.wake_everyone()
+        assert await alice.wait(after=7, timeout=1)
+        assert alice.news_after(7)
+        alice.reading()  # the stream reads the feed, and stands after change 7
+        assert not alice.news_after(7)
+        assert not await alice.wait(after=7, timeout=0.05)
+        hub.wake("alice", 8)  # later changes are news again
+        assert await alice.wait(after=7, timeout=1)
+
+    asyncio.run(scenario())
+
+
 def test_at_shutdown_every_stream_ends_and_no_new_one_opens() -> None:
     async def scenario() -> None:
         hub = Wakeups(per_user=5, per_process=5)

@@ -130,9 +130,13 @@ class StreamLeases:
                 del self._held[user_id]
         if self._outage.paused():
             return
-        with contextlib.suppress(Exception):
+        try:
             async with self._writing, asyncio.timeout(self._timeout * 3):
                 await self._redis.zrem(leases_key(user_id), lease)
+        except Exception as exc:
+            # Paused like any other call: closing many streams in an outage (a shutdown) costs
+            # one timeout, not one each.
+            self._outage.failed(exc)
 
     async def renew(self) -> None:
         """Renew every lease this process holds (and record those granted without Redis)."""

@@ -66,6 +66,9 @@ class ReminderDesk:
         self.claimer = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._to_release: list[Delivery] = []
+        # Other processes' claims heard, by user: read by the poller's thread, not the
+        # listener's, which must never wait on the database.
+        self._heard: defaultdict[str, set[int]] = defaultdict(set)
 
     def claim(self, user_ids: Collection[str], now: dt.datetime) -> list[Task]:
         return self._store.claim(user_ids, now, claimer=self.claimer)
@@ -79,11 +82,16 @@ class ReminderDesk:
 
     def heard(self, claims: list[tuple[str, int, str]]) -> None:
         """Claims heard on the reminder channel (called from the listener's thread): those of
-        other processes are read, once per user, for this process's streams of the user."""
-        wanted: defaultdict[str, set[int]] = defaultdict(set)
-        for user_id, task_id, claimer in claims:
-            if claimer != self.claimer and self._wakeups.watches_of(user_id):
-                wanted[user_id].add(task_id)
+        other processes are kept for `settle` to read, once per user, for this process's
+        streams of the user."""
+        with self._lock:
+            for user_id, task_id, claimer in claims:
+                if claimer != self.claimer and self._wakeups.watches_of(user_id):
+                    self._heard[user_id].add(task_id)
+
+    def _read_heard(self) -> None:
+        with self._lock:
+            wanted, self._heard = self._heard, defaultdict(set)
         for user_id, task_ids in wanted.items():
             try:
                 tasks = self._store.read(user_id, task_ids)
@@ -113,7 +121,9 @@ class ReminderDesk:
             self._to_release.append(delivery)
 
     def settle(self) -> None:
-        """Release what streams left (called from the poller's thread, before it claims)."""
+        """Hand on the claims heard from other processes, and release what streams left
+        (called from the poller's thread, before it claims)."""
+        self._read_heard()
         with self._lock:
             left, self._to_release = self._to_release, []
         groups: defaultdict[tuple[str, dt.datetime], list[int]] = defaultdict(list)

@@ -142,6 +142,7 @@ class EventStream(Response):
 
     async def _catch_up(self, send: Send) -> bool:
         """Send every change after the cursor; False if the stream must end."""
+        self._watch.reading()
         while True:
             try:
                 page = await self._read(self._cursor)

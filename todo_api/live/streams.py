@@ -119,6 +119,7 @@ class LiveUpdates:
             lifetime = min(lifetime, (expires_at - dt.datetime.now(dt.UTC)).total_seconds())
         # This process's bounds first: a stream they refuse costs no call to Redis.
         watch = self.wakeups.watch(user_id)
+        on_close = None
         try:
             on_close = await self._lease(user_id)
             return EventStream(
@@ -142,6 +143,8 @@ class LiveUpdates:
             )
         except BaseException:
             watch.close()
+            if on_close is not None:
+                await on_close()
             raise
 
     async def _confirm(self, tasks: list[Task]) -> None:

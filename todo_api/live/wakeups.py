@@ -37,6 +37,8 @@ class Watch:
         self._loop = loop
         self._event = asyncio.Event()
         self._latest = -1.0
+        # Set by `wake_everyone`: whatever the number, the feed must be read once more.
+        self._unsure = False
         # Reminders that came (each with its task), in the order they came, not yet sent.
         self._reminders: list[Delivery] = []
         self._closed = False
@@ -68,7 +70,11 @@ class Watch:
 
     def news_after(self, after: int) -> bool:
         """Whether a change after number `after` was announced (else only reminders came)."""
-        return self._latest > after
+        return self._unsure or self._latest > after
+
+    def reading(self) -> None:
+        """The stream reads the feed now (on its loop): a wake for every stream is answered."""
+        self._unsure = False
 
     def end(self) -> None:
         with contextlib.suppress(RuntimeError):
@@ -79,7 +85,9 @@ class Watch:
         self._event.set()
 
     def _woken(self, seq: float) -> None:
-        if seq > self._latest:
+        if seq == math.inf:
+            self._unsure = True
+        elif seq > self._latest:
             self._latest = seq
         self._event.set()
 
@@ -88,7 +96,7 @@ class Watch:
         whether one came (or the stream must end)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._latest <= after and not self.ended and not self._reminders:
+        while not self.news_after(after) and not self.ended and not self._reminders:
             self._event.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -97,7 +105,7 @@ class Watch:
                 async with asyncio.timeout(remaining):
                     await self._event.wait()
             except TimeoutError:
-                return self._latest > after or self.ended or bool(self._reminders)
+                return self.news_after(after) or self.ended or bool(self._reminders)
         return True
 
     def close(self) -> None:

@@ -24,13 +24,13 @@ from sqlalchemy.pool import NullPool
 from storage import statements as sql
 from storage.database import normalize_url, postgres_connect_args
 from storage.records import Task
-from storage.reminders import LISTEN_REMINDERS, REMINDER_CHANNEL, parse_claim
+from storage.reminders import LISTEN_REMINDERS, REMINDER_CHANNEL, Claim, parse_claim
 
 logger = logging.getLogger("todo_api.storage")
 
 Wake = Callable[[str, int], None]
-# Called with the claims heard in one read of the connection: (user_id, task_id, claimer).
-Heard = Callable[[list[tuple[str, int, str]]], object]
+# Called with the claims heard in one read of the connection.
+Heard = Callable[[list[Claim]], object]
 # The longest wait between attempts to listen again (it doubles from `retry`).
 MAX_RETRY_SECONDS = 30.0
 

@@ -66,7 +66,8 @@ DELIVER = (
         TaskRow.remind_at == bindparam("claimed_remind_at", type_=UTCDateTime()),
         TaskRow.reminded_at.is_(None),
     )
-    .values(reminded_at=_now, reminder_claimed_until=None)
+    # The lease stays: it names the claim that was delivered, for other processes to read.
+    .values(reminded_at=_now)
 )
 # Only the lease this claim took: a later claim's lease stays.
 RELEASE = (
@@ -80,14 +81,16 @@ RELEASE = (
     .values(reminder_claimed_until=None)
 )
 # The tasks another process claimed, as they are now, for this process's streams: only while
-# still due and still held by a claim (a reminder moved or delivered since is not sent).
+# the claim heard of is theirs (delivered or not), not once the reminder moved (which clears
+# it) or was claimed again.
 CLAIMED = (
     select(*COLUMNS)
     .where(
         TaskRow.user_id == _owner,
         TaskRow.id.in_(bindparam("task_ids", expanding=True)),
-        *REMINDER_DUE,
-        TaskRow.reminder_claimed_until > _now,
+        TaskRow.deleted_at.is_(None),
+        TaskRow.completed.is_(False),
+        TaskRow.reminder_claimed_until == _until,
     )
     .order_by(TaskRow.id)
 )
@@ -151,6 +154,8 @@ def claim_statement(dialect: str) -> Update:
             + ":"
             + bindparam("claimer", type_=String())
             + ":"
+            + bindparam("lease", type_=String())
+            + ":"
             + TaskRow.user_id
         )
         returned.append(func.pg_notify(REMINDER_CHANNEL, payload).label("notified"))
@@ -162,14 +167,23 @@ def claim_statement(dialect: str) -> Update:
     )
 
 
-def parse_claim(payload: str) -> tuple[str, int, str] | None:
-    """A claim's user id, task id and claimer (`task_id:claimer:user_id`), or None if it is
-    not one. A user id may hold colons: only the first two separate."""
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+# A claim heard on REMINDER_CHANNEL: user id, task id, claimer, and the lease's end.
+Claim = tuple[str, int, str, dt.datetime]
+
+
+def parse_claim(payload: str) -> Claim | None:
+    """A claim (`task_id:claimer:lease:user_id`, the lease's end in microseconds since the
+    epoch), or None if it is not one. A user id may hold colons: only the first three
+    separate."""
     task_id, _, rest = payload.partition(":")
-    claimer, _, user_id = rest.partition(":")
-    if not task_id.isdigit() or not claimer or not user_id:
+    claimer, _, rest = rest.partition(":")
+    lease, _, user_id = rest.partition(":")
+    if not task_id.isdigit() or not claimer or not lease.isdigit() or not user_id:
         return None
-    return user_id, int(task_id), claimer
+    return user_id, int(task_id), claimer, _EPOCH + int(lease) * _MICROSECOND
 
 
 class ReminderStore:
@@ -201,6 +215,7 @@ class ReminderStore:
             "per_user": per_user,
             "limit": limit,
             "claimer": claimer,
+            "lease": str((now + self.lease - _EPOCH) // _MICROSECOND),
         }
         with self._engine.begin() as connection:
             rows = connection.execute(claim_statement(self._dialect), values).all()
@@ -231,15 +246,12 @@ class ReminderStore:
         with self._engine.begin() as connection:
             connection.execute(RELEASE, values)
 
-    def read(
-        self, user_id: str, task_ids: Collection[int], now: dt.datetime | None = None
-    ) -> list[Task]:
-        """The user's tasks among `task_ids` whose reminders are still due and claimed, in id
-        order, as they are now."""
+    def read(self, user_id: str, task_ids: Collection[int], until: dt.datetime) -> list[Task]:
+        """The user's pending tasks among `task_ids` whose reminders are still held by the
+        claim whose lease ends at `until` (or were delivered under it), in id order."""
         if not task_ids:
             return []
-        now = now or dt.datetime.now(dt.UTC)
-        values = {"owner": user_id, "task_ids": sorted(task_ids), "now": now}
+        values = {"owner": user_id, "task_ids": sorted(task_ids), "until": until}
         with self._engine.begin() as connection:
             rows = connection.execute(CLAIMED, values).all()
         return [Task.of(row) for row in rows]

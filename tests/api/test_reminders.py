@@ -130,22 +130,32 @@ def test_the_reminders_due_are_listed_until_delivered_and_moving_rearms(
     assert due_ids(client, alice) == [past["id"]]
 
 
-def test_a_claim_heard_by_another_process_is_read_only_while_still_due_and_held(
+def test_a_claim_heard_by_another_process_is_read_only_while_the_claim_stands(
     client: TestClient, alice: dict[str, str], create: Create, engine: Engine
 ) -> None:
     moved = create(due_date=soon(-60), remind_before="PT1M")
     delivered = create(due_date=soon(-60), remind_before="PT1M")
     kept = create(due_date=soon(-60), remind_before="PT1M")
     reminders = TaskStore(engine, quota=100).reminders()
-    claimed = reminders.claim(["alice"])
+    now = dt.datetime.now(dt.UTC)
+    claimed = reminders.claim(["alice"], now)
+    until = now + reminders.lease
     assert sorted(task.id for task in claimed) == sorted(t["id"] for t in (moved, delivered, kept))
-    # Before another process reads the claims it heard of, one reminder moves to tomorrow and
-    # another is written by a stream of the claimer's.
+    # Before another process reads the claims it heard of, one reminder moves to tomorrow (a
+    # reminder of its own, not this claim's) and another is written by the claimer's stream
+    # (the other process's streams get it too).
     url = f"/api/tasks/{moved['id']}"
     assert client.patch(url, json={"due_date": soon(86_400)}, headers=alice).status_code == 200
     reminders.deliver([task for task in claimed if task.id == delivered["id"]])
-    read = reminders.read("alice", [task.id for task in claimed])
-    assert [task.id for task in read] == [kept["id"]]
+    ids = [task.id for task in claimed]
+    assert [task.id for task in reminders.read("alice", ids, until)] == sorted(
+        [delivered["id"], kept["id"]]
+    )
+    # A claim heard late, after its lease ran out and the reminder was claimed anew, is not
+    # the claim that holds it now.
+    later = now + reminders.lease + dt.timedelta(seconds=1)
+    assert [task.id for task in reminders.claim(["alice"], later)] == [kept["id"]]
+    assert [task.id for task in reminders.read("alice", ids, until)] == [delivered["id"]]
 
 
 def test_each_reminder_is_claimed_once_by_concurrent_claimers(

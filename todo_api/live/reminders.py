@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Collection
 
 from storage import Task
-from storage.reminders import ReminderStore
+from storage.reminders import Claim, ReminderStore
 from todo_api.live.wakeups import Wakeups
 
 logger = logging.getLogger("todo_api")
@@ -68,7 +68,7 @@ class ReminderDesk:
         self._to_release: list[Delivery] = []
         # Other processes' claims heard, by user: read by the poller's thread, not the
         # listener's, which must never wait on the database.
-        self._heard: defaultdict[str, set[int]] = defaultdict(set)
+        self._heard: defaultdict[tuple[str, dt.datetime], set[int]] = defaultdict(set)
 
     def claim(self, user_ids: Collection[str], now: dt.datetime) -> list[Task]:
         return self._store.claim(user_ids, now, claimer=self.claimer)
@@ -80,21 +80,21 @@ class ReminderDesk:
             if not self._hand(user_id, theirs, mine) and self._exclusive:
                 self._store.release(user_id, [task.id for task in theirs], claimed_at)
 
-    def heard(self, claims: list[tuple[str, int, str]]) -> None:
+    def heard(self, claims: list[Claim]) -> None:
         """Claims heard on the reminder channel (called from the listener's thread): those of
         other processes are kept for `settle` to read, once per user, for this process's
         streams of the user."""
         with self._lock:
-            for user_id, task_id, claimer in claims:
+            for user_id, task_id, claimer, until in claims:
                 if claimer != self.claimer and self._wakeups.watches_of(user_id):
-                    self._heard[user_id].add(task_id)
+                    self._heard[user_id, until].add(task_id)
 
     def _read_heard(self) -> None:
         with self._lock:
             wanted, self._heard = self._heard, defaultdict(set)
-        for user_id, task_ids in wanted.items():
+        for (user_id, until), task_ids in wanted.items():
             try:
-                tasks = self._store.read(user_id, task_ids)
+                tasks = self._store.read(user_id, task_ids, until)
             except Exception as exc:  # the database is away: the leases run out meanwhile
                 logger.warning(
                     "reading claimed reminders failed: %s",

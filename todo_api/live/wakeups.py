@@ -11,12 +11,21 @@ import contextlib
 import math
 import threading
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from storage import Task
 from todo_api.metrics import Metrics
 
-if TYPE_CHECKING:
-    from todo_api.live.reminders import Delivery
+
+class Delivery(Protocol):
+    """A reminder on its way to a user's streams (todo_api/live/reminders.py), as a stream
+    sees it: the task, and what to say once written or given up."""
+
+    task: Task
+
+    def wrote(self) -> bool: ...
+
+    def drop(self) -> None: ...
 
 
 class StreamLimit(Exception):

@@ -6,7 +6,6 @@ go on being answered.
 from __future__ import annotations
 
 import contextlib
-import os
 import selectors
 import socket
 import subprocess
@@ -19,7 +18,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.api.test_edge import ALICE, Server, fresh
-from tests.conftest import SECRET
+from tests.api.test_live_updates import server_env
 from tests.network import serving
 
 MAX_CONNECTIONS = 200
@@ -30,20 +29,13 @@ HONEST_REQUESTS = 99
 @pytest.fixture(scope="module")
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp_path = tmp_path_factory.mktemp("connections")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "BETTER_AUTH_SECRET": SECRET,
-        "JWT_ISSUER": "http://localhost:3000",
-        "JWT_AUDIENCE": "http://localhost:3000",
-        "MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-        "MAX_CONNECTIONS_PER_ADDRESS": str(PER_ADDRESS),
+    env = server_env(
+        database_url,
+        MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+        MAX_CONNECTIONS_PER_ADDRESS=str(PER_ADDRESS),
         # Longer than the flood lasts: only the bounds under test close its sockets.
-        "HEAD_TIMEOUT": "60",
-        "RATE_LIMIT_PER_USER": "1000000",
-        "RATE_LIMIT_PER_ADDRESS": "1000000",
-    }
-    env.pop("REDIS_URL", None)
+        HEAD_TIMEOUT="60",
+    )
     log = tmp_path / "serve.log"
     with log.open("w") as out, serving(env, tmp_path, out, subprocess.STDOUT) as (base, process):
         yield Server(base, process, log)

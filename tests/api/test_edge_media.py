@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import SECRET, bearer, make_token
+from tests.api.test_live_updates import server_env
+from tests.conftest import bearer, make_token
 from tests.network import serving
 
 USER = bearer(make_token("media-types"))
@@ -67,16 +67,7 @@ def server(
 ) -> Iterator[Server]:
     """One `todo-api serve` on the suite's (migrated) database, logging at DEBUG."""
     tmp_path = tmp_path_factory.mktemp("media")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "BETTER_AUTH_SECRET": SECRET,
-        "RATE_LIMIT_PER_USER": "1000000",
-        "RATE_LIMIT_PER_ADDRESS": "1000000",
-        "LOG_LEVEL": "DEBUG",
-    }
-    env.pop("REDIS_URL", None)
-    env.pop("BETTER_AUTH_URL", None)
+    env = server_env(database_url, LOG_LEVEL="DEBUG")
     log = tmp_path / "serve.log"
     with log.open("w") as out, serving(env, tmp_path, out, subprocess.STDOUT) as (base, _):
         yield Server(base, log)

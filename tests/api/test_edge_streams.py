@@ -18,7 +18,8 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from tests.conftest import SECRET, bearer, make_token
+from tests.api.test_live_updates import server_env
+from tests.conftest import bearer, make_token
 from tests.network import serving
 from tests.sse import EventReader
 
@@ -27,30 +28,6 @@ MAX_CONNECTIONS = 40
 # The default STREAMS_PER_USER: the crowd below uses it as it is.
 STREAMS_PER_USER = 10
 ORDINARY_REQUESTS = 20
-
-
-def server_env(database_url: str, **settings: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "BETTER_AUTH_SECRET": SECRET,
-        "JWT_ISSUER": "http://localhost:3000",
-        "JWT_AUDIENCE": "http://localhost:3000",
-        "RATE_LIMIT_PER_USER": "1000000",
-        "RATE_LIMIT_PER_ADDRESS": "1000000",
-        "LOG_LEVEL": "INFO",
-    }
-    for name in (
-        "REDIS_URL",
-        "METRICS_ENABLED",
-        "JWKS_URL",
-        "BETTER_AUTH_URL",
-        "STREAMS_PER_USER",
-        "STREAMS_PER_PROCESS",
-        "MAX_CONNECTIONS",
-    ):
-        env.pop(name, None)
-    return env | settings
 
 
 @contextlib.contextmanager

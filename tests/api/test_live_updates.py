@@ -38,6 +38,8 @@ ON_POSTGRES = bool(os.environ.get("TEST_DATABASE_URL"))
 
 
 def server_env(database_url: str, **settings: str) -> dict[str, str]:
+    """A `todo-api serve` environment on `database_url`, limits raised past the tests' load,
+    with none of the shell's bounds, Redis or Better Auth: only what `settings` add."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -49,7 +51,16 @@ def server_env(database_url: str, **settings: str) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
     }
-    for name in ("REDIS_URL", "METRICS_ENABLED", "JWKS_URL", "BETTER_AUTH_URL"):
+    for name in (
+        "REDIS_URL",
+        "METRICS_ENABLED",
+        "JWKS_URL",
+        "BETTER_AUTH_URL",
+        "STREAMS_PER_USER",
+        "STREAMS_PER_PROCESS",
+        "MAX_CONNECTIONS",
+        "MAX_CONNECTIONS_PER_ADDRESS",
+    ):
         env.pop(name, None)
     return env | settings
 

@@ -8,12 +8,12 @@ import time
 
 import jwt
 import pytest
-from connexion.exceptions import OAuthProblem
 from starlette.testclient import TestClient
 
 from tests.conftest import SECRET, counting_jwt_decode, make_token
 from todo_api.auth.authenticator import LEEWAY, Authenticator, Expected, Verified, mint_token
 from todo_api.auth.cache import TtlCache
+from todo_api.auth.errors import Unauthenticated
 
 
 class Clock:
@@ -80,7 +80,7 @@ def test_an_expired_token_is_refused_after_it_was_remembered() -> None:
     token = jwt.encode({"sub": "alice", "exp": expires}, SECRET, algorithm="HS256")
     assert _subject(authenticator, token) == "alice"
     time.sleep(max(0.0, expires + LEEWAY.total_seconds() - time.time()) + 0.05)
-    with pytest.raises(OAuthProblem, match="expired"):
+    with pytest.raises(Unauthenticated, match="expired"):
         _subject(authenticator, token)
 
 
@@ -90,7 +90,7 @@ def test_another_signature_on_the_same_claims_is_not_remembered() -> None:
     _subject(authenticator, token)
     head, payload, _signature = token.split(".")
     forged = f"{head}.{payload}.{'A' * 43}"
-    with pytest.raises(OAuthProblem):
+    with pytest.raises(Unauthenticated):
         _subject(authenticator, forged)
 
 

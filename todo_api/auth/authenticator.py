@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from connexion.exceptions import OAuthProblem
 
 from todo_api.auth.cache import TtlCache, seconds_until
+from todo_api.auth.errors import CredentialsUncheckable, Unauthenticated
 from todo_api.auth.jwks import (
     ASYMMETRIC_ALGORITHMS,
     JwksCache,
@@ -29,7 +29,6 @@ from todo_api.auth.jwks import (
 from todo_api.auth.sessions import SessionIntrospector, SessionRejected, SessionsUnavailable
 from todo_api.contract import is_user_id
 from todo_api.metrics import Metrics
-from todo_api.web.problems import Unavailable
 
 HMAC_ALGORITHM = "HS256"
 # Tolerated clock difference between Better Auth and this service.
@@ -52,11 +51,20 @@ class Expected:
 
 
 @dataclass(frozen=True)
-class Verified:
-    """A token verified lately: its subject, and for a JWKS token the key that verified it,
-    which must still be the published one for the token to be taken again unchecked."""
+class Principal:
+    """Who a good credential stands for, and when it stops being good: a JWT's `exp` plus
+    the leeway. None for a session token, whose end Better Auth decides."""
 
     subject: str
+    expires_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A token verified lately: whom it names, and for a JWKS token the key that verified it,
+    which must still be the published one for the token to be taken again unchecked."""
+
+    principal: Principal
     # kid, alg and the key, for a JWKS token.
     signed_with: tuple[str, str, VerificationKey] | None = None
 
@@ -87,8 +95,8 @@ class Authenticator:
             else TtlCache[Verified](VERIFIED_TOKENS, max_lifetime=VERIFIED_TOKEN_SECONDS)
         )
 
-    def known(self, token: str) -> str | None:
-        """The subject of a token verified a moment ago, without checking it again."""
+    def known(self, token: str) -> Principal | None:
+        """A token verified a moment ago, without checking it again."""
         verified = self._verified.get(token)
         if verified is None:
             return None
@@ -98,89 +106,98 @@ class Authenticator:
         ):
             return None
         self._count("cached", "accepted")
-        return verified.subject
+        return verified.principal
 
     async def subject(self, token: str) -> str:
-        """The user id the credential stands for; raises a 401 or 503 problem otherwise."""
+        return (await self.verify(token)).subject
+
+    async def verify(self, token: str) -> Principal:
+        """Whom the credential stands for; Unauthenticated or CredentialsUncheckable otherwise."""
         known = self.known(token)
         if known is not None:
             return known
         kind = "malformed"
         try:
             if len(token) > MAX_CREDENTIAL_LENGTH or not B64TOKEN.fullmatch(token):
-                raise OAuthProblem(detail="Invalid token: malformed bearer credential")
+                raise Unauthenticated("Invalid token: malformed bearer credential")
             header = _jwt_header(token)
             algorithm = header.get("alg") if header is not None else None
             if header is None:
                 kind = "session"
-                subject = await self._session_subject(token)
+                principal = Principal(await self._session_subject(token))
             elif algorithm == HMAC_ALGORITHM:
                 kind = "hs256"
-                subject = self._shared_secret_subject(token)
+                principal = self._shared_secret_principal(token)
             elif isinstance(algorithm, str) and algorithm in ASYMMETRIC_ALGORITHMS:
                 kind = "jwks"
-                subject = await self._jwks_subject(token, header)
+                principal = await self._jwks_principal(token, header)
             else:
-                raise OAuthProblem(detail="Invalid token: its algorithm is not accepted")
-            if not is_user_id(subject):
-                raise OAuthProblem(detail="Invalid token: the subject is not a usable user id")
-        except OAuthProblem:
+                raise Unauthenticated("Invalid token: its algorithm is not accepted")
+            if not is_user_id(principal.subject):
+                raise Unauthenticated("Invalid token: the subject is not a usable user id")
+        except Unauthenticated:
             self._count(kind, "refused")
             raise
-        except Unavailable:
+        except CredentialsUncheckable:
             self._count(kind, "unavailable")
             raise
         self._count(kind, "accepted")
-        return subject
+        return principal
 
     def _count(self, kind: str, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.auth.labels(kind, outcome).inc()
 
-    def _shared_secret_subject(self, token: str) -> Any:
-        """The subject of an HS256 token, remembered while the token is good: only a new
-        secret (a restart) could revoke it."""
+    def _shared_secret_principal(self, token: str) -> Principal:
+        """An HS256 token, remembered while it is good: only a new secret (a restart) could
+        revoke it."""
         if self._secret is None:
-            raise OAuthProblem(detail="Invalid token: HS256 tokens are not accepted here")
+            raise Unauthenticated("Invalid token: HS256 tokens are not accepted here")
         claims = _claims(token, self._secret, [HMAC_ALGORITHM], self._secret_claims)
-        subject = claims["sub"]
-        self._remember(token, claims, Verified(subject))
-        return subject
+        return self._remember(token, claims, None)
 
-    def _remember(self, token: str, claims: dict[str, Any], verified: Verified) -> None:
-        if is_user_id(verified.subject):
-            # PyJWT read `exp` as int(exp), and accepts the token until exp + leeway.
-            # Whole numbers: a huge but valid exp must not overflow a float.
-            expires = int(claims["exp"]) + int(LEEWAY.total_seconds())
-            self._verified.put(token, verified, seconds_until(expires))
+    def _remember(
+        self,
+        token: str,
+        claims: dict[str, Any],
+        signed_with: tuple[str, str, VerificationKey] | None,
+    ) -> Principal:
+        # PyJWT read `exp` as int(exp), and accepts the token until exp + leeway.
+        # Whole numbers: a huge but valid exp must not overflow a float.
+        expires = int(claims["exp"]) + int(LEEWAY.total_seconds())
+        principal = Principal(claims["sub"], _instant(expires))
+        if is_user_id(principal.subject):
+            self._verified.put(token, Verified(principal, signed_with), seconds_until(expires))
+        return principal
 
-    async def _jwks_subject(self, token: str, header: dict[str, Any]) -> Any:
+    async def _jwks_principal(self, token: str, header: dict[str, Any]) -> Principal:
         if self._jwks is None:
-            raise OAuthProblem(detail="Invalid token: asymmetric tokens are not accepted here")
+            raise Unauthenticated("Invalid token: asymmetric tokens are not accepted here")
         kid = header.get("kid")
         if not isinstance(kid, str):
-            raise OAuthProblem(detail="Invalid token: it names no signing key (kid)")
+            raise Unauthenticated("Invalid token: it names no signing key (kid)")
         try:
             key = await self._jwks.key(kid, header["alg"])
         except UnknownKey:
-            raise OAuthProblem(detail="Invalid token: its signing key is not published") from None
+            raise Unauthenticated("Invalid token: its signing key is not published") from None
         except KeysUnavailable as exc:
-            raise Unavailable("The signing keys cannot be fetched.", exc.retry_after) from None
+            raise CredentialsUncheckable(
+                "The signing keys cannot be fetched.", exc.retry_after
+            ) from None
         claims = _claims(token, key.key, sorted(key.algorithms), self._jwks_claims)
         # Remembered with its key: taken again unchecked only while that key is still the
         # published one, from a key set fresh enough (JwksCache.is_current).
-        self._remember(token, claims, Verified(claims["sub"], (kid, header["alg"], key)))
-        return claims["sub"]
+        return self._remember(token, claims, (kid, header["alg"], key))
 
     async def _session_subject(self, token: str) -> str:
         if self._sessions is None:
-            raise OAuthProblem(detail=SESSIONS_OFF)
+            raise Unauthenticated(SESSIONS_OFF)
         try:
             return await self._sessions.subject(token)
         except SessionRejected:
-            raise OAuthProblem(detail=SESSION_REFUSED) from None
+            raise Unauthenticated(SESSION_REFUSED) from None
         except SessionsUnavailable:
-            raise Unavailable("Sessions cannot be checked right now.", 5) from None
+            raise CredentialsUncheckable("Sessions cannot be checked right now.", 5) from None
 
 
 # A developer reads these while wiring a frontend: they name what to check, not just what failed.
@@ -224,7 +241,7 @@ def _claims(token: str, key: Any, algorithms: list[str], expected: Expected) -> 
         )
     except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
         # Anything a hostile token provokes while being parsed is a 401, never a 500.
-        raise OAuthProblem(detail=f"Invalid token: {exc}") from None
+        raise Unauthenticated(f"Invalid token: {exc}") from None
 
 
 def mint_token(secret: str, subject: str, lifetime: dt.timedelta, expected: Expected) -> str:
@@ -238,15 +255,9 @@ def mint_token(secret: str, subject: str, lifetime: dt.timedelta, expected: Expe
     return jwt.encode(claims, secret, algorithm=HMAC_ALGORITHM)
 
 
-def expires_at(token: str) -> dt.datetime | None:
-    """When a credential that has already been verified expires: a JWT's `exp`. None for a
-    session token, whose end Better Auth decides."""
-    if _jwt_header(token) is None:
-        return None
-    # Read, not verified: the caller verified this very string before asking.
-    claims = jwt.decode(token, options={"verify_signature": False})
-    exp: Any = claims.get("exp")
+def _instant(timestamp: int) -> dt.datetime | None:
     try:
-        return dt.datetime.fromtimestamp(int(exp), dt.UTC) + LEEWAY
-    except (TypeError, ValueError, OverflowError, OSError):
+        return dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        # Past year 9999: as good as never expiring.
         return None

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from connexion import AsyncApp
-from connexion.exceptions import ProblemException
+from connexion.exceptions import OAuthProblem, ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
 from sqlalchemy.exc import OperationalError
@@ -16,7 +16,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from handlers.representation import task_etag, task_json
 from storage import (
     CursorExpired,
     IdempotencyKeyReused,
@@ -27,10 +26,13 @@ from storage import (
     TagNotFound,
     TaskNotFound,
 )
+from todo_api.auth.errors import CredentialsUncheckable, Unauthenticated
 from todo_api.contract import allowed_methods
 from todo_api.live.wakeups import StreamLimit
 from todo_api.logs import current_request_id, note_error
 from todo_api.metrics import Metrics
+from todo_api.usecases.errors import InvalidInput
+from todo_api.web.representation import task_etag, task_json
 
 logger = logging.getLogger("todo_api")
 
@@ -194,6 +196,25 @@ def _problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionRespo
     )
 
 
+# The rules' errors are the problems they stand for: logged under the problem's name, as a
+# problem the web layer raises itself would be.
+def _unauthenticated(request: ConnexionRequest, exc: Unauthenticated) -> ConnexionResponse:
+    return _as_problem(request, OAuthProblem(detail=exc.detail))
+
+
+def _uncheckable(request: ConnexionRequest, exc: CredentialsUncheckable) -> ConnexionResponse:
+    return _as_problem(request, Unavailable(exc.detail, exc.retry_after))
+
+
+def _invalid_input(request: ConnexionRequest, exc: InvalidInput) -> ConnexionResponse:
+    return _as_problem(request, ValidationProblem(exc.errors))
+
+
+def _as_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
+    note_error(type(exc).__name__)
+    return _problem(request, exc)
+
+
 def _http_error(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
     """Routing's own errors: 404 for an unknown path, 405 for a method the path lacks."""
     headers = dict(exc.headers or {})
@@ -295,6 +316,9 @@ def register(app: AsyncApp) -> None:
     handlers: list[tuple[type[Exception], Handler]] = [
         (ProblemException, _problem),
         (HTTPException, _http_error),
+        (Unauthenticated, _unauthenticated),
+        (CredentialsUncheckable, _uncheckable),
+        (InvalidInput, _invalid_input),
         (TaskNotFound, _not_found),
         (TagNotFound, _tag_not_found),
         (InvalidTask, _invalid_task),

@@ -17,11 +17,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from connexion.exceptions import OAuthProblem
 from connexion.lifecycle import ConnexionRequest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from todo_api.auth.errors import Unauthenticated
 from todo_api.metrics import Metrics
 from todo_api.redis_client import Outage, bounded_redis
 from todo_api.web.problems import (
@@ -333,7 +333,7 @@ async def counted_as_a_guess(request: ConnexionRequest) -> AsyncIterator[None]:
     refused = False
     try:
         yield
-    except OAuthProblem:
+    except Unauthenticated:
         refused = True
         raise
     finally:

@@ -1,10 +1,10 @@
+"""The probes a load balancer or Kubernetes asks: alive, and ready to serve."""
+
 from __future__ import annotations
 
 from connexion import request
 
-from handlers.tasks import JSON
-
-Response = tuple[dict[str, str], int, dict[str, str]]
+from todo_api.web.representation import JSON, Response
 
 
 def get_health() -> Response:

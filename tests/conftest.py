@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from storage import build_engine
 from tests.databases import fresh_postgres
-from todo_api import create_app
+from todo_api.app import create_app
 from todo_api.settings import Settings
 
 # Made for each run (`todo-api serve` refuses any secret the project ships), and kept in the

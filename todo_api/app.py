@@ -122,11 +122,11 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     connexion_hooks.decorate_once(app)
     connexion_hooks.read_security_signatures_once()
-    app.add_api(independent_spec())
+    app.add_api(independent_spec(), resolver=connexion_hooks.SharedHandlers())
     if settings.otel_endpoint:
         # Imported only here: without the `otel` extra, nothing of OpenTelemetry is loaded.
         try:
-            from todo_api.tracing import trace_requests
+            from todo_api.web.tracing import trace_requests
         except ImportError as exc:
             raise ConfigError(
                 f"OTEL_EXPORTER_OTLP_ENDPOINT is set, but OpenTelemetry is missing ({exc}); "

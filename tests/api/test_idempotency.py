@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from storage import TaskStore
 from storage.models import IdempotencyKeyRow, TaskRow
 from tests.conftest import SECRET, Client, bearer, make_token
-from todo_api import create_app
+from todo_api.app import create_app
 from todo_api.contract import task_defaults
 from todo_api.settings import Settings
 

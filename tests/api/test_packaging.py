@@ -34,7 +34,7 @@ def test_a_wheel_serves_its_contract_and_migrates(tmp_path: Path) -> None:
     program = f"""
 import openapi, todo_api
 from starlette.testclient import TestClient
-from todo_api import create_app
+from todo_api.app import create_app
 from todo_api.settings import Settings
 assert openapi.__file__.startswith({str(installed)!r}), openapi.__file__
 assert todo_api.__file__.startswith({str(installed)!r}), todo_api.__file__

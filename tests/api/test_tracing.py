@@ -83,7 +83,7 @@ def test_without_the_endpoint_nothing_of_opentelemetry_is_imported(tmp_path: Pat
     program = f"""
 import sys
 from starlette.testclient import TestClient
-from todo_api import create_app
+from todo_api.app import create_app
 from todo_api.settings import Settings
 app = create_app(Settings(database_url="sqlite:///{tmp_path / "todo.db"}", auth_secret={SECRET!r}))
 with TestClient(app) as client:
@@ -101,7 +101,7 @@ def test_the_endpoint_without_the_extra_is_a_configuration_error(tmp_path: Path)
     program = f"""
 import sys
 sys.modules["opentelemetry"] = None  # as if the otel extra were not installed
-from todo_api import create_app
+from todo_api.app import create_app
 from todo_api.settings import ConfigError, Settings
 settings = Settings(
     database_url="sqlite:///{tmp_path / "todo.db"}",

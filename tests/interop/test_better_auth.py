@@ -28,7 +28,7 @@ from tests.fake_better_auth import (
     forged_token,
 )
 from tests.network import free_port
-from todo_api import create_app
+from todo_api.app import create_app
 from todo_api.settings import ConfigError, Settings
 
 

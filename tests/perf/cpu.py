@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         # The servers log each request through uvicorn's access log, which is not called here.
         logging.disable(logging.CRITICAL)
         from tests.perf import floor
-        from todo_api import create_app
+        from todo_api.app import create_app
         from todo_api.settings import Settings
 
         clients = {"ours": Client(create_app(Settings.from_env())), "floor": Client(floor.app)}

@@ -22,7 +22,7 @@ def child(argv: list[str]) -> None:
     from todo_api.auth.authenticator import Expected, mint_token
 
     if app_name == "ours":
-        from todo_api import create_app
+        from todo_api.app import create_app
         from todo_api.settings import Settings
 
         app = create_app(Settings.from_env())

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from storage import WRITABLE_FIELDS
 from tests.conftest import SECRET
-from todo_api import create_app
+from todo_api.app import create_app
 from todo_api.contract import SPEC_DIR, SPEC_FILE, spec, task_properties, writable_task_fields
 from todo_api.settings import Settings
 
@@ -82,11 +82,14 @@ def test_operations_on_both_families_match() -> None:
 
 def test_create_links_lead_to_every_item_operation_of_its_family() -> None:
     responses = spec()["components"]["responses"]
-    for component, module in [("TaskCreated", "tasks"), ("UserTaskCreated", "user_tasks")]:
+    for component, operation_id in [
+        ("TaskCreated", "handlers.tasks.{}"),
+        ("UserTaskCreated", "{}_by_user_id"),
+    ]:
         links = responses[component]["links"].values()
         targets = {link["operationId"] for link in links}
         assert targets == {
-            f"handlers.{module}.{name}"
+            operation_id.format(name)
             for name in (
                 "get_task",
                 "update_task",

@@ -24,7 +24,7 @@ from storage import (
 )
 from storage.models import Base
 from tests.conftest import SECRET
-from todo_api import create_app
+from todo_api.app import create_app
 from todo_api.contract import task_defaults
 from todo_api.settings import Settings
 

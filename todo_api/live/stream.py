@@ -21,11 +21,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from handlers.representation import change_json, task_json
 from storage import Changes, CursorExpired, Task
 from storage.cursors import feed_position
 from todo_api.live.wakeups import Delivery, Watch
 from todo_api.metrics import Metrics
+from todo_api.web.representation import change_json, task_json
 from todo_api.web.server import ABORT_EXTENSION, OPEN_EXTENSION
 
 logger = logging.getLogger("todo_api")

@@ -14,7 +14,7 @@ from dateutil.rrule import rrulestr
 
 from storage.recurrence import join, parse_until
 from todo_api.contract import python_regex, spec, task_properties
-from todo_api.web.problems import ValidationProblem
+from todo_api.usecases.errors import InvalidInput
 
 _RECURRENCE = "#/recurrence"
 # Ordinals in BYDAY are for the days of a month or a year, not of a week (RFC 5545 3.3.10).
@@ -70,7 +70,7 @@ def tag(text: str, pointer: str | None = None) -> str:
     normal = unicodedata.normalize("NFC", text).strip()
     if pointer is not None and len(normal) > _tag_length():
         detail = f"is longer than {_tag_length()} characters in Unicode NFC"
-        raise ValidationProblem([{"pointer": pointer, "detail": detail}])
+        raise InvalidInput([{"pointer": pointer, "detail": detail}])
     return normal
 
 
@@ -81,7 +81,7 @@ def tags(texts: list[str]) -> list[str]:
 
 def timezone(name: str) -> str:
     if name not in _zones():
-        raise ValidationProblem(
+        raise InvalidInput(
             [{"pointer": "#/timezone", "detail": f"{name!r} is not an IANA time zone name"}]
         )
     return name
@@ -93,7 +93,7 @@ def duration(text: str) -> dt.timedelta:
     value = _parse_duration(text)
     if value > _longest_duration():
         detail = f"{text} is longer than {_remind_before()['x-maximum']}"
-        raise ValidationProblem([{"pointer": "#/remind_before", "detail": detail}])
+        raise InvalidInput([{"pointer": "#/remind_before", "detail": detail}])
     return value
 
 
@@ -105,7 +105,7 @@ def _parse_duration(text: str) -> dt.timedelta:
 
 
 def _refuse(detail: str) -> None:
-    raise ValidationProblem([{"pointer": _RECURRENCE, "detail": detail}])
+    raise InvalidInput([{"pointer": _RECURRENCE, "detail": detail}])
 
 
 @cache

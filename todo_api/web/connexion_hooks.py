@@ -15,6 +15,9 @@ What an upstream hook would replace:
 - `ParametersValidator`: a public way to check each parameter and to report every error
   (today `validate_parameter`, `validate` and `validate_request`, reading `parameters`).
 - `request_scope`: the current ASGI scope as a public function rather than a proxy's object.
+- `SharedHandlers`: an operation that names its handler apart from its `operationId` (ids are
+  unique in a spec, and two path families share each handler), instead of reading the
+  operation's own dict (`_operation`) for the spec's `x-handler`.
 - `read_security_signatures_once`: a security handler that reads each security function's
   signature once (today `AbstractSecurityHandler._accepts_kwarg`, a static method).
 - `past_swagger_ui`: Swagger UI's middleware serving its own paths only, instead of routing
@@ -38,6 +41,7 @@ from connexion.frameworks.starlette import Starlette as StarletteFramework
 from connexion.lifecycle import ConnexionRequest
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.operations import AbstractOperation
+from connexion.resolver import Resolution, Resolver
 from connexion.security import AbstractSecurityHandler
 from connexion.uri_parsing import AbstractURIParser
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
@@ -198,6 +202,18 @@ def past_swagger_ui(app: ASGIApp) -> tuple[ASGIApp, tuple[str, ...]] | None:
         if isinstance(route, Route | Mount)
     )
     return app.app, paths
+
+
+class SharedHandlers(Resolver):  # type: ignore[misc]  # Connexion is untyped
+    """The handler of an operation with `x-handler` is the function that names, and its id
+    stays the spec's `operationId`: each operation of the `/{user_id}/tasks` family is served
+    by the handler of its `/tasks` twin (handlers/tasks.py)."""
+
+    def resolve(self, operation: AbstractOperation) -> Resolution:
+        handler = operation._operation.get("x-handler")
+        if handler is None:
+            return super().resolve(operation)
+        return Resolution(self.resolve_function_from_operation_id(handler), operation.operation_id)
 
 
 def read_security_signatures_once() -> None:

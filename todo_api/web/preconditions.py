@@ -9,8 +9,8 @@ import re
 
 from starlette.datastructures import Headers
 
-from handlers.representation import version_in
 from storage import IfMatch
+from todo_api.web.representation import version_in
 
 _ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')
 

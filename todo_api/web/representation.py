@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from typing import Any
+from typing import Any, TypeAlias
+
+from connexion.lifecycle import ConnexionResponse
 
 from storage import Changes, TagCount, Task, TaskQuery, Tombstone
 from todo_api.contract import task_properties
@@ -15,6 +17,11 @@ from todo_api.contract import task_properties
 _TASK_TAG = re.compile(r"([1-9][0-9]{0,18})-([1-9][0-9]{0,9})")
 # What the version column can hold; a larger number is no version of any task.
 _MAX_VERSION = 2**31 - 1
+
+# What a handler answers: a body, a status and headers, or a response made whole.
+Response: TypeAlias = tuple[Any, int, dict[str, str]] | ConnexionResponse
+# Every operation also declares problem+json answers, so Connexion must be told which one this is.
+JSON = {"Content-Type": "application/json"}
 
 
 def task_json(task: Task) -> dict[str, Any]:

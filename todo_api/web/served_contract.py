@@ -17,9 +17,9 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handlers.preconditions import none_match
 from todo_api.contract import base_path, spec, spec_bytes
 from todo_api.web.connexion_hooks import past_swagger_ui
+from todo_api.web.preconditions import none_match
 from todo_api.web.problems import asgi_response
 
 JSON_PATH = "/openapi.json"

@@ -40,7 +40,7 @@ _owners = sa.table(
 
 
 def _normal(tags: list[str]) -> list[str]:
-    # A copy of the rule as it stands today (todo_api/task_fields.py), not an import of it: a
+    # A copy of the rule as it stands today (todo_api/usecases/fields.py), not an import of it: a
     # migration must go on doing what it did when it was written.
     return list(dict.fromkeys(unicodedata.normalize("NFC", tag).strip() for tag in tags))
 

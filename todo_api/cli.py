@@ -146,7 +146,7 @@ def _refuse_a_taken_port(host: str, port: int) -> None:
                     probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 probe.bind(address)
     except OSError as exc:
-        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -176,7 +176,7 @@ def _db_purge(_args: argparse.Namespace) -> int:
     return 0
 
 
-class Unavailable(Exception):
+class CannotStart(Exception):
     """Something a command needs from outside, a database or a port, failed it; the message
     says which and why, in a line."""
 
@@ -196,7 +196,7 @@ def _database(settings: Settings) -> Iterator[Engine]:
         yield engine
     except DBAPIError as exc:
         lines = str(exc.orig or exc).strip().splitlines() or [type(exc).__name__]
-        raise Unavailable(f"database {where}: {lines[0]}") from exc
+        raise CannotStart(f"database {where}: {lines[0]}") from exc
     finally:
         engine.dispose()
 
@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"todo-api: {exc}", file=sys.stderr)
         return 2
-    except Unavailable as exc:
+    except CannotStart as exc:
         print(f"todo-api: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

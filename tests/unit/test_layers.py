@@ -4,6 +4,7 @@ import each other round a cycle."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -153,3 +154,34 @@ def _strongly_connected(graph: grimp.ImportGraph, modules: set[str]) -> list[set
                         break
                 found.append(component)
     return found
+
+
+def _how_it_is_built() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("\n## How it is built\n")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+def test_the_readme_names_every_module_and_the_layers_in_order() -> None:
+    section = _how_it_is_built()
+    unnamed = [
+        path
+        for path in (
+            str(ROOT.joinpath(*module.split(".")).with_suffix(".py").relative_to(ROOT))
+            if (ROOT.joinpath(*module.split(".")).with_suffix(".py")).exists()
+            else str(ROOT.joinpath(*module.split("."), "__init__.py").relative_to(ROOT))
+            for module in production_modules()
+        )
+        if f"`{path}`" not in section and not _only_a_docstring(ROOT / path)
+    ]
+    assert unnamed == []
+    # Each layer's row names its modules in the contract's order, top down.
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "Layer" not in line]
+    named = [name for layer in _layers() for name in layer]
+    positions = [next(i for i, row in enumerate(rows) if f"`{name}`" in row) for name in named]
+    assert positions == sorted(positions)
+
+
+def _only_a_docstring(path: Path) -> bool:
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(node, ast.Expr) for node in body)

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from storage import Task
 from todo_api.metrics import Metrics
+from todo_api.usecases.errors import StreamLimit
 
 
 class Delivery(Protocol):
@@ -26,15 +27,6 @@ class Delivery(Protocol):
     def wrote(self) -> bool: ...
 
     def drop(self) -> None: ...
-
-
-class StreamLimit(Exception):
-    """No stream may be opened now; `per_user` says which bound was reached."""
-
-    def __init__(self, per_user: bool, limit: int) -> None:
-        super().__init__(per_user, limit)
-        self.per_user = per_user
-        self.limit = limit
 
 
 class Watch:

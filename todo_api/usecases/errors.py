@@ -1,4 +1,4 @@
-"""What the rules raise for input the contract's schemas let through."""
+"""What the rules raise: input the contract's schemas let through, and bounds a user reached."""
 
 from __future__ import annotations
 
@@ -10,3 +10,12 @@ class InvalidInput(Exception):
     def __init__(self, errors: list[dict[str, str]]) -> None:
         super().__init__(errors)
         self.errors = errors
+
+
+class StreamLimit(Exception):
+    """No event stream may be opened now: the user's bound (`per_user`), or the server's."""
+
+    def __init__(self, per_user: bool, limit: int) -> None:
+        super().__init__(per_user, limit)
+        self.per_user = per_user
+        self.limit = limit

@@ -28,10 +28,9 @@ from storage import (
 )
 from todo_api.auth.errors import CredentialsUncheckable, Unauthenticated
 from todo_api.contract import allowed_methods
-from todo_api.live.wakeups import StreamLimit
 from todo_api.logs import current_request_id, note_error
 from todo_api.metrics import Metrics
-from todo_api.usecases.errors import InvalidInput
+from todo_api.usecases.errors import InvalidInput, StreamLimit
 from todo_api.web.representation import task_etag, task_json
 
 logger = logging.getLogger("todo_api")

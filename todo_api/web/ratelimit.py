@@ -234,7 +234,7 @@ class RateLimiter:
 
 
 @dataclass
-class Tally:
+class CountedFor:
     """What a request with a credential was counted for: the middleware below puts it in the
     scope, and the bearer check fills it in (through `counted_as_a_guess` and `count_for_user`)."""
 
@@ -247,7 +247,7 @@ class RateLimits:
     """ASGI middleware: limits by client address, and carries the headers of either limit.
 
     A request with a credential is counted for its user once the credential is verified
-    (handlers.security fills in the scope's `Tally`). One without a credential is counted for
+    (handlers.security fills in the scope's `CountedFor`). One without a credential is counted for
     its client address. A credential that was checked and refused is counted for the address
     too, in a separate count which alone can refuse credentials up front: guessing tokens stops
     there, while anonymous calls from an address never lock its signed-in users out. A
@@ -284,7 +284,7 @@ class RateLimits:
             response = asgi_response(429, ADDRESS_OVER_LIMIT, decision.headers())
             await response(scope, receive, send)
             return
-        tally = Tally(key)
+        tally = CountedFor(key)
         scope = {**scope, SCOPE_KEY: tally}
 
         async def send_with_headers(message: Message) -> None:
@@ -320,7 +320,7 @@ async def counted_as_a_guess(request: ConnexionRequest) -> AsyncIterator[None]:
     back unless it is refused: concurrent guesses are refused as if they came one at a time,
     and none past the limit reaches Better Auth."""
     limiter: RateLimiter | None = request.state.rate_limiter
-    tally: Tally | None = request.scope.get(SCOPE_KEY)
+    tally: CountedFor | None = request.scope.get(SCOPE_KEY)
     if limiter is None or tally is None:
         yield
         return
@@ -345,7 +345,7 @@ async def counted_as_a_guess(request: ConnexionRequest) -> AsyncIterator[None]:
 async def count_for_user(request: ConnexionRequest, subject: str) -> None:
     """The per-user rate limit: only here is the user known for certain."""
     limiter: RateLimiter | None = request.state.rate_limiter
-    tally: Tally | None = request.scope.get(SCOPE_KEY)
+    tally: CountedFor | None = request.scope.get(SCOPE_KEY)
     if limiter is None or tally is None:
         return
     decision = await limiter.hit(limiter.user, subject)

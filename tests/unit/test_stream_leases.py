@@ -22,8 +22,9 @@ from storage import TaskStore
 from tests.tcp_proxy import TcpProxy
 from todo_api.live.leases import StreamLeases, leases_key
 from todo_api.live.streams import LiveUpdates
-from todo_api.live.wakeups import StreamLimit, Wakeups
+from todo_api.live.wakeups import Wakeups
 from todo_api.settings import Settings
+from todo_api.usecases.errors import StreamLimit
 
 T = TypeVar("T")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

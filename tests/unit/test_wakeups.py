@@ -18,8 +18,9 @@ from storage.notifications import ChangePoller, ReminderPoller, parse_payload
 from storage.records import IfMatch, TaskQuery
 from todo_api.contract import task_defaults
 from todo_api.live.reminders import ReminderDesk
-from todo_api.live.wakeups import StreamLimit, Wakeups
+from todo_api.live.wakeups import Wakeups
 from todo_api.settings import ConfigError, Settings
+from todo_api.usecases.errors import StreamLimit
 
 POSTGRES = "postgresql://u:p@ep-cool-name-123.eu-central-1.aws.neon.tech/db?sslmode=require"
 POOLED = "postgresql://u:p@ep-cool-name-123-pooler.eu-central-1.aws.neon.tech/db?sslmode=require"

@@ -17,9 +17,10 @@ from storage.notifications import ChangeListener, ChangePoller, ReminderPoller
 from todo_api.live.leases import StreamLeases
 from todo_api.live.reminders import ReminderDesk
 from todo_api.live.stream import MEDIA_TYPE, EventStream, reset_event
-from todo_api.live.wakeups import StreamLimit, Wakeups
+from todo_api.live.wakeups import Wakeups
 from todo_api.metrics import Metrics
 from todo_api.settings import Settings
+from todo_api.usecases.errors import StreamLimit
 from todo_api.web.problems import CURSOR_EXPIRED, problem_body
 
 logger = logging.getLogger("todo_api")

@@ -6,11 +6,10 @@ import datetime as dt
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from storage import PoolSettings
-from storage.database import backend_name
 from todo_api.logs import LOG_FORMATS
 
 DEFAULT_DATABASE_URL = "sqlite:///todo.db"
@@ -47,10 +46,38 @@ MIN_REMINDER_LEASE = 2
 MAX_REMINDER_LEASE = 3_600
 # Neon names a database's pooled (PgBouncer, transaction mode) endpoint by this host suffix.
 POOLED_HOST = "-pooler."
+# The dialect of an SQLAlchemy URL, `dialect[+driver]://`, read as SQLAlchemy's make_url reads
+# it, so that settings need no database library.
+URL_SCHEME = re.compile(r"([\w+]+)://")
+
+
+def backend_name(url: str) -> str | None:
+    """The database a URL names (`postgresql`, `sqlite`), taking `postgres://` as PostgreSQL
+    as storage/database.py's normalize_url does; None for a URL without a scheme."""
+    match = URL_SCHEME.match(url)
+    if match is None:
+        return None
+    scheme = match.group(1)
+    return "postgresql" if scheme == "postgres" else scheme.split("+")[0]
 
 
 class ConfigError(ValueError):
     """A setting that is missing or unusable; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The PostgreSQL connection pool of one server process (storage/database.py)."""
+
+    size: int = 5
+    max_overflow: int = 5
+    timeout: float = 10.0
+    # Neon closes idle connections (and suspends idle computes), so never keep one for long.
+    recycle: int = 300
+    # Seconds: to open a connection, and for the server to run one statement. A Neon compute
+    # waking from suspension takes a few seconds to accept a connection.
+    connect_timeout: int = 10
+    statement_timeout: int = 15
 
 
 @dataclass(frozen=True)

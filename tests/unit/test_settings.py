@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from storage.database import normalize_url
-from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings
+from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings, backend_name
 
 SECRET = "s" * 32
 
@@ -101,6 +103,28 @@ def test_env_example_documents_every_variable() -> None:
     documented = set(re.findall(r"^#? ?([A-Z_]+)=", example, re.MULTILINE))
     assert "LOG_LEVEL" in read
     assert read <= documented, read - documented
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@h/db?sslmode=require",
+        "postgres://u:p@ep-x-pooler.eu.aws.neon.tech/db",
+        "postgresql+psycopg2://u@h:5432/db",
+        "postgres+psycopg2://h/db",
+        "sqlite:///todo.db",
+        "sqlite://",
+        "mysql+pymysql://h/db",
+        "todo.db",
+        "",
+    ],
+)
+def test_backend_name_reads_urls_as_sqlalchemy_does(url: str) -> None:
+    try:
+        expected = make_url(normalize_url(url)).get_backend_name()
+    except ArgumentError:
+        expected = None
+    assert backend_name(url) == expected
 
 
 def test_any_origin_cannot_be_listed_beside_named_ones() -> None:

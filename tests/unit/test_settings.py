@@ -107,12 +107,30 @@ def declared_names() -> set[str]:
     return {name for v in documented() for name in (v.name, *v.aliases)}
 
 
+def readme_defaults() -> dict[str, str]:
+    """The README's Configuration table: each variable's Default cell."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z0-9_]+)` \|([^|]*)\|", section, re.MULTILINE)
+    assert len(rows) == len(dict(rows)), "a variable has two rows"
+    return {name: cell.strip() for name, cell in rows}
+
+
 def env_example_values() -> dict[str, str]:
     """`.env.example`: each variable's value, set or commented out."""
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     lines = re.findall(r"^#? ?([A-Z0-9_]+)=(.*)$", example, re.MULTILINE)
     assert len(lines) == len(dict(lines)), "a variable is set twice"
     return dict(lines)
+
+
+def test_readme_configuration_table_matches_the_declaration() -> None:
+    table = readme_defaults()
+    assert set(table) == declared_names(), set(table) ^ declared_names()
+    for variable in documented():
+        # A default worked out from other settings is described in words instead.
+        if variable.default is not None and variable.derive is None:
+            assert table[variable.name] == f"`{shown(variable.default)}`", variable.name
 
 
 def test_env_example_documents_every_variable() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.database import PoolSettings, build_engine
+from storage.database import build_engine
 from storage.errors import (
     CursorExpired,
     IdempotencyKeyReused,
@@ -38,7 +38,6 @@ __all__ = [
     "InvalidCursor",
     "InvalidTask",
     "Page",
-    "PoolSettings",
     "PreconditionFailed",
     "Purged",
     "QuotaExceeded",

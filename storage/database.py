@@ -5,27 +5,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+
+from todo_api.settings import PoolSettings
 
 logger = logging.getLogger("todo_api.storage")
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    size: int = 5
-    max_overflow: int = 5
-    timeout: float = 10.0
-    # Neon closes idle connections (and suspends idle computes), so never keep one for long.
-    recycle: int = 300
-    # Seconds: to open a connection, and for the server to run one statement. A Neon compute
-    # waking from suspension takes a few seconds to accept a connection.
-    connect_timeout: int = 10
-    statement_timeout: int = 15
 
 
 def normalize_url(url: str) -> str:
@@ -34,15 +21,6 @@ def normalize_url(url: str) -> str:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg2")
     return parsed.render_as_string(hide_password=False)
-
-
-def backend_name(url: str) -> str | None:
-    """The database a URL names (`postgresql`, `sqlite`), in any form normalize_url accepts;
-    None for a URL that does not parse (build_engine says why)."""
-    try:
-        return make_url(normalize_url(url)).get_backend_name()
-    except ArgumentError:
-        return None
 
 
 def build_engine(url: str, pool: PoolSettings | None = None) -> Engine:

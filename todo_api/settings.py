@@ -1,17 +1,37 @@
-"""One typed settings object, read from the environment (and `.env`, loaded by the CLI)."""
+"""One typed settings object, read from the environment (and `.env`, loaded by the CLI).
+
+Each setting is stated once, on its field: its variable, how its text is read, its default,
+its bounds and its meaning (`todo_api/variables.py`). The README's Configuration table and
+`.env.example` are held to these fields by tests/unit/test_settings.py."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import math
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from storage import PoolSettings
-from storage.database import backend_name
-from todo_api.logs import LOG_FORMATS
+from todo_api.variables import (
+    LOG_FORMAT,
+    READ_ELSEWHERE,
+    Variable,
+    amount,
+    base_url,
+    check_fields,
+    count,
+    declared,
+    flag,
+    log_format,
+    log_level,
+    lowered,
+    origins,
+    read_fields,
+    setting,
+    text,
+    variable_of,
+)
+from todo_api.variables import ConfigError as ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///todo.db"
 # RFC 7518 section 3.2: an HS256 key must have at least as many bits as the hash.
@@ -47,79 +67,212 @@ MIN_REMINDER_LEASE = 2
 MAX_REMINDER_LEASE = 3_600
 # Neon names a database's pooled (PgBouncer, transaction mode) endpoint by this host suffix.
 POOLED_HOST = "-pooler."
+# The dialect of an SQLAlchemy URL, `dialect[+driver]://`, read as SQLAlchemy's make_url reads
+# it, so that settings need no database library.
+URL_SCHEME = re.compile(r"([\w+]+)://")
 
 
-class ConfigError(ValueError):
-    """A setting that is missing or unusable; the message says which and why."""
+def backend_name(url: str) -> str | None:
+    """The database a URL names (`postgresql`, `sqlite`), taking `postgres://` as PostgreSQL
+    as storage/database.py's normalize_url does; None for a URL without a scheme."""
+    match = URL_SCHEME.match(url)
+    if match is None:
+        return None
+    scheme = match.group(1)
+    return "postgresql" if scheme == "postgres" else scheme.split("+")[0]
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The PostgreSQL connection pool of one server process (storage/database.py)."""
+
+    size: int = setting("DB_POOL_SIZE", count, 5, "Connections kept in the pool")
+    max_overflow: int = setting("DB_MAX_OVERFLOW", count, 5, "Extra connections under load")
+    timeout: float = setting(
+        "DB_POOL_TIMEOUT", amount, 10.0, "Seconds a request waits for a connection; then 503"
+    )
+    # Neon closes idle connections (and suspends idle computes), so never keep one for long.
+    recycle: int = 300
+    # A Neon compute waking from suspension takes a few seconds to accept a connection.
+    connect_timeout: int = setting(
+        "DB_CONNECT_TIMEOUT", count, 10, "Seconds to open a PostgreSQL connection"
+    )
+    statement_timeout: int = setting(
+        "DB_STATEMENT_TIMEOUT", count, 15, "Seconds one SQL statement may run"
+    )
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
-    auth_secret: str | None = None
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
-    better_auth_url: str | None = None
-    jwks_url: str | None = None
-    better_auth_sessions: bool = False
-    session_cache_ttl: float = 30.0
-    jwks_refetch_cooldown: float = 60.0
-    auth_http_timeout: float = 5.0
-    max_body_bytes: int = 64 * 1024
-    task_quota: int = 10_000
-    tombstone_retention_days: int = 30
-    idempotency_key_ttl: float = 86_400.0
-    rate_limit_enabled: bool = True
-    rate_limit_per_user: int = 600
-    rate_limit_per_address: int = 120
-    rate_limit_window: int = 60
-    redis_url: str | None = None
-    redis_max_connections: int = 32
-    redis_timeout: float = 0.25
-    max_head_bytes: int = 16 * 1024
-    head_timeout: float = 10.0
-    body_idle_timeout: float = 5.0
-    body_timeout: float = 30.0
-    keep_alive_timeout: int = 5
-    max_connections: int = 1000
-    max_connections_per_address: int = 100
-    cors_origins: tuple[str, ...] = ("http://localhost:3000",)
-    auto_migrate: bool = True
+    """Every setting of the service; keyword arguments in tests, `from_env` otherwise."""
+
+    database_url: str = setting(
+        "DATABASE_URL", text, DEFAULT_DATABASE_URL, "SQLAlchemy URL", aliases=("NEON_DB_URL",)
+    )
+    auth_secret: str | None = setting(
+        "BETTER_AUTH_SECRET",
+        text,
+        None,
+        "Shared secret of HS256 tokens",
+        shortest=MIN_SECRET_LENGTH,
+        hint=" (generate one with `openssl rand -base64 32`)",
+    )
+    jwt_issuer: str | None = setting("JWT_ISSUER", text, None, "Expected `iss`")
+    jwt_audience: str | None = setting("JWT_AUDIENCE", text, None, "Expected `aud`")
+    better_auth_url: str | None = setting(
+        "BETTER_AUTH_URL", base_url, None, "Better Auth's base URL: turns on its JWTs (JWKS)"
+    )
+    jwks_url: str | None = setting(
+        "JWKS_URL", text, None, "Where the public keys are, if not Better Auth's /api/auth/jwks"
+    )
+    better_auth_sessions: bool = setting(
+        "BETTER_AUTH_SESSIONS", flag, False, "Also accept Better Auth session tokens"
+    )
+    session_cache_ttl: float = setting(
+        "SESSION_CACHE_TTL", amount, 30.0, "Seconds a valid session answer is reused"
+    )
+    jwks_refetch_cooldown: float = setting(
+        "JWKS_REFETCH_COOLDOWN", amount, 60.0, "Seconds between key fetches for unknown key ids"
+    )
+    auth_http_timeout: float = setting(
+        "AUTH_HTTP_TIMEOUT", amount, 5.0, "Seconds to wait for Better Auth"
+    )
+    max_body_bytes: int = setting(
+        "MAX_BODY_BYTES", count, 64 * 1024, "Largest request body accepted (413)"
+    )
+    task_quota: int = setting("TASK_QUOTA", count, 10_000, "Most tasks one user may keep (409)")
+    tombstone_retention_days: int = setting(
+        "TOMBSTONE_RETENTION_DAYS",
+        count,
+        30,
+        "Days a deleted task stays restorable",
+        most=MAX_TOMBSTONE_RETENTION_DAYS,
+        unit="days",
+    )
+    idempotency_key_ttl: float = setting(
+        "IDEMPOTENCY_KEY_TTL",
+        amount,
+        86_400.0,
+        "Seconds an Idempotency-Key is remembered",
+        most=MAX_IDEMPOTENCY_KEY_TTL,
+        unit="seconds",
+        hint=" (30 days)",
+    )
+    rate_limit_enabled: bool = setting("RATE_LIMIT_ENABLED", flag, True, "Rate limiting on or off")
+    rate_limit_per_user: int = setting(
+        "RATE_LIMIT_PER_USER", count, 600, "Requests per window per signed-in user"
+    )
+    rate_limit_per_address: int = setting(
+        "RATE_LIMIT_PER_ADDRESS", count, 120, "Requests per window per address without credential"
+    )
+    rate_limit_window: int = setting(
+        "RATE_LIMIT_WINDOW",
+        count,
+        60,
+        "Seconds in a rate limit window",
+        most=MAX_RATE_LIMIT_WINDOW,
+        unit="seconds",
+    )
+    redis_url: str | None = setting(
+        "REDIS_URL", text, None, "Redis that several processes share limits and bounds in"
+    )
+    redis_max_connections: int = setting(
+        "REDIS_MAX_CONNECTIONS", count, 32, "Connections to Redis per process"
+    )
+    redis_timeout: float = setting(
+        "REDIS_TIMEOUT", amount, 0.25, "Seconds to wait for a Redis connection or answer"
+    )
+    max_head_bytes: int = setting(
+        "MAX_HEAD_BYTES", count, 16 * 1024, "Largest request head accepted (431)"
+    )
+    head_timeout: float = setting(
+        "HEAD_TIMEOUT", amount, 10.0, "Seconds a request head may take to arrive"
+    )
+    body_idle_timeout: float = setting(
+        "BODY_IDLE_TIMEOUT", amount, 5.0, "Seconds a request body may fall silent (408)"
+    )
+    body_timeout: float = setting(
+        "BODY_TIMEOUT", amount, 30.0, "Seconds a whole request body may take (408)"
+    )
+    keep_alive_timeout: int = setting(
+        "KEEP_ALIVE_TIMEOUT", count, 5, "Seconds an idle keep-alive connection stays open"
+    )
+    max_connections: int = setting(
+        "MAX_CONNECTIONS", count, 1000, "Connections one server process holds"
+    )
+    max_connections_per_address: int = setting(
+        "MAX_CONNECTIONS_PER_ADDRESS", count, 100, "Connections one address holds in a process"
+    )
+    cors_origins: tuple[str, ...] = setting(
+        "CORS_ORIGINS",
+        origins,
+        ("http://localhost:3000",),
+        "Comma-separated browser origins allowed to call; `*` is any, without credentials",
+    )
+    auto_migrate: bool = setting(
+        "AUTO_MIGRATE", flag, True, "Apply pending migrations when the server starts"
+    )
     pool: PoolSettings = field(default_factory=PoolSettings)
     validate_responses: bool = False
-    log_level: str = "INFO"
-    metrics_enabled: bool = False
-    metrics_token: str | None = None
-    otel_endpoint: str | None = None
-    database_direct_url: str | None = None
-    stream_wakeups: str = "auto"
-    streams_per_user: int = 10
-    # Half of MAX_CONNECTIONS unless set: the other half is ordinary requests' room.
-    streams_per_process: int = 500
-    stream_heartbeat: float = 15.0
-    stream_send_timeout: float = 10.0
-    stream_max_seconds: float = 3600.0
-    stream_ticket_seconds: float = 60.0
+    log_level: str = setting("LOG_LEVEL", log_level, "INFO", "Python log level")
+    metrics_enabled: bool = setting(
+        "METRICS_ENABLED", flag, False, "Serve Prometheus metrics at /api/metrics"
+    )
+    metrics_token: str | None = setting(
+        "METRICS_TOKEN", text, None, "Bearer token a metrics scrape must send"
+    )
+    otel_endpoint: str | None = setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", text, None, "OTLP/HTTP endpoint that traces are sent to"
+    )
+    database_direct_url: str | None = setting(
+        "DATABASE_DIRECT_URL", text, None, "Unpooled PostgreSQL URL to LISTEN on"
+    )
+    stream_wakeups: str = setting(
+        "STREAM_WAKEUPS",
+        lowered,
+        "auto",
+        "How a process hears of other processes' writes",
+        choices=STREAM_WAKEUPS,
+    )
+    streams_per_user: int = setting(
+        "STREAMS_PER_USER", count, 10, "Open event streams per user (429)"
+    )
+    # 500 when built by keyword; from the environment, half of MAX_CONNECTIONS unless set: the
+    # other half is ordinary requests' room.
+    streams_per_process: int = setting(
+        "STREAMS_PER_PROCESS",
+        count,
+        500,
+        "Open event streams per process (503)",
+        derive=lambda known: max(1, known["max_connections"] // 2),
+    )
+    stream_heartbeat: float = setting(
+        "STREAM_HEARTBEAT", amount, 15.0, "Seconds between heartbeats on a quiet stream"
+    )
+    stream_send_timeout: float = setting(
+        "STREAM_SEND_TIMEOUT", amount, 10.0, "Seconds a reader may take to accept one write"
+    )
+    stream_max_seconds: float = setting(
+        "STREAM_MAX_SECONDS", amount, 3600.0, "Seconds a stream lasts at most"
+    )
+    stream_ticket_seconds: float = setting(
+        "STREAM_TICKET_SECONDS", amount, 60.0, "Seconds a stream ticket stays good"
+    )
     # How long a claimed reminder waits for a stream to confirm it before it may be claimed
     # again (todo_api/live/reminders.py).
-    reminder_lease_seconds: float = 30.0
+    reminder_lease_seconds: float = setting(
+        "REMINDER_LEASE_SECONDS",
+        amount,
+        30.0,
+        "Seconds a claimed reminder waits for its stream",
+        least=MIN_REMINDER_LEASE,
+        most=MAX_REMINDER_LEASE,
+        unit="seconds",
+    )
 
     def __post_init__(self) -> None:
-        if self.auth_secret is not None and len(self.auth_secret) < MIN_SECRET_LENGTH:
-            raise ConfigError(
-                f"BETTER_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters long "
-                "(generate one with `openssl rand -base64 32`)."
-            )
-        if self.rate_limit_window > MAX_RATE_LIMIT_WINDOW:
-            raise ConfigError(f"RATE_LIMIT_WINDOW must be at most {MAX_RATE_LIMIT_WINDOW} seconds.")
-        if self.tombstone_retention_days > MAX_TOMBSTONE_RETENTION_DAYS:
-            raise ConfigError(
-                f"TOMBSTONE_RETENTION_DAYS must be at most {MAX_TOMBSTONE_RETENTION_DAYS} days."
-            )
-        if self.idempotency_key_ttl > MAX_IDEMPOTENCY_KEY_TTL:
-            raise ConfigError(
-                f"IDEMPOTENCY_KEY_TTL must be at most {MAX_IDEMPOTENCY_KEY_TTL} seconds (30 days)."
-            )
+        check_fields(self)
+        # What no one field's bounds can say: how the fields go together.
         if "*" in self.cors_origins and len(self.cors_origins) > 1:
             raise ConfigError(
                 "CORS_ORIGINS=* means any origin (without credentials): list no origins beside it."
@@ -130,18 +283,8 @@ class Settings:
                 f"MAX_CONNECTIONS ({self.max_connections}): streams would otherwise hold every "
                 "connection, and ordinary requests would be answered 503."
             )
-        if self.stream_wakeups not in STREAM_WAKEUPS:
-            raise ConfigError(
-                f"STREAM_WAKEUPS must be one of {', '.join(STREAM_WAKEUPS)}; "
-                f"not {self.stream_wakeups!r}."
-            )
         if self.stream_wakeups == "listen" and not self.listens_on_postgres:
             raise ConfigError("STREAM_WAKEUPS=listen needs PostgreSQL (DATABASE_URL).")
-        if not MIN_REMINDER_LEASE <= self.reminder_lease_seconds <= MAX_REMINDER_LEASE:
-            raise ConfigError(
-                f"REMINDER_LEASE_SECONDS must be from {MIN_REMINDER_LEASE} to "
-                f"{MAX_REMINDER_LEASE} seconds, not {self.reminder_lease_seconds:g}."
-            )
         if self.better_auth_sessions and not self.better_auth_url:
             raise ConfigError("BETTER_AUTH_SESSIONS needs BETTER_AUTH_URL to check sessions at.")
         if (
@@ -205,117 +348,21 @@ class Settings:
     def log_level_from(cls, environ: Mapping[str, str]) -> str:
         """LOG_LEVEL alone: logging is set up before the other settings are read, so that a
         mistake in them is logged too."""
-        level = environ.get("LOG_LEVEL", "").strip().upper() or cls.log_level
-        if level not in logging.getLevelNamesMapping():
-            raise ConfigError(
-                f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; not {level!r}."
-            )
-        return level
+        return str(variable_of(cls, "log_level").read(environ) or cls.log_level)
 
     @staticmethod
     def log_format_from(environ: Mapping[str, str], default: str) -> str:
         """LOG_FORMAT alone, for the same reason as LOG_LEVEL; its default is the command's."""
-        log_format = environ.get("LOG_FORMAT", "").strip().lower() or default
-        if log_format not in LOG_FORMATS:
-            raise ConfigError(f"LOG_FORMAT must be json or text; not {log_format!r}.")
-        return log_format
+        return str(LOG_FORMAT.read(environ) or log_format(LOG_FORMAT.name, default))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        def text(name: str) -> str | None:
-            value = environ.get(name, "").strip()
-            return value or None
+        return cls(**read_fields(cls, environ))
 
-        def number(name: str, default: float, kind: Callable[[str], float] = int) -> float:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number, not {raw!r}.") from None
-            if not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{name} must be a positive number, not {raw!r}.")
-            return value
 
-        def flag(name: str, default: bool) -> bool:
-            raw = text(name)
-            if raw is None:
-                return default
-            if raw.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if raw.lower() in {"0", "false", "no", "off"}:
-                return False
-            raise ConfigError(f"{name} must be true or false, not {raw!r}.")
-
-        origins = text("CORS_ORIGINS")
-        better_auth_url = text("BETTER_AUTH_URL")
-        defaults = PoolSettings()
-        max_connections = int(number("MAX_CONNECTIONS", cls.max_connections))
-        return cls(
-            database_url=text("DATABASE_URL") or text("NEON_DB_URL") or DEFAULT_DATABASE_URL,
-            auth_secret=text("BETTER_AUTH_SECRET"),
-            jwt_issuer=text("JWT_ISSUER"),
-            jwt_audience=text("JWT_AUDIENCE"),
-            better_auth_url=better_auth_url.rstrip("/") if better_auth_url else None,
-            jwks_url=text("JWKS_URL"),
-            better_auth_sessions=flag("BETTER_AUTH_SESSIONS", cls.better_auth_sessions),
-            session_cache_ttl=number("SESSION_CACHE_TTL", cls.session_cache_ttl, float),
-            jwks_refetch_cooldown=number("JWKS_REFETCH_COOLDOWN", cls.jwks_refetch_cooldown, float),
-            auth_http_timeout=number("AUTH_HTTP_TIMEOUT", cls.auth_http_timeout, float),
-            max_body_bytes=int(number("MAX_BODY_BYTES", cls.max_body_bytes)),
-            task_quota=int(number("TASK_QUOTA", cls.task_quota)),
-            tombstone_retention_days=int(
-                number("TOMBSTONE_RETENTION_DAYS", cls.tombstone_retention_days)
-            ),
-            idempotency_key_ttl=number("IDEMPOTENCY_KEY_TTL", cls.idempotency_key_ttl, float),
-            rate_limit_enabled=flag("RATE_LIMIT_ENABLED", cls.rate_limit_enabled),
-            rate_limit_per_user=int(number("RATE_LIMIT_PER_USER", cls.rate_limit_per_user)),
-            rate_limit_per_address=int(
-                number("RATE_LIMIT_PER_ADDRESS", cls.rate_limit_per_address)
-            ),
-            rate_limit_window=int(number("RATE_LIMIT_WINDOW", cls.rate_limit_window)),
-            redis_url=text("REDIS_URL"),
-            redis_max_connections=int(number("REDIS_MAX_CONNECTIONS", cls.redis_max_connections)),
-            redis_timeout=number("REDIS_TIMEOUT", cls.redis_timeout, float),
-            max_head_bytes=int(number("MAX_HEAD_BYTES", cls.max_head_bytes)),
-            head_timeout=number("HEAD_TIMEOUT", cls.head_timeout, float),
-            body_idle_timeout=number("BODY_IDLE_TIMEOUT", cls.body_idle_timeout, float),
-            body_timeout=number("BODY_TIMEOUT", cls.body_timeout, float),
-            keep_alive_timeout=int(number("KEEP_ALIVE_TIMEOUT", cls.keep_alive_timeout)),
-            max_connections=max_connections,
-            max_connections_per_address=int(
-                number("MAX_CONNECTIONS_PER_ADDRESS", cls.max_connections_per_address)
-            ),
-            cors_origins=(
-                tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
-                if origins is not None
-                else cls.cors_origins
-            ),
-            auto_migrate=flag("AUTO_MIGRATE", True),
-            log_level=cls.log_level_from(environ),
-            metrics_enabled=flag("METRICS_ENABLED", cls.metrics_enabled),
-            metrics_token=text("METRICS_TOKEN"),
-            otel_endpoint=text("OTEL_EXPORTER_OTLP_ENDPOINT"),
-            database_direct_url=text("DATABASE_DIRECT_URL"),
-            stream_wakeups=(text("STREAM_WAKEUPS") or cls.stream_wakeups).lower(),
-            streams_per_user=int(number("STREAMS_PER_USER", cls.streams_per_user)),
-            streams_per_process=int(number("STREAMS_PER_PROCESS", max(1, max_connections // 2))),
-            stream_heartbeat=number("STREAM_HEARTBEAT", cls.stream_heartbeat, float),
-            stream_send_timeout=number("STREAM_SEND_TIMEOUT", cls.stream_send_timeout, float),
-            stream_max_seconds=number("STREAM_MAX_SECONDS", cls.stream_max_seconds, float),
-            stream_ticket_seconds=number("STREAM_TICKET_SECONDS", cls.stream_ticket_seconds, float),
-            reminder_lease_seconds=number(
-                "REMINDER_LEASE_SECONDS", cls.reminder_lease_seconds, float
-            ),
-            pool=PoolSettings(
-                size=int(number("DB_POOL_SIZE", defaults.size)),
-                max_overflow=int(number("DB_MAX_OVERFLOW", defaults.max_overflow)),
-                timeout=number("DB_POOL_TIMEOUT", defaults.timeout, float),
-                connect_timeout=int(number("DB_CONNECT_TIMEOUT", defaults.connect_timeout)),
-                statement_timeout=int(number("DB_STATEMENT_TIMEOUT", defaults.statement_timeout)),
-            ),
-        )
+def documented() -> tuple[Variable, ...]:
+    """Every variable the README's Configuration table and `.env.example` describe."""
+    return (*declared(Settings), *READ_ELSEWHERE)
 
 
 def weak_secret(secret: str) -> str | None:

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from storage import PoolSettings, TaskStore
+from storage import TaskStore
 from tests.conftest import SECRET, Client, bearer, make_token
 from tests.prometheus import samples, value
+from todo_api.settings import PoolSettings
 
 ALICE = bearer(make_token("alice", iss=None, aud=None))
 

@@ -15,9 +15,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
-from storage import PoolSettings, build_engine
+from storage import build_engine
 from tests.conftest import SECRET, Client, bearer, make_token
 from tests.tcp_proxy import TcpProxy, proxy_to, through
+from todo_api.settings import PoolSettings
 from todo_api.web.readiness import FRESH_SECONDS
 
 pytestmark = pytest.mark.skipif(

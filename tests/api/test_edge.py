@@ -26,10 +26,10 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
-from storage import PoolSettings
 from tests.conftest import SECRET, bearer, make_token
 from tests.fake_better_auth import FakeBetterAuth
 from tests.network import serving
+from todo_api.settings import PoolSettings
 
 ALICE = bearer(make_token("alice"))
 ALICE_HEADER = (f"Authorization: {ALICE['Authorization']}",)

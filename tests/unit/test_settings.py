@@ -6,10 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from storage.database import normalize_url
-from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings
+from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings, backend_name, documented
+from todo_api.variables import READ_ELSEWHERE
 
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s" * 32
 
 
@@ -88,19 +92,96 @@ def test_postgres_urls_use_psycopg2_and_keep_sslmode(given: str, expected: str) 
     assert normalize_url(given) == expected
 
 
+def shown(value: object) -> str:
+    """A declared default as the README and `.env.example` spell it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def declared_names() -> set[str]:
+    return {name for v in documented() for name in (v.name, *v.aliases)}
+
+
+def readme_defaults() -> dict[str, str]:
+    """The README's Configuration table: each variable's Default cell."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z0-9_]+)` \|([^|]*)\|", section, re.MULTILINE)
+    assert len(rows) == len(dict(rows)), "a variable has two rows"
+    return {name: cell.strip() for name, cell in rows}
+
+
+def env_example_values() -> dict[str, str]:
+    """`.env.example`: each variable's value, set or commented out."""
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    lines = re.findall(r"^#? ?([A-Z0-9_]+)=(.*)$", example, re.MULTILINE)
+    assert len(lines) == len(dict(lines)), "a variable is set twice"
+    return dict(lines)
+
+
+def test_readme_configuration_table_matches_the_declaration() -> None:
+    table = readme_defaults()
+    assert set(table) == declared_names(), set(table) ^ declared_names()
+    for variable in documented():
+        # A default worked out from other settings is described in words instead.
+        if variable.default is not None and variable.derive is None:
+            assert table[variable.name] == f"`{shown(variable.default)}`", variable.name
+
+
 def test_env_example_documents_every_variable() -> None:
-    root = Path(__file__).resolve().parents[2]
-    read = set(
-        re.findall(
-            r'(?:text|flag|number)\(\s*"([A-Z_]+)"', (root / "todo_api/settings.py").read_text()
-        )
-    )
-    for module in (root / "todo_api").rglob("*.py"):
+    example = env_example_values()
+    assert set(example) == declared_names(), set(example) ^ declared_names()
+    for variable in documented():
+        if variable.default is not None:
+            assert example[variable.name] == shown(variable.default), variable.name
+
+
+def test_every_variable_the_code_reads_is_declared() -> None:
+    read = set()
+    for module in (ROOT / "todo_api").rglob("*.py"):
         read |= set(re.findall(r'environ\.get\("([A-Z_]+)"', module.read_text()))
-    example = root.joinpath(".env.example").read_text()
-    documented = set(re.findall(r"^#? ?([A-Z_]+)=", example, re.MULTILINE))
-    assert "LOG_LEVEL" in read
-    assert read <= documented, read - documented
+    assert read <= declared_names(), read - declared_names()
+    # Those read outside Settings are read, with the default declared, where the declaration says.
+    for variable in READ_ELSEWHERE:
+        source = (ROOT / variable.read_by).read_text(encoding="utf-8")
+        assert variable.name in source, variable
+        if variable.default is not None:
+            assert f'"{variable.default}"' in source, variable
+
+
+def test_each_variable_is_declared_once_with_a_meaning() -> None:
+    names = [name for v in documented() for name in (v.name, *v.aliases)]
+    assert len(names) == len(set(names))
+    for variable in documented():
+        assert variable.meaning.strip()
+        assert "\n" not in variable.meaning
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@h/db?sslmode=require",
+        "postgres://u:p@ep-x-pooler.eu.aws.neon.tech/db",
+        "postgresql+psycopg2://u@h:5432/db",
+        "postgres+psycopg2://h/db",
+        "sqlite:///todo.db",
+        "sqlite://",
+        "mysql+pymysql://h/db",
+        "todo.db",
+        "",
+    ],
+)
+def test_backend_name_reads_urls_as_sqlalchemy_does(url: str) -> None:
+    try:
+        expected = make_url(normalize_url(url)).get_backend_name()
+    except ArgumentError:
+        expected = None
+    assert backend_name(url) == expected
 
 
 def test_any_origin_cannot_be_listed_beside_named_ones() -> None:

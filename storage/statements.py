@@ -47,6 +47,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import type_coerce
 
 from storage.cursors import Position
+from storage.fields import NAMES
 from storage.models import (
     IdempotencyKeyRow,
     StreamTicketRow,
@@ -55,8 +56,13 @@ from storage.models import (
     UTCDateTime,
 )
 
-# Every column of a task, in the table's order: what reads and RETURNING clauses select.
-COLUMNS = tuple(TaskRow.__table__.columns)
+_TASKS = TaskRow.__table__
+# Every column of a task, what reads and RETURNING clauses select: first a Task's fields in their
+# declared order (Task.of reads a row by position), then the rest.
+COLUMNS = (
+    *(_TASKS.c[name] for name in NAMES),
+    *(column for column in _TASKS.columns if column.name not in NAMES),
+)
 # The character that escapes `%`, `_` and itself in a search term (see like_term).
 ESCAPE = "/"
 

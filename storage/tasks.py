@@ -22,6 +22,7 @@ from storage.errors import (
     TagNotFound,
     TaskNotFound,
 )
+from storage.fields import WRITABLE_FIELDS, column_values
 from storage.models import PRIORITY_RANKS, TaskOwnerRow
 from storage.records import (
     Changes,
@@ -39,31 +40,8 @@ from storage.recurrence import next_occurrence
 from storage.reminders import DEFAULT_LEASE, ReminderStore
 from storage.statements import Completion, Precondition
 
-# The fields a client may write, each with how its value is stored. This explicit list is the
-# only way request data reaches a row (no Model(**body)); a test keeps it equal to the spec's.
-WRITABLE_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "title": lambda value: value.strip(),
-    "description": lambda value: value,
-    "completed": bool,
-    "priority": lambda value: PRIORITY_RANKS[value],
-    "tags": list,
-    "due_date": lambda value: value,
-    "recurrence": lambda value: value,
-    "timezone": lambda value: value,
-    "remind_before": lambda value: int(value.total_seconds()),
-}
 # The fields from which a write derives others (TaskStore._settle).
 _DERIVING = frozenset({"due_date", "recurrence", "remind_before"})
-
-
-def _column_values(fields: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(fields) - set(WRITABLE_FIELDS)
-    if unknown:
-        raise ValueError(f"not writable: {sorted(unknown)}")
-    return {
-        name: None if value is None else WRITABLE_FIELDS[name](value)
-        for name, value in fields.items()
-    }
 
 
 def _now() -> dt.datetime:
@@ -192,7 +170,7 @@ class TaskStore:
         if_match: IfMatch | None = None,
     ) -> Task:
         """Change only the given fields; None clears a nullable field."""
-        values: dict[str, Any] = _column_values(fields)
+        values: dict[str, Any] = column_values(fields)
         completed = values.pop("completed", None)
         completion: Completion = "keep" if completed is None else _completion(completed)
         return self._update(user_id, task_id, values, completion, if_match)
@@ -420,7 +398,7 @@ class TaskStore:
 
     def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """A new task's column values, from a complete set of writable fields."""
-        values = _column_values(fields)
+        values = column_values(fields)
         missing = set(WRITABLE_FIELDS) - set(values)
         if missing:
             raise ValueError(f"missing fields: {sorted(missing)}")

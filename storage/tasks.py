@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any, NoReturn
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Select
 
-from storage import snapshots
+from storage import clock, snapshots
 from storage import statements as sql
 from storage.cursors import Position, feed_cursor, feed_position, tag_cursor, tag_position
 from storage.errors import (
@@ -22,7 +20,7 @@ from storage.errors import (
     TagNotFound,
     TaskNotFound,
 )
-from storage.fields import WRITABLE_FIELDS, column_values
+from storage.fields import WRITABLE_FIELDS, column_values, complete_column_values
 from storage.models import PRIORITY_RANKS, TaskOwnerRow
 from storage.records import (
     Changes,
@@ -39,33 +37,15 @@ from storage.records import (
 from storage.recurrence import next_occurrence
 from storage.reminders import DEFAULT_LEASE, ReminderStore
 from storage.statements import Completion, Precondition
+from storage.unit_of_work import UnitOfWork, Writes
 
 # The fields from which a write derives others (TaskStore._settle).
 _DERIVING = frozenset({"due_date", "recurrence", "remind_before"})
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-# Where a write's transaction collects the changes it books (TaskStore._writing): one list per
-# call, in the calling thread's context, whatever becomes of the connection.
-_BOOKED: ContextVar[list[tuple[str, int]] | None] = ContextVar("booked_changes", default=None)
-
 # An idempotent create retries its claim when the key in its way vanished before it was read;
 # each try deletes expired keys first, so the next one finds the place free.
 _CLAIM_ATTEMPTS = 5
-
-
-class _Unchanged(Exception):
-    """A write would leave the task as it is: nothing may be written, so the transaction ends."""
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-
-
-class _NothingToRestore(Exception):
-    """Restore found no restorable tombstone: nothing may be written, so the transaction ends."""
 
 
 class TaskStore:
@@ -93,7 +73,7 @@ class TaskStore:
         PostgreSQL each write also sends the same on the change channel, to every process
         that listens (storage/notifications.py), whatever this one does."""
         self._engine = engine
-        self._on_change = on_change
+        self._writes = Writes(engine, on_change)
         self._dialect = engine.dialect.name
         self._notify = self._dialect == "postgresql"
         self._quota = quota
@@ -114,40 +94,47 @@ class TaskStore:
         row is claimed first, under its primary key, so a concurrent request with the same key
         waits for this transaction and then finds the row, and one task is made.
         """
-        row = self._new_row(user_id, fields)
+        values = complete_column_values(fields)
         if idempotency_key is None:
-            with self._writing() as connection:
-                return Created(self._settle(connection, self._insert(connection, row)), False)
+            with self._writes.begin() as work:
+                row = self._new_row(user_id, values, work.now)
+                task = self._settle(work, self._insert(work, row))
+                work.commit()
+                return Created(task, replayed=False)
         for _attempt in range(_CLAIM_ATTEMPTS):
-            created = self._create_once(user_id, idempotency_key, row, fields)
+            created = self._create_once(user_id, idempotency_key, values, fields)
             if created is not None:
                 return created
         raise RuntimeError(f"could not claim idempotency key {idempotency_key!r}")
 
     def _create_once(
-        self, user_id: str, key: str, row: dict[str, Any], fields: Mapping[str, Any]
+        self, user_id: str, key: str, values: dict[str, Any], fields: Mapping[str, Any]
     ) -> Created | None:
         """One try at an idempotent create; None if the key that was in the way expired (and
         was deleted by another request) before it could be read, so that a new try claims it."""
         asked = snapshots.fingerprint(fields)
-        now = _now()
-        claim = {
-            "user_id": user_id,
-            "key": key,
-            "fingerprint": asked,
-            "response": "",
-            "expires_at": now + self._idempotency_ttl,
-        }
         the_key = {"owner": user_id, "idempotency_key": key}
-        with self._writing() as connection:
-            self._expire_keys(connection, user_id, now)
+        with self._writes.begin() as work:
+            connection = work.connection
+            claim = {
+                "user_id": user_id,
+                "key": key,
+                "fingerprint": asked,
+                "response": "",
+                "expires_at": work.now + self._idempotency_ttl,
+            }
+            self._expire_keys(connection, user_id, work.now)
             claimed = connection.execute(sql.claim_key(self._dialect), claim).one_or_none()
             if claimed is not None:
-                task = self._settle(connection, self._insert(connection, row, key=key))
+                row = self._new_row(user_id, values, work.now)
+                task = self._settle(work, self._insert(work, row, key=key))
                 connection.execute(sql.KEEP_RESPONSE, the_key | {"response": snapshots.dump(task)})
+                work.commit()
                 return Created(task, replayed=False)
             # On PostgreSQL this reads a newer snapshot than the insert saw: the row may be gone.
             earlier = connection.execute(sql.EARLIER_REQUEST, the_key).one_or_none()
+            # The expired keys it deleted stay deleted.
+            work.commit()
         if earlier is None:
             return None
         if earlier.fingerprint != asked:
@@ -189,9 +176,9 @@ class TaskStore:
 
     def delete(self, user_id: str, task_id: int, *, if_match: IfMatch | None = None) -> None:
         """Delete a task, keeping it restorable (a tombstone) for the retention period."""
-        now = _now()
-        with self._writing() as connection:
-            counted = self._book_change(connection, user_id, -1, tombstones=+1)
+        with self._writes.begin() as work:
+            connection, now = work.connection, work.now
+            counted = self._book_change(work, user_id, -1, tombstones=+1)
             if counted is None:
                 raise TaskNotFound(task_id)
             kind, versions = _precondition(if_match)
@@ -202,34 +189,34 @@ class TaskStore:
             if deleted is None:
                 self._refuse(connection, user_id, task_id, if_match)
             elif deleted.completed:
-                self._book_change(connection, user_id, 0, sequence=False, completed=-1)
+                self._book_change(work, user_id, 0, sequence=False, completed=-1)
             self._bound_tombstones(connection, user_id, counted.tombstone_count, now)
+            work.commit()
 
     def restore(self, user_id: str, task_id: int) -> Task:
         """Bring back a deleted task within the retention period; a live task is returned as is."""
-        now = _now()
-        try:
-            with self._writing() as connection:
-                counted = self._book_change(connection, user_id, 0)
-                if counted is None:
-                    raise TaskNotFound(task_id)
-                horizon = now - self._retention
-                row = connection.execute(
-                    sql.RESTORE_TASK,
-                    _one(user_id, task_id)
-                    | {"horizon": horizon, "now": now, "new_seq": counted.change_seq},
-                ).one_or_none()
-                if row is None:
-                    raise _NothingToRestore
+        with self._writes.begin() as work:
+            counted = self._book_change(work, user_id, 0)
+            if counted is None:
+                raise TaskNotFound(task_id)
+            horizon = work.now - self._retention
+            row = work.connection.execute(
+                sql.RESTORE_TASK,
+                _one(user_id, task_id)
+                | {"horizon": horizon, "now": work.now, "new_seq": counted.change_seq},
+            ).one_or_none()
+            if row is not None:
                 task = Task.of(row)
                 completed = int(task.completed)
                 self._book_change(
-                    connection, user_id, +1, sequence=False, completed=completed, tombstones=-1
+                    work, user_id, +1, sequence=False, completed=completed, tombstones=-1
                 )
+                work.commit()
                 return task
-        except _NothingToRestore:
-            # Live (say, a repeated undo) or gone for good: whatever get() finds.
-            return self.get(user_id, task_id)
+            # Nothing to restore: nothing may be written.
+            work.rollback()
+        # Live (say, a repeated undo) or gone for good: whatever get() finds.
+        return self.get(user_id, task_id)
 
     def list_tasks(self, user_id: str, query: TaskQuery) -> Page:
         filters, values = _filter_values(query)
@@ -331,9 +318,9 @@ class TaskStore:
     def rename_tag(self, user_id: str, tag: str, to: str) -> TagCount:
         """Put `to` in place of `tag` on every task of the user's that carries it, in one
         transaction, each task written (and in the feed) once; TagNotFound if none does."""
-        now = _now()
         tagged = {"owner": user_id, "tag": tag}
-        with self._writing() as connection:
+        with self._writes.begin() as work:
+            connection, now = work.connection, work.now
             connection.execute(sql.LOCK_OWNER, tagged)
             rows = connection.execute(sql.tasks_tagged(self._dialect), tagged).all()
             if not rows:
@@ -343,7 +330,7 @@ class TaskStore:
                 for row in rows:
                     # `to` where `tag` was, once: a task that had both keeps the first place.
                     renamed = list(dict.fromkeys(to if name == tag else name for name in row.tags))
-                    counted = self._book_change(connection, user_id, 0)
+                    counted = self._book_change(work, user_id, 0)
                     assert counted is not None  # the owner's row is locked by this write
                     connection.execute(
                         statement,
@@ -352,11 +339,12 @@ class TaskStore:
                         | {"now": now, "new_seq": counted.change_seq},
                     )
             counts = connection.execute(sql.tag_count(self._dialect), tagged | {"tag": to}).one()
+            work.commit()
         return TagCount(to, counts.uses - counts.completed, counts.completed)
 
     def purge(self, now: dt.datetime | None = None) -> Purged:
         """Remove tombstones past the retention period and idempotency keys past their life."""
-        now = now or _now()
+        now = now or clock.utc_now()
         horizon = now - self._retention
         # One user at a time, each in a transaction of its own, taking rows in the order the
         # user's own requests take them (owner row first; keys by primary key), so purge and
@@ -396,13 +384,8 @@ class TaskStore:
             connection.execute(sql.FORGET_KEYS, {"owner": user_id, "how_many": how_many})
         return how_many
 
-    def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """A new task's column values, from a complete set of writable fields."""
-        values = column_values(fields)
-        missing = set(WRITABLE_FIELDS) - set(values)
-        if missing:
-            raise ValueError(f"missing fields: {sorted(missing)}")
-        now = _now()
+    def _new_row(self, user_id: str, values: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+        """A new task's column values, from a complete set of writable ones."""
         due, before = values["due_date"], values["remind_before"]
         # Named one by one: only these columns, never whatever a caller passed (no Model(**body)).
         return {
@@ -425,16 +408,13 @@ class TaskStore:
             "remind_at": _remind_at(due, None if before is None else dt.timedelta(seconds=before)),
         }
 
-    def _insert(
-        self, connection: Connection, row: dict[str, Any], *, key: str | None = None
-    ) -> Task:
+    def _insert(self, work: UnitOfWork, row: dict[str, Any], *, key: str | None = None) -> Task:
         """Insert a task, with the idempotency key claimed for it (counted, and bounded by
         the quota: past it, the user's oldest keys are forgotten before they expire)."""
         user_id = row["user_id"]
         keys = 0 if key is None else 1
-        counted = self._book_change(
-            connection, user_id, +1, completed=int(row["completed"]), keys=keys
-        )
+        connection = work.connection
+        counted = self._book_change(work, user_id, +1, completed=int(row["completed"]), keys=keys)
         assert counted is not None  # a create makes the owner's row
         if key is not None and counted.key_count > self._quota:
             excess = {"owner": user_id, "idempotency_key": key}
@@ -445,7 +425,7 @@ class TaskStore:
 
     def _book_change(
         self,
-        connection: Connection,
+        work: UnitOfWork,
         user_id: str,
         change: int,
         *,
@@ -463,6 +443,7 @@ class TaskStore:
         The conditional UPDATE is the check and the write in one: concurrent creates cannot
         both take the last place, and the row lock orders the user's writes as they commit.
         """
+        connection = work.connection
         if change > 0:
             owner_row = sql.insert_ignoring_conflict(self._dialect, TaskOwnerRow, ("user_id",))
             connection.execute(owner_row, {"user_id": user_id, "task_count": 0})
@@ -480,24 +461,8 @@ class TaskStore:
         if counted is None and change > 0:
             raise QuotaExceeded(self._quota)
         if counted is not None and sequence:
-            booked = _BOOKED.get()
-            if booked is not None:
-                booked.append((user_id, counted.change_seq))
+            work.add_change(user_id, counted.change_seq)
         return counted
-
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A write's transaction; once it has committed, each change it booked is announced."""
-        booked: list[tuple[str, int]] = []
-        token = _BOOKED.set(booked)
-        try:
-            with self._engine.begin() as connection:
-                yield connection
-        finally:
-            _BOOKED.reset(token)
-        if self._on_change is not None:
-            for user_id, seq in booked:
-                self._on_change(user_id, seq)
 
     def _update(
         self,
@@ -513,40 +478,41 @@ class TaskStore:
         kind, versions = _precondition(if_match)
         statement = sql.update_task(tuple(sorted(values)), completion, kind)
         parameters = sql.new_values(values)
-        parameters |= _one(user_id, task_id) | versions | {"now": _now()}
-        try:
-            with self._writing() as connection:
-                counted = self._book_change(connection, user_id, 0)
-                if counted is None:
-                    raise TaskNotFound(task_id)
-                was_completed = None
-                if completion in ("complete", "reopen"):
-                    # Read under the owner's lock, which every write of this user's tasks takes.
-                    was_completed = connection.scalar(sql.TASK_COMPLETED, _one(user_id, task_id))
-                seq = {"new_seq": counted.change_seq}
-                row = connection.execute(statement, parameters | seq).one_or_none()
-                if row is None:
-                    self._no_write(connection, user_id, task_id, values, completion, if_match)
-                task = Task.of(row)
-                if not _DERIVING.isdisjoint(values):
-                    task = self._settle(connection, task)
-                if completion == "toggle":
-                    was_completed = not task.completed
-                if was_completed is not None and was_completed != task.completed:
-                    moved = 1 if task.completed else -1
-                    self._book_change(connection, user_id, 0, sequence=False, completed=moved)
-                    if task.completed and task.recurrence and task.next_task_id is None:
-                        task = self._make_next(connection, task)
-                    elif not task.completed and task.next_task_id is not None:
-                        task = self._withdraw_next(connection, task, parameters["now"])
-                return task
-        except _Unchanged as unchanged:
-            # Rolled back: no new version, no updated_at, no change in the feed or the list's
-            # tag. Whatever If-Match named, the asked-for state is the current one (RFC 9110
-            # 13.1.1 allows a 2xx for a change that has already been applied).
-            return unchanged.task
+        parameters |= _one(user_id, task_id) | versions
+        with self._writes.begin() as work:
+            connection = work.connection
+            counted = self._book_change(work, user_id, 0)
+            if counted is None:
+                raise TaskNotFound(task_id)
+            was_completed = None
+            if completion in ("complete", "reopen"):
+                # Read under the owner's lock, which every write of this user's tasks takes.
+                was_completed = connection.scalar(sql.TASK_COMPLETED, _one(user_id, task_id))
+            written = {"now": work.now, "new_seq": counted.change_seq}
+            row = connection.execute(statement, parameters | written).one_or_none()
+            if row is None:
+                current = self._no_write(connection, user_id, task_id, values, completion, if_match)
+                # Rolled back: no new version, no updated_at, no change in the feed or the
+                # list's tag. Whatever If-Match named, the asked-for state is the current one
+                # (RFC 9110 13.1.1 allows a 2xx for a change that has already been applied).
+                work.rollback()
+                return current
+            task = Task.of(row)
+            if not _DERIVING.isdisjoint(values):
+                task = self._settle(work, task)
+            if completion == "toggle":
+                was_completed = not task.completed
+            if was_completed is not None and was_completed != task.completed:
+                moved = 1 if task.completed else -1
+                self._book_change(work, user_id, 0, sequence=False, completed=moved)
+                if task.completed and task.recurrence and task.next_task_id is None:
+                    task = self._make_next(work, task)
+                elif not task.completed and task.next_task_id is not None:
+                    task = self._withdraw_next(work, task)
+            work.commit()
+            return task
 
-    def _settle(self, connection: Connection, task: Task) -> Task:
+    def _settle(self, work: UnitOfWork, task: Task) -> Task:
         """Keep what a task's fields imply true, inside the write: a recurring task has a due
         date (else InvalidTask, and the write is undone) and a series, and `remind_at` is
         `due_date` minus `remind_before` (its delivery armed again if it moved)."""
@@ -559,10 +525,10 @@ class TaskStore:
         if series == task.series_id and remind_at == task.remind_at:
             return task
         settled = {"series": series, "remind_at": remind_at}
-        row = connection.execute(sql.SETTLE_TASK, _one(task.user_id, task.id) | settled).one()
-        return Task.of(row)
+        row = work.connection.execute(sql.SETTLE_TASK, _one(task.user_id, task.id) | settled)
+        return Task.of(row.one())
 
-    def _make_next(self, connection: Connection, task: Task) -> Task:
+    def _make_next(self, work: UnitOfWork, task: Task) -> Task:
         """Completing an occurrence: create the next one (unless the series has ended), and
         name it in the completed task."""
         # _settle holds every recurring task to a due date.
@@ -575,22 +541,23 @@ class TaskStore:
         # The same fields, as a create takes them, but for the date, the rule and the series.
         fields = {name: getattr(task, name) for name in WRITABLE_FIELDS}
         fields |= {"completed": False, "due_date": due, "recurrence": rule}
-        row = self._new_row(task.user_id, fields) | {"series_id": task.series_id}
-        made = self._insert(connection, row)
+        values = complete_column_values(fields)
+        row = self._new_row(task.user_id, values, work.now) | {"series_id": task.series_id}
+        made = self._insert(work, row)
         link = _one(task.user_id, task.id) | {"next_task": made.id}
-        return Task.of(connection.execute(sql.LINK_NEXT, link).one())
+        return Task.of(work.connection.execute(sql.LINK_NEXT, link).one())
 
-    def _withdraw_next(self, connection: Connection, task: Task, now: dt.datetime) -> Task:
+    def _withdraw_next(self, work: UnitOfWork, task: Task) -> Task:
         """Un-completing an occurrence: delete the next one it made if nobody has written it
         since (its first version), and forget it; one that was changed is kept, and stays
         named, so that completing again makes no second one."""
-        user_id = task.user_id
+        connection, user_id, now = work.connection, task.user_id, work.now
         assert task.next_task_id is not None  # what the caller checked
         following = connection.execute(sql.TASK, _one(user_id, task.next_task_id)).one_or_none()
         if following is not None:
             if following.version != 1:
                 return task
-            counted = self._book_change(connection, user_id, -1, tombstones=+1)
+            counted = self._book_change(work, user_id, -1, tombstones=+1)
             assert counted is not None  # the owner's row is locked by this write already
             connection.execute(
                 sql.delete_task("versions"),
@@ -609,18 +576,18 @@ class TaskStore:
         values: Mapping[str, Any],
         completion: Completion,
         if_match: IfMatch | None,
-    ) -> NoReturn:
-        """Say why an update matched no row: no such task, nothing to change (_Unchanged), or
-        another version than If-Match names."""
+    ) -> Task:
+        """Say why an update matched no row: no such task, another version than If-Match names
+        (each raised), or nothing to change (the task as it is returned)."""
         current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
         if current is None:
             raise TaskNotFound(task_id)
         versions = None if if_match is None else if_match.versions
         if versions is None or current.version in versions:
             # The precondition holds, so the statement found that nothing would change.
-            raise _Unchanged(Task.of(current))
+            return Task.of(current)
         if _unchanged(current, values, completion):
-            raise _Unchanged(Task.of(current))
+            return Task.of(current)
         raise PreconditionFailed(Task.of(current))
 
     def _refuse(
@@ -722,5 +689,5 @@ def _filter_values(query: TaskQuery) -> tuple[sql.Filters, dict[str, Any]]:
     if query.due_after is not None:
         values["due_after"] = query.due_after
     if query.reminder_due:
-        values["now"] = _now()
+        values["now"] = clock.utc_now()
     return tuple(values), values

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from storage.models import TaskRow, UTCDateTime
 from storage.records import Task
-from storage.statements import COLUMNS, REMINDER_DUE
+from storage.statements import COLUMNS, NOW, OWNER, REMINDER_DUE
 
 REMINDER_CHANNEL = "todo_reminders"
 LISTEN_REMINDERS = f"LISTEN {REMINDER_CHANNEL}"
@@ -48,12 +48,10 @@ PER_USER = 20
 # All users' reminders one round claims at most: the round's work stays bounded.
 PER_ROUND = 500
 
-_owner = bindparam("owner", type_=TaskRow.user_id.type)
-_now = bindparam("now", type_=UTCDateTime())
 _until = bindparam("until", type_=UTCDateTime())
 _CLAIMABLE: tuple[ColumnElement[bool], ...] = (
     *REMINDER_DUE,
-    or_(TaskRow.reminder_claimed_until.is_(None), TaskRow.reminder_claimed_until <= _now),
+    or_(TaskRow.reminder_claimed_until.is_(None), TaskRow.reminder_claimed_until <= NOW),
 )
 
 # The first write confirms; the task's remind_at, as claimed, keeps a confirmation of a
@@ -61,19 +59,19 @@ _CLAIMABLE: tuple[ColumnElement[bool], ...] = (
 DELIVER = (
     update(TaskRow)
     .where(
-        TaskRow.user_id == _owner,
+        TaskRow.user_id == OWNER,
         TaskRow.id == bindparam("task_id", type_=TaskRow.id.type),
         TaskRow.remind_at == bindparam("claimed_remind_at", type_=UTCDateTime()),
         TaskRow.reminded_at.is_(None),
     )
     # The lease stays: it names the claim that was delivered, for other processes to read.
-    .values(reminded_at=_now)
+    .values(reminded_at=NOW)
 )
 # Only the lease this claim took: a later claim's lease stays.
 RELEASE = (
     update(TaskRow)
     .where(
-        TaskRow.user_id == _owner,
+        TaskRow.user_id == OWNER,
         TaskRow.id.in_(bindparam("task_ids", expanding=True)),
         TaskRow.reminder_claimed_until == _until,
         TaskRow.reminded_at.is_(None),
@@ -86,7 +84,7 @@ RELEASE = (
 CLAIMED = (
     select(*COLUMNS)
     .where(
-        TaskRow.user_id == _owner,
+        TaskRow.user_id == OWNER,
         TaskRow.id.in_(bindparam("task_ids", expanding=True)),
         TaskRow.deleted_at.is_(None),
         TaskRow.completed.is_(False),

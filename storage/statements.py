@@ -66,54 +66,55 @@ COLUMNS = (
 # The character that escapes `%`, `_` and itself in a search term (see like_term).
 ESCAPE = "/"
 
-# What a write's If-Match allows: any version, some versions, or none at all.
-Precondition = Literal["any", "versions", "none"]
+# The shape of a write's If-Match condition: any version, some versions, or none at all.
+VersionCheck = Literal["any", "versions", "none"]
 # How a write sets completion: not at all, to done, to not done, or to its opposite.
 Completion = Literal["keep", "complete", "reopen", "toggle"]
 
-_owner = bindparam("owner", type_=TaskRow.user_id.type)
-_task_id = bindparam("task_id", type_=TaskRow.id.type)
-_now = bindparam("now", type_=UTCDateTime())
-_seq = bindparam("new_seq", type_=TaskRow.seq.type)
+OWNER = bindparam("owner", type_=TaskRow.user_id.type)
+TASK_ID = bindparam("task_id", type_=TaskRow.id.type)
+NOW = bindparam("now", type_=UTCDateTime())
+NEW_SEQ = bindparam("new_seq", type_=TaskRow.seq.type)
 # The oldest deletion still kept: now minus the retention period.
-_horizon = bindparam("horizon", type_=UTCDateTime())
+HORIZON = bindparam("horizon", type_=UTCDateTime())
 
 
-def _live(*, one: bool) -> tuple[ColumnElement[bool], ...]:
-    """The owner's tasks that are not deleted (a deleted task is invisible but to restore)."""
-    owned = (TaskRow.user_id == _owner, TaskRow.deleted_at.is_(None))
-    return (TaskRow.id == _task_id, *owned) if one else owned
+# The owner's tasks that are not deleted (a deleted task is invisible but to restore).
+LIVE_TASKS = (TaskRow.user_id == OWNER, TaskRow.deleted_at.is_(None))
+# One of them, by id.
+ONE_LIVE_TASK = (TaskRow.id == TASK_ID, *LIVE_TASKS)
 
 
-def _precondition(kind: Precondition) -> tuple[ColumnElement[bool], ...]:
-    if kind == "any":
+def version_condition(check: VersionCheck) -> tuple[ColumnElement[bool], ...]:
+    """The condition a write's If-Match puts on the task's version (`versions` if some)."""
+    if check == "any":
         return ()
-    if kind == "none":
+    if check == "none":
         return (false(),)
     return (TaskRow.version.in_(bindparam("versions", expanding=True)),)
 
 
-# Live updates: each write of a user's tasks is announced on this channel (book_change).
+# Live updates: each write of a user's tasks is announced on this channel (record_write).
 CHANGE_CHANNEL = "todo_changes"
 
 # A writer that read the clock first may commit last: updated_at must not go back.
-_NOT_BEFORE_NOW = case((TaskRow.updated_at > _now, TaskRow.updated_at), else_=_now)
+NOT_BEFORE_NOW = case((TaskRow.updated_at > NOW, TaskRow.updated_at), else_=NOW)
 
 PING = select(1)
 
-TASK = select(*COLUMNS).where(*_live(one=True))
+TASK = select(*COLUMNS).where(*ONE_LIVE_TASK)
 
 # Whether a task is completed, before a write that sets completion (under the owner's lock).
-TASK_COMPLETED = select(TaskRow.completed).where(*_live(one=True))
+TASK_COMPLETED = select(TaskRow.completed).where(*ONE_LIVE_TASK)
 OWNER_FOR_LIST = select(
     TaskOwnerRow.change_seq, TaskOwnerRow.task_count, TaskOwnerRow.completed_count
-).where(TaskOwnerRow.user_id == _owner)
+).where(TaskOwnerRow.user_id == OWNER)
 OWNER_FOR_FEED = select(TaskOwnerRow.change_seq, TaskOwnerRow.purged_seq).where(
-    TaskOwnerRow.user_id == _owner
+    TaskOwnerRow.user_id == OWNER
 )
 CHANGES = (
     select(*COLUMNS)
-    .where(TaskRow.user_id == _owner, TaskRow.seq > bindparam("after", type_=TaskRow.seq.type))
+    .where(TaskRow.user_id == OWNER, TaskRow.seq > bindparam("after", type_=TaskRow.seq.type))
     .order_by(TaskRow.seq)
     .limit(bindparam("limit"))
 )
@@ -122,11 +123,12 @@ CHANGES = (
 INSERT_TASK = insert(TaskRow).returning(*COLUMNS)
 
 _remind_at = bindparam("remind_at", type_=UTCDateTime())
-# The columns a write derives from the others (TaskStore._settle): a series for a recurring
-# task, and the reminder time, whose delivery (and any claim of it) is armed again when it moves.
-SETTLE_TASK = (
+# The columns a write derives from the others (TaskStore._derive_fields): a series for a
+# recurring task, and the reminder time, whose delivery (and any claim of it) is armed again when
+# it moves.
+SET_DERIVED_FIELDS = (
     update(TaskRow)
-    .where(*_live(one=True))
+    .where(*ONE_LIVE_TASK)
     .values(
         series_id=bindparam("series", type_=TaskRow.series_id.type),
         remind_at=_remind_at,
@@ -143,7 +145,7 @@ SETTLE_TASK = (
 # A completed occurrence names the next one (or, undone, no longer does).
 LINK_NEXT = (
     update(TaskRow)
-    .where(*_live(one=True))
+    .where(*ONE_LIVE_TASK)
     .values(next_task_id=bindparam("next_task", type_=TaskRow.next_task_id.type))
     .returning(*COLUMNS)
 )
@@ -151,7 +153,7 @@ LINK_NEXT = (
 # Reminders due and not yet delivered (the `?reminder=due` listing, and what a claim may take
 # when no other process's lease holds it: storage/reminders.py).
 REMINDER_DUE = (
-    TaskRow.remind_at <= _now,
+    TaskRow.remind_at <= NOW,
     TaskRow.reminded_at.is_(None),
     TaskRow.deleted_at.is_(None),
     TaskRow.completed.is_(False),
@@ -160,11 +162,11 @@ REMINDER_DUE = (
 
 DELETE_EXPIRED_KEYS = (
     delete(IdempotencyKeyRow)
-    .where(IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.expires_at <= _now)
+    .where(IdempotencyKeyRow.user_id == OWNER, IdempotencyKeyRow.expires_at <= NOW)
     .returning(IdempotencyKeyRow.key)
 )
 _idempotency_key = bindparam("idempotency_key", type_=IdempotencyKeyRow.key.type)
-_the_key = (IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.key == _idempotency_key)
+_the_key = (IdempotencyKeyRow.user_id == OWNER, IdempotencyKeyRow.key == _idempotency_key)
 # Run with `response` as a parameter: the column it sets.
 KEEP_RESPONSE = update(IdempotencyKeyRow).where(*_the_key)
 EARLIER_REQUEST = select(IdempotencyKeyRow.fingerprint, IdempotencyKeyRow.response).where(*_the_key)
@@ -184,8 +186,8 @@ def claim_key(dialect: str) -> Insert:
 
 
 @cache
-def book_change(
-    change: int,
+def record_write(
+    tasks: int,
     *,
     sequence: bool,
     completed: int = 0,
@@ -193,8 +195,8 @@ def book_change(
     keys: int = 0,
     notify: bool = False,
 ) -> Update:
-    """Book a write in the owner's row (TaskStore._book_change): lock it, move the task count
-    by `change` (a growing count only within `quota`), and the completed, deleted-task and
+    """Record a write in the owner's row (TaskStore._record_write): lock it, move the task count
+    by `tasks` (a growing count only within `quota`), and the completed, deleted-task and
     idempotency-key counts by the others, and issue the next change number when `sequence`;
     returns the owner's change number and the last two counts.
 
@@ -202,10 +204,10 @@ def book_change(
     `seq:user_id`, in the same statement: no round trip more, and PostgreSQL delivers it when,
     and only if, the write commits."""
     # Only a growing count is held to the quota: a user over a lowered quota may delete.
-    within = (TaskOwnerRow.task_count + change <= bindparam("quota"),) if change > 0 else ()
+    within = (TaskOwnerRow.task_count + tasks <= bindparam("quota"),) if tasks > 0 else ()
     values: dict[str, Any] = {}
-    if change:
-        values["task_count"] = TaskOwnerRow.task_count + change
+    if tasks:
+        values["task_count"] = TaskOwnerRow.task_count + tasks
     if completed:
         values["completed_count"] = TaskOwnerRow.completed_count + completed
     if tombstones:
@@ -224,7 +226,7 @@ def book_change(
         returned.append(func.pg_notify(CHANGE_CHANNEL, payload).label("notified"))
     return (
         update(TaskOwnerRow)
-        .where(TaskOwnerRow.user_id == _owner, *within)
+        .where(TaskOwnerRow.user_id == OWNER, *within)
         .values(values)
         .returning(*returned)
     )
@@ -234,31 +236,31 @@ def book_change(
 # row (every write locks the owner's row first, so that no two writers wait on each other).
 LOCK_OWNER = (
     update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == _owner)
+    .where(TaskOwnerRow.user_id == OWNER)
     .values(key_count=TaskOwnerRow.key_count)
 )
 _how_many = bindparam("how_many", type_=Integer())
 FORGET_TOMBSTONES = (
     update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == _owner)
+    .where(TaskOwnerRow.user_id == OWNER)
     .values(tombstone_count=TaskOwnerRow.tombstone_count - _how_many)
 )
 FORGET_KEYS = (
     update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == _owner)
+    .where(TaskOwnerRow.user_id == OWNER)
     .values(key_count=TaskOwnerRow.key_count - _how_many)
 )
 # The deletion time of the user's `skip`+1-th oldest deleted task.
 NTH_OLDEST_DELETION = (
     select(TaskRow.deleted_at)
-    .where(TaskRow.user_id == _owner, TaskRow.deleted_at.is_not(None))
+    .where(TaskRow.user_id == OWNER, TaskRow.deleted_at.is_not(None))
     .order_by(TaskRow.deleted_at, TaskRow.id)
     .limit(1)
     .offset(bindparam("skip", type_=Integer()))
 )
 _oldest_keys = (
     select(IdempotencyKeyRow.key)
-    .where(IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.key != _idempotency_key)
+    .where(IdempotencyKeyRow.user_id == OWNER, IdempotencyKeyRow.key != _idempotency_key)
     .order_by(IdempotencyKeyRow.expires_at, IdempotencyKeyRow.key)
     .limit(_how_many)
     .scalar_subquery()
@@ -266,15 +268,13 @@ _oldest_keys = (
 # Run with the key just claimed as `idempotency_key`, which is never among the forgotten.
 FORGET_OLDEST_KEYS = (
     delete(IdempotencyKeyRow)
-    .where(IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.key.in_(_oldest_keys))
+    .where(IdempotencyKeyRow.user_id == OWNER, IdempotencyKeyRow.key.in_(_oldest_keys))
     .returning(IdempotencyKeyRow.key)
 )
 
 
 @cache
-def update_task(
-    fields: tuple[str, ...], completion: Completion, precondition: Precondition
-) -> Update:
+def update_task(fields: tuple[str, ...], completion: Completion, check: VersionCheck) -> Update:
     """Set `fields` (each from the parameter `new_<field>`) and completion, bump the version
     and take `new_seq`; the ownership check, the precondition, the read and the check that the
     write changes something are this statement (it matches no row when nothing would change)."""
@@ -288,30 +288,30 @@ def update_task(
         changes.append(TaskRow.completed.is_(completion == "reopen"))
     if completion == "toggle":
         values["completed"] = ~TaskRow.completed
-        values["completed_at"] = case((TaskRow.completed, None), else_=_now)
+        values["completed_at"] = case((TaskRow.completed, None), else_=NOW)
     elif completion == "complete":
         values["completed"] = True
         # Completing an already completed task keeps the moment it was first completed.
-        values["completed_at"] = case((TaskRow.completed, TaskRow.completed_at), else_=_now)
+        values["completed_at"] = case((TaskRow.completed, TaskRow.completed_at), else_=NOW)
     elif completion == "reopen":
         values["completed"] = False
         values["completed_at"] = None
-    values |= {"updated_at": _NOT_BEFORE_NOW, "version": TaskRow.version + 1, "seq": _seq}
+    values |= {"updated_at": NOT_BEFORE_NOW, "version": TaskRow.version + 1, "seq": NEW_SEQ}
     return (
         update(TaskRow)
-        .where(*_live(one=True), *_precondition(precondition), or_(false(), *changes))
+        .where(*ONE_LIVE_TASK, *version_condition(check), or_(false(), *changes))
         .values(values)
         .returning(*COLUMNS)
     )
 
 
 @cache
-def delete_task(precondition: Precondition) -> Update:
+def delete_task(check: VersionCheck) -> Update:
     """Make the task a tombstone at `now`."""
     return (
         update(TaskRow)
-        .where(*_live(one=True), *_precondition(precondition))
-        .values(deleted_at=_now, version=TaskRow.version + 1, seq=_seq)
+        .where(*ONE_LIVE_TASK, *version_condition(check))
+        .values(deleted_at=NOW, version=TaskRow.version + 1, seq=NEW_SEQ)
         .returning(TaskRow.completed)
     )
 
@@ -319,21 +319,21 @@ def delete_task(precondition: Precondition) -> Update:
 RESTORE_TASK = (
     update(TaskRow)
     .where(
-        TaskRow.id == _task_id,
-        TaskRow.user_id == _owner,
-        TaskRow.deleted_at >= _horizon,
+        TaskRow.id == TASK_ID,
+        TaskRow.user_id == OWNER,
+        TaskRow.deleted_at >= HORIZON,
     )
-    .values(deleted_at=None, version=TaskRow.version + 1, seq=_seq, updated_at=_NOT_BEFORE_NOW)
+    .values(deleted_at=None, version=TaskRow.version + 1, seq=NEW_SEQ, updated_at=NOT_BEFORE_NOW)
     .returning(*COLUMNS)
 )
 
-_expired = (TaskRow.user_id == _owner, TaskRow.deleted_at < _horizon)
+_expired = (TaskRow.user_id == OWNER, TaskRow.deleted_at < HORIZON)
 _newest_expired = select(func.max(TaskRow.seq)).where(*_expired).scalar_subquery()
 # The owner's row first (and the purged position with it): a feed reader that missed a purged
 # tombstone must learn that it did.
 MARK_PURGED = (
     update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == _owner, exists().where(*_expired))
+    .where(TaskOwnerRow.user_id == OWNER, exists().where(*_expired))
     .values(
         purged_seq=case(
             (TaskOwnerRow.purged_seq < _newest_expired, _newest_expired),
@@ -343,9 +343,9 @@ MARK_PURGED = (
     .returning(TaskOwnerRow.user_id)
 )
 PURGE_TASKS = delete(TaskRow).where(*_expired).returning(TaskRow.id)
-USERS_WITH_EXPIRED_TASKS = select(TaskRow.user_id).where(TaskRow.deleted_at < _horizon).distinct()
+USERS_WITH_EXPIRED_TASKS = select(TaskRow.user_id).where(TaskRow.deleted_at < HORIZON).distinct()
 USERS_WITH_EXPIRED_KEYS = (
-    select(IdempotencyKeyRow.user_id).where(IdempotencyKeyRow.expires_at <= _now).distinct()
+    select(IdempotencyKeyRow.user_id).where(IdempotencyKeyRow.expires_at <= NOW).distinct()
 )
 
 
@@ -435,7 +435,7 @@ def like_term(text: str) -> str:
 
 
 def _list_filters(dialect: str, status: str, filters: Filters) -> list[ColumnElement[bool]]:
-    conditions = list(_live(one=False))
+    conditions = list(LIVE_TASKS)
     if status != "all":
         conditions.append(TaskRow.completed.is_(status == "completed"))
     if "priority" in filters:
@@ -486,7 +486,7 @@ def tag_counts(dialect: str, *, after: bool) -> Select[Any]:
         select(tag.label("tag"), uses.label("uses"), completed.label("completed"))
         .select_from(TaskRow)
         .join(elements, true())
-        .where(*_live(one=False))
+        .where(*LIVE_TASKS)
         .group_by(tag)
     )
     if after:
@@ -503,7 +503,7 @@ def tag_total(dialect: str) -> Select[Any]:
         select(elements.c.value)
         .select_from(TaskRow)
         .join(elements, true())
-        .where(*_live(one=False))
+        .where(*LIVE_TASKS)
         .distinct()
         .subquery()
     )
@@ -515,16 +515,14 @@ def tag_count(dialect: str) -> Select[Any]:
     """How many of the owner's tasks carry `tag`, and how many of those are completed."""
     completed = func.coalesce(func.sum(case((TaskRow.completed, 1), else_=0)), 0)
     return select(func.count().label("uses"), completed.label("completed")).where(
-        *_live(one=False), _has_tag(dialect)
+        *LIVE_TASKS, _has_tag(dialect)
     )
 
 
 @cache
 def tasks_tagged(dialect: str) -> Select[int, list[str]]:
     return (
-        select(TaskRow.id, TaskRow.tags)
-        .where(*_live(one=False), _has_tag(dialect))
-        .order_by(TaskRow.id)
+        select(TaskRow.id, TaskRow.tags).where(*LIVE_TASKS, _has_tag(dialect)).order_by(TaskRow.id)
     )
 
 
@@ -539,8 +537,8 @@ REDEEM_TICKET = (
     delete(StreamTicketRow)
     .where(
         StreamTicketRow.digest == bindparam("digest", type_=String()),
-        StreamTicketRow.expires_at > _now,
+        StreamTicketRow.expires_at > NOW,
     )
     .returning(StreamTicketRow.user_id, StreamTicketRow.credential_expires_at)
 )
-DELETE_EXPIRED_TICKETS = delete(StreamTicketRow).where(StreamTicketRow.expires_at <= _now)
+DELETE_EXPIRED_TICKETS = delete(StreamTicketRow).where(StreamTicketRow.expires_at <= NOW)

@@ -36,11 +36,11 @@ from storage.records import (
 )
 from storage.recurrence import next_occurrence
 from storage.reminders import DEFAULT_LEASE, ReminderStore
-from storage.statements import Completion, Precondition
+from storage.statements import Completion, VersionCheck
 from storage.unit_of_work import UnitOfWork, Writes
 
-# The fields from which a write derives others (TaskStore._settle).
-_DERIVING = frozenset({"due_date", "recurrence", "remind_before"})
+# The fields from which a write derives others (TaskStore._derive_fields).
+DERIVED_FROM = frozenset({"due_date", "recurrence", "remind_before"})
 
 
 # An idempotent create retries its claim when the key in its way vanished before it was read;
@@ -98,16 +98,16 @@ class TaskStore:
         if idempotency_key is None:
             with self._writes.begin() as work:
                 row = self._new_row(user_id, values, work.now)
-                task = self._settle(work, self._insert(work, row))
+                task = self._derive_fields(work, self._insert(work, row))
                 work.commit()
                 return Created(task, replayed=False)
         for _attempt in range(_CLAIM_ATTEMPTS):
-            created = self._create_once(user_id, idempotency_key, values, fields)
+            created = self._try_keyed_create(user_id, idempotency_key, values, fields)
             if created is not None:
                 return created
         raise RuntimeError(f"could not claim idempotency key {idempotency_key!r}")
 
-    def _create_once(
+    def _try_keyed_create(
         self, user_id: str, key: str, values: dict[str, Any], fields: Mapping[str, Any]
     ) -> Created | None:
         """One try at an idempotent create; None if the key that was in the way expired (and
@@ -123,11 +123,11 @@ class TaskStore:
                 "response": "",
                 "expires_at": work.now + self._idempotency_ttl,
             }
-            self._expire_keys(connection, user_id, work.now)
+            self._delete_expired_keys(connection, user_id, work.now)
             claimed = connection.execute(sql.claim_key(self._dialect), claim).one_or_none()
             if claimed is not None:
                 row = self._new_row(user_id, values, work.now)
-                task = self._settle(work, self._insert(work, row, key=key))
+                task = self._derive_fields(work, self._insert(work, row, key=key))
                 connection.execute(sql.KEEP_RESPONSE, the_key | {"response": snapshots.dump(task)})
                 work.commit()
                 return Created(task, replayed=False)
@@ -143,7 +143,7 @@ class TaskStore:
 
     def get(self, user_id: str, task_id: int) -> Task:
         with self._engine.begin() as connection:
-            row = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
+            row = connection.execute(sql.TASK, task_params(user_id, task_id)).one_or_none()
             if row is None:
                 raise TaskNotFound(task_id)
             return Task.of(row)
@@ -159,7 +159,7 @@ class TaskStore:
         """Change only the given fields; None clears a nullable field."""
         values: dict[str, Any] = column_values(fields)
         completed = values.pop("completed", None)
-        completion: Completion = "keep" if completed is None else _completion(completed)
+        completion: Completion = "keep" if completed is None else completion_of(completed)
         return self._update(user_id, task_id, values, completion, if_match)
 
     def set_completed(
@@ -171,44 +171,46 @@ class TaskStore:
         if_match: IfMatch | None = None,
     ) -> Task:
         """Set completion, or toggle it when `completed` is None."""
-        completion: Completion = "toggle" if completed is None else _completion(completed)
+        completion: Completion = "toggle" if completed is None else completion_of(completed)
         return self._update(user_id, task_id, {}, completion, if_match)
 
     def delete(self, user_id: str, task_id: int, *, if_match: IfMatch | None = None) -> None:
         """Delete a task, keeping it restorable (a tombstone) for the retention period."""
         with self._writes.begin() as work:
             connection, now = work.connection, work.now
-            counted = self._book_change(work, user_id, -1, tombstones=+1)
+            counted = self._record_write(work, user_id, -1, tombstones=+1)
             if counted is None:
                 raise TaskNotFound(task_id)
-            kind, versions = _precondition(if_match)
+            kind, versions = version_check(if_match)
             deleted = connection.execute(
                 sql.delete_task(kind),
-                _one(user_id, task_id) | versions | {"now": now, "new_seq": counted.change_seq},
+                task_params(user_id, task_id)
+                | versions
+                | {"now": now, "new_seq": counted.change_seq},
             ).one_or_none()
             if deleted is None:
-                self._refuse(connection, user_id, task_id, if_match)
+                self._raise_unmatched(connection, user_id, task_id, if_match)
             elif deleted.completed:
-                self._book_change(work, user_id, 0, sequence=False, completed=-1)
-            self._bound_tombstones(connection, user_id, counted.tombstone_count, now)
+                self._record_write(work, user_id, 0, sequence=False, completed=-1)
+            self._purge_after_delete(connection, user_id, counted.tombstone_count, now)
             work.commit()
 
     def restore(self, user_id: str, task_id: int) -> Task:
         """Bring back a deleted task within the retention period; a live task is returned as is."""
         with self._writes.begin() as work:
-            counted = self._book_change(work, user_id, 0)
+            counted = self._record_write(work, user_id, 0)
             if counted is None:
                 raise TaskNotFound(task_id)
             horizon = work.now - self._retention
             row = work.connection.execute(
                 sql.RESTORE_TASK,
-                _one(user_id, task_id)
+                task_params(user_id, task_id)
                 | {"horizon": horizon, "now": work.now, "new_seq": counted.change_seq},
             ).one_or_none()
             if row is not None:
                 task = Task.of(row)
                 completed = int(task.completed)
-                self._book_change(
+                self._record_write(
                     work, user_id, +1, sequence=False, completed=completed, tombstones=-1
                 )
                 work.commit()
@@ -219,7 +221,7 @@ class TaskStore:
         return self.get(user_id, task_id)
 
     def list_tasks(self, user_id: str, query: TaskQuery) -> Page:
-        filters, values = _filter_values(query)
+        filters, values = filter_values(query)
         shape = (self._dialect, query.status, filters)
         after = (
             Position.decode(query.cursor, query.sort, query.order)
@@ -244,7 +246,7 @@ class TaskStore:
                 total = 0
             elif not filters:
                 # The counts every write keeps: no count(*) over the tasks.
-                total = _total_by_status(query.status, owner.task_count, owner.completed_count)
+                total = total_by_status(query.status, owner.task_count, owner.completed_count)
             else:
                 total = connection.scalar(sql.list_total(*shape), values)
         next_cursor = None
@@ -330,11 +332,11 @@ class TaskStore:
                 for row in rows:
                     # `to` where `tag` was, once: a task that had both keeps the first place.
                     renamed = list(dict.fromkeys(to if name == tag else name for name in row.tags))
-                    counted = self._book_change(work, user_id, 0)
+                    counted = self._record_write(work, user_id, 0)
                     assert counted is not None  # the owner's row is locked by this write
                     connection.execute(
                         statement,
-                        _one(user_id, row.id)
+                        task_params(user_id, row.id)
                         | sql.new_values({"tags": renamed})
                         | {"now": now, "new_seq": counted.change_seq},
                     )
@@ -349,17 +351,17 @@ class TaskStore:
         # One user at a time, each in a transaction of its own, taking rows in the order the
         # user's own requests take them (owner row first; keys by primary key), so purge and
         # requests never lock the same rows in opposite orders.
-        tasks = self._for_each_user(
+        tasks = self._per_user(
             sql.USERS_WITH_EXPIRED_TASKS.params(horizon=horizon),
-            lambda connection, user_id: self._purge_user(connection, user_id, horizon),
+            lambda connection, user_id: self._purge_expired(connection, user_id, horizon),
         )
-        keys = self._for_each_user(
+        keys = self._per_user(
             sql.USERS_WITH_EXPIRED_KEYS.params(now=now),
-            lambda connection, user_id: self._expire_keys(connection, user_id, now),
+            lambda connection, user_id: self._delete_expired_keys(connection, user_id, now),
         )
         return Purged(tasks=tasks, idempotency_keys=keys)
 
-    def _for_each_user(self, users: Select[str], work: Callable[[Connection, str], int]) -> int:
+    def _per_user(self, users: Select[str], work: Callable[[Connection, str], int]) -> int:
         with self._engine.begin() as connection:
             found = connection.scalars(users).all()
         done = 0
@@ -368,7 +370,7 @@ class TaskStore:
                 done += work(connection, user_id)
         return done
 
-    def _expire_keys(self, connection: Connection, user_id: str, now: dt.datetime) -> int:
+    def _delete_expired_keys(self, connection: Connection, user_id: str, now: dt.datetime) -> int:
         """Delete the user's idempotency keys that have expired; how many there were.
 
         The owner's row is locked first, as every write of the user's locks it before any key
@@ -405,7 +407,7 @@ class TaskStore:
             "series_id": None,
             "next_task_id": None,
             "remind_before": before,
-            "remind_at": _remind_at(due, None if before is None else dt.timedelta(seconds=before)),
+            "remind_at": remind_at(due, None if before is None else dt.timedelta(seconds=before)),
         }
 
     def _insert(self, work: UnitOfWork, row: dict[str, Any], *, key: str | None = None) -> Task:
@@ -414,7 +416,7 @@ class TaskStore:
         user_id = row["user_id"]
         keys = 0 if key is None else 1
         connection = work.connection
-        counted = self._book_change(work, user_id, +1, completed=int(row["completed"]), keys=keys)
+        counted = self._record_write(work, user_id, +1, completed=int(row["completed"]), keys=keys)
         assert counted is not None  # a create makes the owner's row
         if key is not None and counted.key_count > self._quota:
             excess = {"owner": user_id, "idempotency_key": key}
@@ -423,18 +425,18 @@ class TaskStore:
             self._forget_keys(connection, user_id, len(forgotten))
         return Task.of(connection.execute(sql.INSERT_TASK, row | {"seq": counted.change_seq}).one())
 
-    def _book_change(
+    def _record_write(
         self,
         work: UnitOfWork,
         user_id: str,
-        change: int,
+        tasks: int,
         *,
         sequence: bool = True,
         completed: int = 0,
         tombstones: int = 0,
         keys: int = 0,
     ) -> Row[Any] | None:
-        """Book a write in the owner's row, which every write of the user's goes through first:
+        """Record a write in the owner's row, which every write of the user's goes through first:
         lock the row, hold a growing task count to the quota (else QuotaExceeded), move the
         task, completed, deleted-task and key counts, and issue the user's next change number.
         Returns `change_seq`, `tombstone_count` and `key_count` (None if the user has no row:
@@ -444,12 +446,12 @@ class TaskStore:
         both take the last place, and the row lock orders the user's writes as they commit.
         """
         connection = work.connection
-        if change > 0:
+        if tasks > 0:
             owner_row = sql.insert_ignoring_conflict(self._dialect, TaskOwnerRow, ("user_id",))
             connection.execute(owner_row, {"user_id": user_id, "task_count": 0})
         counted = connection.execute(
-            sql.book_change(
-                change,
+            sql.record_write(
+                tasks,
                 sequence=sequence,
                 completed=completed,
                 tombstones=tombstones,
@@ -458,7 +460,7 @@ class TaskStore:
             ),
             {"owner": user_id, "quota": self._quota},
         ).one_or_none()
-        if counted is None and change > 0:
+        if counted is None and tasks > 0:
             raise QuotaExceeded(self._quota)
         if counted is not None and sequence:
             work.add_change(user_id, counted.change_seq)
@@ -475,44 +477,46 @@ class TaskStore:
         # One UPDATE ... RETURNING: the ownership check, the precondition, the check that
         # something changes, the write and the read are one statement, so no concurrent writer
         # can slip between them; only a write that matched no row reads the task to say why.
-        kind, versions = _precondition(if_match)
+        kind, versions = version_check(if_match)
         statement = sql.update_task(tuple(sorted(values)), completion, kind)
         parameters = sql.new_values(values)
-        parameters |= _one(user_id, task_id) | versions
+        parameters |= task_params(user_id, task_id) | versions
         with self._writes.begin() as work:
             connection = work.connection
-            counted = self._book_change(work, user_id, 0)
+            counted = self._record_write(work, user_id, 0)
             if counted is None:
                 raise TaskNotFound(task_id)
             was_completed = None
             if completion in ("complete", "reopen"):
                 # Read under the owner's lock, which every write of this user's tasks takes.
-                was_completed = connection.scalar(sql.TASK_COMPLETED, _one(user_id, task_id))
+                was_completed = connection.scalar(sql.TASK_COMPLETED, task_params(user_id, task_id))
             written = {"now": work.now, "new_seq": counted.change_seq}
             row = connection.execute(statement, parameters | written).one_or_none()
             if row is None:
-                current = self._no_write(connection, user_id, task_id, values, completion, if_match)
+                current = self._unchanged_or_raise(
+                    connection, user_id, task_id, values, completion, if_match
+                )
                 # Rolled back: no new version, no updated_at, no change in the feed or the
                 # list's tag. Whatever If-Match named, the asked-for state is the current one
                 # (RFC 9110 13.1.1 allows a 2xx for a change that has already been applied).
                 work.rollback()
                 return current
             task = Task.of(row)
-            if not _DERIVING.isdisjoint(values):
-                task = self._settle(work, task)
+            if not DERIVED_FROM.isdisjoint(values):
+                task = self._derive_fields(work, task)
             if completion == "toggle":
                 was_completed = not task.completed
             if was_completed is not None and was_completed != task.completed:
                 moved = 1 if task.completed else -1
-                self._book_change(work, user_id, 0, sequence=False, completed=moved)
+                self._record_write(work, user_id, 0, sequence=False, completed=moved)
                 if task.completed and task.recurrence and task.next_task_id is None:
-                    task = self._make_next(work, task)
+                    task = self._make_next_occurrence(work, task)
                 elif not task.completed and task.next_task_id is not None:
-                    task = self._withdraw_next(work, task)
+                    task = self._withdraw_next_occurrence(work, task)
             work.commit()
             return task
 
-    def _settle(self, work: UnitOfWork, task: Task) -> Task:
+    def _derive_fields(self, work: UnitOfWork, task: Task) -> Task:
         """Keep what a task's fields imply true, inside the write: a recurring task has a due
         date (else InvalidTask, and the write is undone) and a series, and `remind_at` is
         `due_date` minus `remind_before` (its delivery armed again if it moved)."""
@@ -521,17 +525,17 @@ class TaskStore:
         series = task.series_id
         if series is None and task.recurrence is not None:
             series = task.id
-        remind_at = _remind_at(task.due_date, task.remind_before)
-        if series == task.series_id and remind_at == task.remind_at:
+        reminder = remind_at(task.due_date, task.remind_before)
+        if series == task.series_id and reminder == task.remind_at:
             return task
-        settled = {"series": series, "remind_at": remind_at}
-        row = work.connection.execute(sql.SETTLE_TASK, _one(task.user_id, task.id) | settled)
-        return Task.of(row.one())
+        derived = {"series": series, "remind_at": reminder}
+        params = task_params(task.user_id, task.id) | derived
+        return Task.of(work.connection.execute(sql.SET_DERIVED_FIELDS, params).one())
 
-    def _make_next(self, work: UnitOfWork, task: Task) -> Task:
+    def _make_next_occurrence(self, work: UnitOfWork, task: Task) -> Task:
         """Completing an occurrence: create the next one (unless the series has ended), and
         name it in the completed task."""
-        # _settle holds every recurring task to a due date.
+        # _derive_fields holds every recurring task to a due date.
         assert task.recurrence is not None
         assert task.due_date is not None
         following = next_occurrence(task.recurrence, task.due_date, task.timezone)
@@ -544,31 +548,33 @@ class TaskStore:
         values = complete_column_values(fields)
         row = self._new_row(task.user_id, values, work.now) | {"series_id": task.series_id}
         made = self._insert(work, row)
-        link = _one(task.user_id, task.id) | {"next_task": made.id}
+        link = task_params(task.user_id, task.id) | {"next_task": made.id}
         return Task.of(work.connection.execute(sql.LINK_NEXT, link).one())
 
-    def _withdraw_next(self, work: UnitOfWork, task: Task) -> Task:
+    def _withdraw_next_occurrence(self, work: UnitOfWork, task: Task) -> Task:
         """Un-completing an occurrence: delete the next one it made if nobody has written it
         since (its first version), and forget it; one that was changed is kept, and stays
         named, so that completing again makes no second one."""
         connection, user_id, now = work.connection, task.user_id, work.now
         assert task.next_task_id is not None  # what the caller checked
-        following = connection.execute(sql.TASK, _one(user_id, task.next_task_id)).one_or_none()
+        following = connection.execute(
+            sql.TASK, task_params(user_id, task.next_task_id)
+        ).one_or_none()
         if following is not None:
             if following.version != 1:
                 return task
-            counted = self._book_change(work, user_id, -1, tombstones=+1)
+            counted = self._record_write(work, user_id, -1, tombstones=+1)
             assert counted is not None  # the owner's row is locked by this write already
             connection.execute(
                 sql.delete_task("versions"),
-                _one(user_id, following.id)
+                task_params(user_id, following.id)
                 | {"versions": [1], "now": now, "new_seq": counted.change_seq},
             )
-            self._bound_tombstones(connection, user_id, counted.tombstone_count, now)
-        unlink = _one(user_id, task.id) | {"next_task": None}
+            self._purge_after_delete(connection, user_id, counted.tombstone_count, now)
+        unlink = task_params(user_id, task.id) | {"next_task": None}
         return Task.of(connection.execute(sql.LINK_NEXT, unlink).one())
 
-    def _no_write(
+    def _unchanged_or_raise(
         self,
         connection: Connection,
         user_id: str,
@@ -579,29 +585,29 @@ class TaskStore:
     ) -> Task:
         """Say why an update matched no row: no such task, another version than If-Match names
         (each raised), or nothing to change (the task as it is returned)."""
-        current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
+        current = connection.execute(sql.TASK, task_params(user_id, task_id)).one_or_none()
         if current is None:
             raise TaskNotFound(task_id)
         versions = None if if_match is None else if_match.versions
         if versions is None or current.version in versions:
             # The precondition holds, so the statement found that nothing would change.
             return Task.of(current)
-        if _unchanged(current, values, completion):
+        if is_unchanged(current, values, completion):
             return Task.of(current)
         raise PreconditionFailed(Task.of(current))
 
-    def _refuse(
+    def _raise_unmatched(
         self, connection: Connection, user_id: str, task_id: int, if_match: IfMatch | None
     ) -> None:
         """Say why a conditional write matched no row: no such task, or another version."""
         current = None
         if if_match is not None:
-            current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
+            current = connection.execute(sql.TASK, task_params(user_id, task_id)).one_or_none()
         if current is None:
             raise TaskNotFound(task_id)
         raise PreconditionFailed(Task.of(current))
 
-    def _purge_user(self, connection: Connection, user_id: str, horizon: dt.datetime) -> int:
+    def _purge_expired(self, connection: Connection, user_id: str, horizon: dt.datetime) -> int:
         """Remove the user's deleted tasks deleted before `horizon`; how many there were."""
         expired = {"owner": user_id, "horizon": horizon}
         if connection.execute(sql.MARK_PURGED, expired).one_or_none() is None:
@@ -610,13 +616,13 @@ class TaskStore:
         connection.execute(sql.FORGET_TOMBSTONES, {"owner": user_id, "how_many": purged})
         return purged
 
-    def _bound_tombstones(
+    def _purge_after_delete(
         self, connection: Connection, user_id: str, tombstones: int, now: dt.datetime
     ) -> None:
         """After a delete: purge the user's deleted tasks past retention and, past the quota's
         number of them, the oldest. Opportunistic: the owner's row is locked already, so this
         costs one statement."""
-        purged = self._purge_user(connection, user_id, now - self._retention)
+        purged = self._purge_expired(connection, user_id, now - self._retention)
         excess = tombstones - purged - self._quota
         if excess > 0:
             self._purge_oldest(connection, user_id, excess)
@@ -627,10 +633,10 @@ class TaskStore:
         nth = {"owner": user_id, "skip": how_many - 1}
         last = connection.scalar(sql.NTH_OLDEST_DELETION, nth)
         if last is not None:
-            self._purge_user(connection, user_id, last + dt.timedelta(microseconds=1))
+            self._purge_expired(connection, user_id, last + dt.timedelta(microseconds=1))
 
 
-def _remind_at(due: dt.datetime | None, before: dt.timedelta | None) -> dt.datetime | None:
+def remind_at(due: dt.datetime | None, before: dt.timedelta | None) -> dt.datetime | None:
     if due is None or before is None:
         return None
     try:
@@ -640,11 +646,11 @@ def _remind_at(due: dt.datetime | None, before: dt.timedelta | None) -> dt.datet
         return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
-def _one(user_id: str, task_id: int) -> dict[str, Any]:
+def task_params(user_id: str, task_id: int) -> dict[str, Any]:
     return {"owner": user_id, "task_id": task_id}
 
 
-def _precondition(if_match: IfMatch | None) -> tuple[Precondition, dict[str, Any]]:
+def version_check(if_match: IfMatch | None) -> tuple[VersionCheck, dict[str, Any]]:
     """The shape of a write's If-Match condition, and its values."""
     if if_match is None or if_match.versions is None:
         return "any", {}
@@ -653,7 +659,7 @@ def _precondition(if_match: IfMatch | None) -> tuple[Precondition, dict[str, Any
     return "versions", {"versions": sorted(if_match.versions)}
 
 
-def _total_by_status(status: str, tasks: int, completed: int) -> int:
+def total_by_status(status: str, tasks: int, completed: int) -> int:
     if status == "completed":
         return completed
     if status == "pending":
@@ -661,7 +667,7 @@ def _total_by_status(status: str, tasks: int, completed: int) -> int:
     return tasks
 
 
-def _unchanged(row: Row[Any], values: Mapping[str, Any], completion: Completion) -> bool:
+def is_unchanged(row: Row[Any], values: Mapping[str, Any], completion: Completion) -> bool:
     """Whether writing these column values and this completion would leave the row as it is."""
     if completion == "toggle" or (
         completion != "keep" and row.completed != (completion == "complete")
@@ -671,11 +677,11 @@ def _unchanged(row: Row[Any], values: Mapping[str, Any], completion: Completion)
     return all(stored[name] == value for name, value in values.items())
 
 
-def _completion(completed: bool) -> Completion:
+def completion_of(completed: bool) -> Completion:
     return "complete" if completed else "reopen"
 
 
-def _filter_values(query: TaskQuery) -> tuple[sql.Filters, dict[str, Any]]:
+def filter_values(query: TaskQuery) -> tuple[sql.Filters, dict[str, Any]]:
     """Which of the list's filters are set, and their values as the statement takes them."""
     values: dict[str, Any] = {}
     if query.priority is not None:

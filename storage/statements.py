@@ -27,7 +27,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    cast,
     delete,
     exists,
     false,
@@ -49,7 +48,6 @@ from sqlalchemy.sql import type_coerce
 from storage.cursors import Position
 from storage.fields import NAMES
 from storage.models import (
-    IdempotencyKeyRow,
     StreamTicketRow,
     TaskOwnerRow,
     TaskRow,
@@ -94,9 +92,6 @@ def version_condition(check: VersionCheck) -> tuple[ColumnElement[bool], ...]:
     return (TaskRow.version.in_(bindparam("versions", expanding=True)),)
 
 
-# Live updates: each write of a user's tasks is announced on this channel (record_write).
-CHANGE_CHANNEL = "todo_changes"
-
 # A writer that read the clock first may commit last: updated_at must not go back.
 NOT_BEFORE_NOW = case((TaskRow.updated_at > NOW, TaskRow.updated_at), else_=NOW)
 
@@ -109,15 +104,6 @@ TASK_COMPLETED = select(TaskRow.completed).where(*ONE_LIVE_TASK)
 OWNER_FOR_LIST = select(
     TaskOwnerRow.change_seq, TaskOwnerRow.task_count, TaskOwnerRow.completed_count
 ).where(TaskOwnerRow.user_id == OWNER)
-OWNER_FOR_FEED = select(TaskOwnerRow.change_seq, TaskOwnerRow.purged_seq).where(
-    TaskOwnerRow.user_id == OWNER
-)
-CHANGES = (
-    select(*COLUMNS)
-    .where(TaskRow.user_id == OWNER, TaskRow.seq > bindparam("after", type_=TaskRow.seq.type))
-    .order_by(TaskRow.seq)
-    .limit(bindparam("limit"))
-)
 
 # Run with a task's column values (and `seq`) as parameters.
 INSERT_TASK = insert(TaskRow).returning(*COLUMNS)
@@ -160,117 +146,11 @@ REMINDER_DUE = (
 )
 
 
-DELETE_EXPIRED_KEYS = (
-    delete(IdempotencyKeyRow)
-    .where(IdempotencyKeyRow.user_id == OWNER, IdempotencyKeyRow.expires_at <= NOW)
-    .returning(IdempotencyKeyRow.key)
-)
-_idempotency_key = bindparam("idempotency_key", type_=IdempotencyKeyRow.key.type)
-_the_key = (IdempotencyKeyRow.user_id == OWNER, IdempotencyKeyRow.key == _idempotency_key)
-# Run with `response` as a parameter: the column it sets.
-KEEP_RESPONSE = update(IdempotencyKeyRow).where(*_the_key)
-EARLIER_REQUEST = select(IdempotencyKeyRow.fingerprint, IdempotencyKeyRow.response).where(*_the_key)
-
-
 @cache
 def insert_ignoring_conflict(dialect: str, table: type[Any], index: tuple[str, ...]) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING, run with the row's column values as parameters."""
     insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert_for(table).on_conflict_do_nothing(index_elements=list(index))
-
-
-@cache
-def claim_key(dialect: str) -> Insert:
-    statement = insert_ignoring_conflict(dialect, IdempotencyKeyRow, ("user_id", "key"))
-    return statement.returning(IdempotencyKeyRow.key)
-
-
-@cache
-def record_write(
-    tasks: int,
-    *,
-    sequence: bool,
-    completed: int = 0,
-    tombstones: int = 0,
-    keys: int = 0,
-    notify: bool = False,
-) -> Update:
-    """Record a write in the owner's row (TaskStore._record_write): lock it, move the task count
-    by `tasks` (a growing count only within `quota`), and the completed, deleted-task and
-    idempotency-key counts by the others, and issue the next change number when `sequence`;
-    returns the owner's change number and the last two counts.
-
-    With `notify` (PostgreSQL), the new change number is also sent on CHANGE_CHANNEL as
-    `seq:user_id`, in the same statement: no round trip more, and PostgreSQL delivers it when,
-    and only if, the write commits."""
-    # Only a growing count is held to the quota: a user over a lowered quota may delete.
-    within = (TaskOwnerRow.task_count + tasks <= bindparam("quota"),) if tasks > 0 else ()
-    values: dict[str, Any] = {}
-    if tasks:
-        values["task_count"] = TaskOwnerRow.task_count + tasks
-    if completed:
-        values["completed_count"] = TaskOwnerRow.completed_count + completed
-    if tombstones:
-        values["tombstone_count"] = TaskOwnerRow.tombstone_count + tombstones
-    if keys:
-        values["key_count"] = TaskOwnerRow.key_count + keys
-    if sequence:
-        values["change_seq"] = TaskOwnerRow.change_seq + 1
-    returned: list[Any] = [
-        TaskOwnerRow.change_seq,
-        TaskOwnerRow.tombstone_count,
-        TaskOwnerRow.key_count,
-    ]
-    if notify and sequence:
-        payload = cast(TaskOwnerRow.change_seq, String()) + ":" + TaskOwnerRow.user_id
-        returned.append(func.pg_notify(CHANGE_CHANNEL, payload).label("notified"))
-    return (
-        update(TaskOwnerRow)
-        .where(TaskOwnerRow.user_id == OWNER, *within)
-        .values(values)
-        .returning(*returned)
-    )
-
-
-# Takes the owner's row lock and changes nothing: for a step that must hold it before any key
-# row (every write locks the owner's row first, so that no two writers wait on each other).
-LOCK_OWNER = (
-    update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == OWNER)
-    .values(key_count=TaskOwnerRow.key_count)
-)
-_how_many = bindparam("how_many", type_=Integer())
-FORGET_TOMBSTONES = (
-    update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == OWNER)
-    .values(tombstone_count=TaskOwnerRow.tombstone_count - _how_many)
-)
-FORGET_KEYS = (
-    update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == OWNER)
-    .values(key_count=TaskOwnerRow.key_count - _how_many)
-)
-# The deletion time of the user's `skip`+1-th oldest deleted task.
-NTH_OLDEST_DELETION = (
-    select(TaskRow.deleted_at)
-    .where(TaskRow.user_id == OWNER, TaskRow.deleted_at.is_not(None))
-    .order_by(TaskRow.deleted_at, TaskRow.id)
-    .limit(1)
-    .offset(bindparam("skip", type_=Integer()))
-)
-_oldest_keys = (
-    select(IdempotencyKeyRow.key)
-    .where(IdempotencyKeyRow.user_id == OWNER, IdempotencyKeyRow.key != _idempotency_key)
-    .order_by(IdempotencyKeyRow.expires_at, IdempotencyKeyRow.key)
-    .limit(_how_many)
-    .scalar_subquery()
-)
-# Run with the key just claimed as `idempotency_key`, which is never among the forgotten.
-FORGET_OLDEST_KEYS = (
-    delete(IdempotencyKeyRow)
-    .where(IdempotencyKeyRow.user_id == OWNER, IdempotencyKeyRow.key.in_(_oldest_keys))
-    .returning(IdempotencyKeyRow.key)
-)
 
 
 @cache
@@ -326,28 +206,6 @@ RESTORE_TASK = (
     .values(deleted_at=None, version=TaskRow.version + 1, seq=NEW_SEQ, updated_at=NOT_BEFORE_NOW)
     .returning(*COLUMNS)
 )
-
-_expired = (TaskRow.user_id == OWNER, TaskRow.deleted_at < HORIZON)
-_newest_expired = select(func.max(TaskRow.seq)).where(*_expired).scalar_subquery()
-# The owner's row first (and the purged position with it): a feed reader that missed a purged
-# tombstone must learn that it did.
-MARK_PURGED = (
-    update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == OWNER, exists().where(*_expired))
-    .values(
-        purged_seq=case(
-            (TaskOwnerRow.purged_seq < _newest_expired, _newest_expired),
-            else_=TaskOwnerRow.purged_seq,
-        )
-    )
-    .returning(TaskOwnerRow.user_id)
-)
-PURGE_TASKS = delete(TaskRow).where(*_expired).returning(TaskRow.id)
-USERS_WITH_EXPIRED_TASKS = select(TaskRow.user_id).where(TaskRow.deleted_at < HORIZON).distinct()
-USERS_WITH_EXPIRED_KEYS = (
-    select(IdempotencyKeyRow.user_id).where(IdempotencyKeyRow.expires_at <= NOW).distinct()
-)
-
 
 # Which filters a list has, as opposed to their values (the parameters of the same names).
 Filters = tuple[str, ...]
@@ -525,11 +383,6 @@ def tasks_tagged(dialect: str) -> Select[int, list[str]]:
         select(TaskRow.id, TaskRow.tags).where(*LIVE_TASKS, _has_tag(dialect)).order_by(TaskRow.id)
     )
 
-
-LISTEN = f"LISTEN {CHANGE_CHANNEL}"
-LATEST_CHANGES = select(TaskOwnerRow.user_id, TaskOwnerRow.change_seq).where(
-    TaskOwnerRow.user_id.in_(bindparam("owners", expanding=True))
-)
 
 INSERT_TICKET = insert(StreamTicketRow)
 # Redeeming deletes: a ticket is good once, whichever process sees it first.

@@ -6,22 +6,24 @@ import datetime as dt
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select
+from sqlalchemy import Connection, Engine, Row
 
-from storage import clock, snapshots
+from storage import clock, idempotency, snapshots
 from storage import statements as sql
-from storage.cursors import Position, feed_cursor, feed_position, tag_cursor, tag_position
+from storage.cursors import Position, tag_cursor, tag_position
 from storage.errors import (
-    CursorExpired,
     IdempotencyKeyReused,
     InvalidTask,
     PreconditionFailed,
-    QuotaExceeded,
     TagNotFound,
     TaskNotFound,
 )
+from storage.feed import Feed
 from storage.fields import WRITABLE_FIELDS, column_values, complete_column_values
-from storage.models import PRIORITY_RANKS, TaskOwnerRow
+from storage.idempotency import delete_expired_keys, forget_keys_past_quota
+from storage.models import PRIORITY_RANKS
+from storage.purge import Purge
+from storage.quota import Quota, lock_owner, total_by_status
 from storage.records import (
     Changes,
     Created,
@@ -32,7 +34,6 @@ from storage.records import (
     TagPage,
     Task,
     TaskQuery,
-    Tombstone,
 )
 from storage.recurrence import next_occurrence
 from storage.reminders import DEFAULT_LEASE, ReminderStore
@@ -75,8 +76,9 @@ class TaskStore:
         self._engine = engine
         self._writes = Writes(engine, on_change)
         self._dialect = engine.dialect.name
-        self._notify = self._dialect == "postgresql"
-        self._quota = quota
+        self._quota = Quota(quota, self._dialect)
+        self._purge = Purge(engine, self._writes, quota, retention)
+        self._feed = Feed(engine)
         self._retention = retention
         self._idempotency_ttl = idempotency_ttl
 
@@ -113,26 +115,18 @@ class TaskStore:
         """One try at an idempotent create; None if the key that was in the way expired (and
         was deleted by another request) before it could be read, so that a new try claims it."""
         asked = snapshots.fingerprint(fields)
-        the_key = {"owner": user_id, "idempotency_key": key}
         with self._writes.begin() as work:
             connection = work.connection
-            claim = {
-                "user_id": user_id,
-                "key": key,
-                "fingerprint": asked,
-                "response": "",
-                "expires_at": work.now + self._idempotency_ttl,
-            }
-            self._delete_expired_keys(connection, user_id, work.now)
-            claimed = connection.execute(sql.claim_key(self._dialect), claim).one_or_none()
-            if claimed is not None:
+            delete_expired_keys(connection, user_id, work.now)
+            expires_at = work.now + self._idempotency_ttl
+            if idempotency.claim(connection, self._dialect, user_id, key, asked, expires_at):
                 row = self._new_row(user_id, values, work.now)
                 task = self._derive_fields(work, self._insert(work, row, key=key))
-                connection.execute(sql.KEEP_RESPONSE, the_key | {"response": snapshots.dump(task)})
+                idempotency.keep_response(connection, user_id, key, task)
                 work.commit()
                 return Created(task, replayed=False)
             # On PostgreSQL this reads a newer snapshot than the insert saw: the row may be gone.
-            earlier = connection.execute(sql.EARLIER_REQUEST, the_key).one_or_none()
+            earlier = idempotency.earlier_request(connection, user_id, key)
             # The expired keys it deleted stay deleted.
             work.commit()
         if earlier is None:
@@ -178,7 +172,7 @@ class TaskStore:
         """Delete a task, keeping it restorable (a tombstone) for the retention period."""
         with self._writes.begin() as work:
             connection, now = work.connection, work.now
-            counted = self._record_write(work, user_id, -1, tombstones=+1)
+            counted = self._quota.record_write(work, user_id, -1, tombstones=+1)
             if counted is None:
                 raise TaskNotFound(task_id)
             kind, versions = version_check(if_match)
@@ -191,14 +185,14 @@ class TaskStore:
             if deleted is None:
                 self._raise_unmatched(connection, user_id, task_id, if_match)
             elif deleted.completed:
-                self._record_write(work, user_id, 0, sequence=False, completed=-1)
-            self._purge_after_delete(connection, user_id, counted.tombstone_count, now)
+                self._quota.record_write(work, user_id, 0, sequence=False, completed=-1)
+            self._purge.after_delete(work, user_id, counted.tombstone_count)
             work.commit()
 
     def restore(self, user_id: str, task_id: int) -> Task:
         """Bring back a deleted task within the retention period; a live task is returned as is."""
         with self._writes.begin() as work:
-            counted = self._record_write(work, user_id, 0)
+            counted = self._quota.record_write(work, user_id, 0)
             if counted is None:
                 raise TaskNotFound(task_id)
             horizon = work.now - self._retention
@@ -210,7 +204,7 @@ class TaskStore:
             if row is not None:
                 task = Task.of(row)
                 completed = int(task.completed)
-                self._record_write(
+                self._quota.record_write(
                     work, user_id, +1, sequence=False, completed=completed, tombstones=-1
                 )
                 work.commit()
@@ -264,35 +258,11 @@ class TaskStore:
 
     def changes(self, user_id: str, cursor: str | None, limit: int) -> Changes:
         """The user's writes after `cursor` (from the beginning without one), oldest first."""
-        after = feed_position(cursor) if cursor is not None else 0
-        values = {"owner": user_id, "after": after, "limit": limit + 1}
-        with self._engine.begin() as connection:
-            rows = connection.execute(sql.CHANGES, values).all()
-            # Read after the rows: a purge that took rows this read missed has moved it.
-            owner = connection.execute(sql.OWNER_FOR_FEED, values).one_or_none()
-        latest, purged = (owner.change_seq, owner.purged_seq) if owner else (0, 0)
-        if cursor is not None and (after < purged or after > latest):
-            raise CursorExpired
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        changes: list[Task | Tombstone] = [
-            Task.of(row) if row.deleted_at is None else Tombstone(row.id, row.deleted_at)
-            for row in rows
-        ]
-        return Changes(
-            changes=changes,
-            cursor=feed_cursor(rows[-1].seq if rows else after),
-            has_more=has_more,
-            positions=[feed_cursor(row.seq) for row in rows],
-        )
+        return self._feed.changes(user_id, cursor, limit)
 
     def latest_changes(self, user_ids: Collection[str]) -> dict[str, int]:
         """Each user's latest change number (users without a task are left out)."""
-        if not user_ids:
-            return {}
-        with self._engine.begin() as connection:
-            rows = connection.execute(sql.LATEST_CHANGES, {"owners": list(user_ids)}).all()
-        return {row.user_id: row.change_seq for row in rows}
+        return self._feed.latest_changes(user_ids)
 
     def reminders(self, lease: dt.timedelta = DEFAULT_LEASE) -> ReminderStore:
         """The claims and deliveries of the reminders of this store's tasks."""
@@ -323,7 +293,7 @@ class TaskStore:
         tagged = {"owner": user_id, "tag": tag}
         with self._writes.begin() as work:
             connection, now = work.connection, work.now
-            connection.execute(sql.LOCK_OWNER, tagged)
+            lock_owner(connection, user_id)
             rows = connection.execute(sql.tasks_tagged(self._dialect), tagged).all()
             if not rows:
                 raise TagNotFound(tag)
@@ -332,7 +302,7 @@ class TaskStore:
                 for row in rows:
                     # `to` where `tag` was, once: a task that had both keeps the first place.
                     renamed = list(dict.fromkeys(to if name == tag else name for name in row.tags))
-                    counted = self._record_write(work, user_id, 0)
+                    counted = self._quota.record_write(work, user_id, 0)
                     assert counted is not None  # the owner's row is locked by this write
                     connection.execute(
                         statement,
@@ -346,45 +316,7 @@ class TaskStore:
 
     def purge(self, now: dt.datetime | None = None) -> Purged:
         """Remove tombstones past the retention period and idempotency keys past their life."""
-        now = now or clock.utc_now()
-        horizon = now - self._retention
-        # One user at a time, each in a transaction of its own, taking rows in the order the
-        # user's own requests take them (owner row first; keys by primary key), so purge and
-        # requests never lock the same rows in opposite orders.
-        tasks = self._per_user(
-            sql.USERS_WITH_EXPIRED_TASKS.params(horizon=horizon),
-            lambda connection, user_id: self._purge_expired(connection, user_id, horizon),
-        )
-        keys = self._per_user(
-            sql.USERS_WITH_EXPIRED_KEYS.params(now=now),
-            lambda connection, user_id: self._delete_expired_keys(connection, user_id, now),
-        )
-        return Purged(tasks=tasks, idempotency_keys=keys)
-
-    def _per_user(self, users: Select[str], work: Callable[[Connection, str], int]) -> int:
-        with self._engine.begin() as connection:
-            found = connection.scalars(users).all()
-        done = 0
-        for user_id in found:
-            with self._engine.begin() as connection:
-                done += work(connection, user_id)
-        return done
-
-    def _delete_expired_keys(self, connection: Connection, user_id: str, now: dt.datetime) -> int:
-        """Delete the user's idempotency keys that have expired; how many there were.
-
-        The owner's row is locked first, as every write of the user's locks it before any key
-        row: a keyed create forgets the oldest keys while it holds the owner's row, and a retry
-        with the same key waits for the first request's claim.
-        """
-        connection.execute(sql.LOCK_OWNER, {"owner": user_id})
-        expired = connection.execute(sql.DELETE_EXPIRED_KEYS, {"owner": user_id, "now": now})
-        return self._forget_keys(connection, user_id, len(expired.all()))
-
-    def _forget_keys(self, connection: Connection, user_id: str, how_many: int) -> int:
-        if how_many:
-            connection.execute(sql.FORGET_KEYS, {"owner": user_id, "how_many": how_many})
-        return how_many
+        return self._purge.purge(now)
 
     def _new_row(self, user_id: str, values: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
         """A new task's column values, from a complete set of writable ones."""
@@ -416,55 +348,13 @@ class TaskStore:
         user_id = row["user_id"]
         keys = 0 if key is None else 1
         connection = work.connection
-        counted = self._record_write(work, user_id, +1, completed=int(row["completed"]), keys=keys)
+        counted = self._quota.record_write(
+            work, user_id, +1, completed=int(row["completed"]), keys=keys
+        )
         assert counted is not None  # a create makes the owner's row
-        if key is not None and counted.key_count > self._quota:
-            excess = {"owner": user_id, "idempotency_key": key}
-            excess["how_many"] = counted.key_count - self._quota
-            forgotten = connection.execute(sql.FORGET_OLDEST_KEYS, excess).all()
-            self._forget_keys(connection, user_id, len(forgotten))
+        if key is not None:
+            forget_keys_past_quota(connection, user_id, key, counted.key_count, self._quota.limit)
         return Task.of(connection.execute(sql.INSERT_TASK, row | {"seq": counted.change_seq}).one())
-
-    def _record_write(
-        self,
-        work: UnitOfWork,
-        user_id: str,
-        tasks: int,
-        *,
-        sequence: bool = True,
-        completed: int = 0,
-        tombstones: int = 0,
-        keys: int = 0,
-    ) -> Row[Any] | None:
-        """Record a write in the owner's row, which every write of the user's goes through first:
-        lock the row, hold a growing task count to the quota (else QuotaExceeded), move the
-        task, completed, deleted-task and key counts, and issue the user's next change number.
-        Returns `change_seq`, `tombstone_count` and `key_count` (None if the user has no row:
-        never had a task).
-
-        The conditional UPDATE is the check and the write in one: concurrent creates cannot
-        both take the last place, and the row lock orders the user's writes as they commit.
-        """
-        connection = work.connection
-        if tasks > 0:
-            owner_row = sql.insert_ignoring_conflict(self._dialect, TaskOwnerRow, ("user_id",))
-            connection.execute(owner_row, {"user_id": user_id, "task_count": 0})
-        counted = connection.execute(
-            sql.record_write(
-                tasks,
-                sequence=sequence,
-                completed=completed,
-                tombstones=tombstones,
-                keys=keys,
-                notify=self._notify,
-            ),
-            {"owner": user_id, "quota": self._quota},
-        ).one_or_none()
-        if counted is None and tasks > 0:
-            raise QuotaExceeded(self._quota)
-        if counted is not None and sequence:
-            work.add_change(user_id, counted.change_seq)
-        return counted
 
     def _update(
         self,
@@ -483,7 +373,7 @@ class TaskStore:
         parameters |= task_params(user_id, task_id) | versions
         with self._writes.begin() as work:
             connection = work.connection
-            counted = self._record_write(work, user_id, 0)
+            counted = self._quota.record_write(work, user_id, 0)
             if counted is None:
                 raise TaskNotFound(task_id)
             was_completed = None
@@ -508,7 +398,7 @@ class TaskStore:
                 was_completed = not task.completed
             if was_completed is not None and was_completed != task.completed:
                 moved = 1 if task.completed else -1
-                self._record_write(work, user_id, 0, sequence=False, completed=moved)
+                self._quota.record_write(work, user_id, 0, sequence=False, completed=moved)
                 if task.completed and task.recurrence and task.next_task_id is None:
                     task = self._make_next_occurrence(work, task)
                 elif not task.completed and task.next_task_id is not None:
@@ -563,14 +453,14 @@ class TaskStore:
         if following is not None:
             if following.version != 1:
                 return task
-            counted = self._record_write(work, user_id, -1, tombstones=+1)
+            counted = self._quota.record_write(work, user_id, -1, tombstones=+1)
             assert counted is not None  # the owner's row is locked by this write already
             connection.execute(
                 sql.delete_task("versions"),
                 task_params(user_id, following.id)
                 | {"versions": [1], "now": now, "new_seq": counted.change_seq},
             )
-            self._purge_after_delete(connection, user_id, counted.tombstone_count, now)
+            self._purge.after_delete(work, user_id, counted.tombstone_count)
         unlink = task_params(user_id, task.id) | {"next_task": None}
         return Task.of(connection.execute(sql.LINK_NEXT, unlink).one())
 
@@ -607,34 +497,6 @@ class TaskStore:
             raise TaskNotFound(task_id)
         raise PreconditionFailed(Task.of(current))
 
-    def _purge_expired(self, connection: Connection, user_id: str, horizon: dt.datetime) -> int:
-        """Remove the user's deleted tasks deleted before `horizon`; how many there were."""
-        expired = {"owner": user_id, "horizon": horizon}
-        if connection.execute(sql.MARK_PURGED, expired).one_or_none() is None:
-            return 0
-        purged = len(connection.execute(sql.PURGE_TASKS, expired).all())
-        connection.execute(sql.FORGET_TOMBSTONES, {"owner": user_id, "how_many": purged})
-        return purged
-
-    def _purge_after_delete(
-        self, connection: Connection, user_id: str, tombstones: int, now: dt.datetime
-    ) -> None:
-        """After a delete: purge the user's deleted tasks past retention and, past the quota's
-        number of them, the oldest. Opportunistic: the owner's row is locked already, so this
-        costs one statement."""
-        purged = self._purge_expired(connection, user_id, now - self._retention)
-        excess = tombstones - purged - self._quota
-        if excess > 0:
-            self._purge_oldest(connection, user_id, excess)
-
-    def _purge_oldest(self, connection: Connection, user_id: str, how_many: int) -> None:
-        """Purge the user's `how_many` oldest deleted tasks before their retention ends: a
-        user keeps at most the quota of them (and ties in deletion time go together)."""
-        nth = {"owner": user_id, "skip": how_many - 1}
-        last = connection.scalar(sql.NTH_OLDEST_DELETION, nth)
-        if last is not None:
-            self._purge_expired(connection, user_id, last + dt.timedelta(microseconds=1))
-
 
 def remind_at(due: dt.datetime | None, before: dt.timedelta | None) -> dt.datetime | None:
     if due is None or before is None:
@@ -657,14 +519,6 @@ def version_check(if_match: IfMatch | None) -> tuple[VersionCheck, dict[str, Any
     if not if_match.versions:
         return "none", {}
     return "versions", {"versions": sorted(if_match.versions)}
-
-
-def total_by_status(status: str, tasks: int, completed: int) -> int:
-    if status == "completed":
-        return completed
-    if status == "pending":
-        return tasks - completed
-    return tasks
 
 
 def is_unchanged(row: Row[Any], values: Mapping[str, Any], completion: Completion) -> bool:

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from storage.models import TaskRow, UTCDateTime
 from storage.records import Task
-from storage.statements import COLUMNS, NOW, OWNER, REMINDER_DUE
+from storage.statements import COLUMNS, NOW, OWNER
 
 REMINDER_CHANNEL = "todo_reminders"
 LISTEN_REMINDERS = f"LISTEN {REMINDER_CHANNEL}"
@@ -48,6 +48,14 @@ PER_USER = 20
 # All users' reminders one round claims at most: the round's work stays bounded.
 PER_ROUND = 500
 
+# Reminders due and not yet delivered: the `?reminder=due` listing (storage/listing.py), and
+# what a claim may take when no other process's lease holds it.
+REMINDER_DUE = (
+    TaskRow.remind_at <= NOW,
+    TaskRow.reminded_at.is_(None),
+    TaskRow.deleted_at.is_(None),
+    TaskRow.completed.is_(False),
+)
 _until = bindparam("until", type_=UTCDateTime())
 _CLAIMABLE: tuple[ColumnElement[bool], ...] = (
     *REMINDER_DUE,

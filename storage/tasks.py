@@ -8,22 +8,20 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row
 
-from storage import clock, idempotency, snapshots
+from storage import idempotency, snapshots
 from storage import statements as sql
-from storage.cursors import Position, tag_cursor, tag_position
 from storage.errors import (
     IdempotencyKeyReused,
     InvalidTask,
     PreconditionFailed,
-    TagNotFound,
     TaskNotFound,
 )
 from storage.feed import Feed
 from storage.fields import WRITABLE_FIELDS, column_values, complete_column_values
 from storage.idempotency import delete_expired_keys, forget_keys_past_quota
-from storage.models import PRIORITY_RANKS
+from storage.listing import Listing
 from storage.purge import Purge
-from storage.quota import Quota, lock_owner, total_by_status
+from storage.quota import Quota
 from storage.records import (
     Changes,
     Created,
@@ -37,7 +35,8 @@ from storage.records import (
 )
 from storage.recurrence import next_occurrence
 from storage.reminders import DEFAULT_LEASE, ReminderStore
-from storage.statements import Completion, VersionCheck
+from storage.statements import Completion, task_params, version_check
+from storage.tags import Tags
 from storage.unit_of_work import UnitOfWork, Writes
 
 # The fields from which a write derives others (TaskStore._derive_fields).
@@ -79,6 +78,8 @@ class TaskStore:
         self._quota = Quota(quota, self._dialect)
         self._purge = Purge(engine, self._writes, quota, retention)
         self._feed = Feed(engine)
+        self._listing = Listing(engine)
+        self._tags = Tags(engine, self._writes, self._quota)
         self._retention = retention
         self._idempotency_ttl = idempotency_ttl
 
@@ -136,11 +137,7 @@ class TaskStore:
         return Created(snapshots.load(earlier.response, Task), replayed=True)
 
     def get(self, user_id: str, task_id: int) -> Task:
-        with self._engine.begin() as connection:
-            row = connection.execute(sql.TASK, task_params(user_id, task_id)).one_or_none()
-            if row is None:
-                raise TaskNotFound(task_id)
-            return Task.of(row)
+        return self._listing.get(user_id, task_id)
 
     def update(
         self,
@@ -215,46 +212,7 @@ class TaskStore:
         return self.get(user_id, task_id)
 
     def list_tasks(self, user_id: str, query: TaskQuery) -> Page:
-        filters, values = filter_values(query)
-        shape = (self._dialect, query.status, filters)
-        after = (
-            Position.decode(query.cursor, query.sort, query.order)
-            if query.cursor is not None
-            else None
-        )
-        page = sql.list_page(*shape, query.sort, query.order, after=after is not None)
-        values |= {"owner": user_id}
-        with self._engine.begin() as connection:
-            # Read before the page: a write in between makes the page newer than `as_of`, which
-            # costs a client one refetch, never a stale page under a current tag.
-            owner = connection.execute(sql.OWNER_FOR_LIST, values).one_or_none()
-            rows = list(
-                connection.execute(
-                    page,
-                    values
-                    | {"limit": query.limit + 1}
-                    | (sql.seek_values(after) if after is not None else {}),
-                ).all()
-            )
-            if owner is None:
-                total = 0
-            elif not filters:
-                # The counts every write keeps: no count(*) over the tasks.
-                total = total_by_status(query.status, owner.task_count, owner.completed_count)
-            else:
-                total = connection.scalar(sql.list_total(*shape), values)
-        next_cursor = None
-        if len(rows) > query.limit:
-            rows = rows[: query.limit]
-            last = rows[-1]
-            keys = tuple(last[len(sql.COLUMNS) :])
-            next_cursor = Position(query.sort, query.order, keys, last.id).encode()
-        return Page(
-            tasks=[Task.of(row) for row in rows],
-            total=total or 0,
-            next_cursor=next_cursor,
-            as_of=owner.change_seq if owner is not None else 0,
-        )
+        return self._listing.list_tasks(user_id, query)
 
     def changes(self, user_id: str, cursor: str | None, limit: int) -> Changes:
         """The user's writes after `cursor` (from the beginning without one), oldest first."""
@@ -269,50 +227,12 @@ class TaskStore:
         return ReminderStore(self._engine, lease)
 
     def list_tags(self, user_id: str, limit: int, cursor: str | None = None) -> TagPage:
-        after = tag_position(cursor) if cursor is not None else None
-        values: dict[str, Any] = {"owner": user_id, "limit": limit + 1}
-        if after is not None:
-            values |= {"after_uses": after[0], "after_tag": after[1]}
-        page = sql.tag_counts(self._dialect, after=after is not None)
-        with self._engine.begin() as connection:
-            rows = connection.execute(page, values).all()
-            total = connection.scalar(sql.tag_total(self._dialect), values)
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = tag_cursor(rows[-1].uses, rows[-1].tag)
-        return TagPage(
-            tags=[TagCount(row.tag, row.uses - row.completed, row.completed) for row in rows],
-            total=total or 0,
-            next_cursor=next_cursor,
-        )
+        return self._tags.list_tags(user_id, limit, cursor)
 
     def rename_tag(self, user_id: str, tag: str, to: str) -> TagCount:
         """Put `to` in place of `tag` on every task of the user's that carries it, in one
         transaction, each task written (and in the feed) once; TagNotFound if none does."""
-        tagged = {"owner": user_id, "tag": tag}
-        with self._writes.begin() as work:
-            connection, now = work.connection, work.now
-            lock_owner(connection, user_id)
-            rows = connection.execute(sql.tasks_tagged(self._dialect), tagged).all()
-            if not rows:
-                raise TagNotFound(tag)
-            if to != tag:
-                statement = sql.update_task(("tags",), "keep", "any")
-                for row in rows:
-                    # `to` where `tag` was, once: a task that had both keeps the first place.
-                    renamed = list(dict.fromkeys(to if name == tag else name for name in row.tags))
-                    counted = self._quota.record_write(work, user_id, 0)
-                    assert counted is not None  # the owner's row is locked by this write
-                    connection.execute(
-                        statement,
-                        task_params(user_id, row.id)
-                        | sql.new_values({"tags": renamed})
-                        | {"now": now, "new_seq": counted.change_seq},
-                    )
-            counts = connection.execute(sql.tag_count(self._dialect), tagged | {"tag": to}).one()
-            work.commit()
-        return TagCount(to, counts.uses - counts.completed, counts.completed)
+        return self._tags.rename_tag(user_id, tag, to)
 
     def purge(self, now: dt.datetime | None = None) -> Purged:
         """Remove tombstones past the retention period and idempotency keys past their life."""
@@ -508,19 +428,6 @@ def remind_at(due: dt.datetime | None, before: dt.timedelta | None) -> dt.dateti
         return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
-def task_params(user_id: str, task_id: int) -> dict[str, Any]:
-    return {"owner": user_id, "task_id": task_id}
-
-
-def version_check(if_match: IfMatch | None) -> tuple[VersionCheck, dict[str, Any]]:
-    """The shape of a write's If-Match condition, and its values."""
-    if if_match is None or if_match.versions is None:
-        return "any", {}
-    if not if_match.versions:
-        return "none", {}
-    return "versions", {"versions": sorted(if_match.versions)}
-
-
 def is_unchanged(row: Row[Any], values: Mapping[str, Any], completion: Completion) -> bool:
     """Whether writing these column values and this completion would leave the row as it is."""
     if completion == "toggle" or (
@@ -533,21 +440,3 @@ def is_unchanged(row: Row[Any], values: Mapping[str, Any], completion: Completio
 
 def completion_of(completed: bool) -> Completion:
     return "complete" if completed else "reopen"
-
-
-def filter_values(query: TaskQuery) -> tuple[sql.Filters, dict[str, Any]]:
-    """Which of the list's filters are set, and their values as the statement takes them."""
-    values: dict[str, Any] = {}
-    if query.priority is not None:
-        values["priority"] = PRIORITY_RANKS[query.priority]
-    if query.tag is not None:
-        values["tag"] = query.tag
-    if query.q is not None:
-        values["q"] = sql.like_term(query.q)
-    if query.due_before is not None:
-        values["due_before"] = query.due_before
-    if query.due_after is not None:
-        values["due_after"] = query.due_after
-    if query.reminder_due:
-        values["now"] = clock.utc_now()
-    return tuple(values), values

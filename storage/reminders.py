@@ -173,6 +173,17 @@ def claim_statement(dialect: str) -> Update:
     )
 
 
+def remind_at(due: dt.datetime | None, before: dt.timedelta | None) -> dt.datetime | None:
+    """When a task's reminder is due: `before` its due date (None without either)."""
+    if due is None or before is None:
+        return None
+    try:
+        return due - before
+    except OverflowError:
+        # A reminder before year 1: as early as a date can be.
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 

@@ -80,39 +80,7 @@ PING = select(1)
 
 TASK = select(*COLUMNS).where(*ONE_LIVE_TASK)
 
-# Whether a task is completed, before a write that sets completion (under the owner's lock).
-TASK_COMPLETED = select(TaskRow.completed).where(*ONE_LIVE_TASK)
-
-# Run with a task's column values (and `seq`) as parameters.
 INSERT_TASK = insert(TaskRow).returning(*COLUMNS)
-
-_remind_at = bindparam("remind_at", type_=UTCDateTime())
-# The columns a write derives from the others (TaskStore._derive_fields): a series for a
-# recurring task, and the reminder time, whose delivery (and any claim of it) is armed again when
-# it moves.
-SET_DERIVED_FIELDS = (
-    update(TaskRow)
-    .where(*ONE_LIVE_TASK)
-    .values(
-        series_id=bindparam("series", type_=TaskRow.series_id.type),
-        remind_at=_remind_at,
-        reminded_at=case(
-            (TaskRow.remind_at.is_distinct_from(_remind_at), None), else_=TaskRow.reminded_at
-        ),
-        reminder_claimed_until=case(
-            (TaskRow.remind_at.is_distinct_from(_remind_at), None),
-            else_=TaskRow.reminder_claimed_until,
-        ),
-    )
-    .returning(*COLUMNS)
-)
-# A completed occurrence names the next one (or, undone, no longer does).
-LINK_NEXT = (
-    update(TaskRow)
-    .where(*ONE_LIVE_TASK)
-    .values(next_task_id=bindparam("next_task", type_=TaskRow.next_task_id.type))
-    .returning(*COLUMNS)
-)
 
 
 @cache
@@ -163,18 +131,6 @@ def delete_task(check: VersionCheck) -> Update:
         .values(deleted_at=NOW, version=TaskRow.version + 1, seq=NEW_SEQ)
         .returning(TaskRow.completed)
     )
-
-
-RESTORE_TASK = (
-    update(TaskRow)
-    .where(
-        TaskRow.id == TASK_ID,
-        TaskRow.user_id == OWNER,
-        TaskRow.deleted_at >= HORIZON,
-    )
-    .values(deleted_at=None, version=TaskRow.version + 1, seq=NEW_SEQ, updated_at=NOT_BEFORE_NOW)
-    .returning(*COLUMNS)
-)
 
 
 def new_values(values: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ import json
 from typing import Any
 
 from storage import WRITABLE_FIELDS, Task, snapshots, statements
-from storage.fields import FIELDS, IN_EVERY_SNAPSHOT, NAMES, column_values
+from storage.creation import new_row
+from storage.fields import FIELDS, IN_EVERY_SNAPSHOT, NAMES, column_values, complete_column_values
 from storage.models import TaskRow
 from todo_api.contract import task_properties, writable_task_fields
 
@@ -123,3 +124,11 @@ def test_a_snapshot_from_before_a_field_existed_answers_the_declared_value() -> 
     loaded = snapshots.load(json.dumps({k: v for k, v in data.items() if k not in later}), Task)
     for name, value in later.items():
         assert getattr(loaded, name) == value, name
+
+
+def test_a_new_row_names_every_field_but_the_id_in_order() -> None:
+    task = full_task()
+    values = complete_column_values({name: getattr(task, name) for name in WRITABLE_FIELDS})
+    row = new_row("alice", values, task.created_at)
+    assert tuple(row) == tuple(name for name in NAMES if name != "id")
+    assert {name: row[name] for name in WRITABLE_FIELDS} == values

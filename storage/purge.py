@@ -27,7 +27,7 @@ from sqlalchemy import (
 from storage import clock
 from storage.idempotency import USERS_WITH_EXPIRED_KEYS, delete_expired_keys
 from storage.models import TaskOwnerRow, TaskRow
-from storage.quota import forget_tombstones, tombstones_past_quota
+from storage.quota import Quota, forget_tombstones, tombstones_past_quota
 from storage.records import Purged
 from storage.statements import HORIZON, OWNER
 from storage.unit_of_work import UnitOfWork, Writes
@@ -79,7 +79,9 @@ def purge_oldest(connection: Connection, user_id: str, how_many: int) -> None:
 
 
 class Purge:
-    def __init__(self, engine: Engine, writes: Writes, quota: int, retention: dt.timedelta) -> None:
+    def __init__(
+        self, engine: Engine, writes: Writes, quota: Quota, retention: dt.timedelta
+    ) -> None:
         self._engine = engine
         self._writes = writes
         self._quota = quota
@@ -91,7 +93,7 @@ class Purge:
         costs one statement."""
         connection = work.connection
         purged = purge_expired(connection, user_id, work.now - self.retention)
-        excess = tombstones_past_quota(tombstones, purged, self._quota)
+        excess = tombstones_past_quota(tombstones, purged, self._quota.limit)
         if excess:
             purge_oldest(connection, user_id, excess)
 

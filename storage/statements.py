@@ -1,4 +1,5 @@
-"""The task store's SQL, each statement built once per shape, its values bound when it runs.
+"""The SQL that several of the store's use cases share (each use case's own lives in its module),
+and the rule all of it keeps: each statement built once per shape, its values bound when it runs.
 
 SQLAlchemy walks every statement object it has not seen before to make its cache key, and for
 these statements that walk cost as much CPU as the rest of the call (measured: a get built per
@@ -32,10 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.fields import NAMES
-from storage.models import (
-    TaskRow,
-    UTCDateTime,
-)
+from storage.models import TaskRow, UTCDateTime
 from storage.records import IfMatch
 
 _TASKS = TaskRow.__table__
@@ -80,6 +78,7 @@ PING = select(1)
 
 TASK = select(*COLUMNS).where(*ONE_LIVE_TASK)
 
+# Run with a task's column values (and `seq`) as parameters.
 INSERT_TASK = insert(TaskRow).returning(*COLUMNS)
 
 

@@ -73,17 +73,17 @@ class TaskStore:
         that listens (storage/notifications.py), whatever this one does."""
         dialect = engine.dialect.name
         writes = Writes(engine, on_change)
-        owners = Quota(quota, dialect)
-        purge = Purge(engine, writes, quota, retention)
-        creation = Creation(writes, owners, dialect, idempotency_ttl)
+        owner_rows = Quota(quota, dialect)
+        purge = Purge(engine, writes, owner_rows, retention)
+        creation = Creation(writes, owner_rows, dialect, idempotency_ttl)
         listing = Listing(engine)
         self._engine = engine
         self._creation = creation
-        self._updates = Updates(writes, owners, Series(creation, owners, purge))
-        self._deletion = Deletion(writes, owners, purge, listing)
+        self._updates = Updates(writes, owner_rows, Series(creation, owner_rows, purge))
+        self._deletion = Deletion(writes, owner_rows, purge, listing)
         self._listing = listing
         self._feed = Feed(engine)
-        self._tags = Tags(engine, writes, owners)
+        self._tags = Tags(engine, writes, owner_rows)
         self._purge = purge
 
     def ping(self) -> None:

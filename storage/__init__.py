@@ -13,6 +13,7 @@ from storage.errors import (
     TagNotFound,
     TaskNotFound,
 )
+from storage.fields import WRITABLE_FIELDS
 from storage.migrate import upgrade
 from storage.records import (
     Changes,
@@ -26,7 +27,7 @@ from storage.records import (
     TaskQuery,
     Tombstone,
 )
-from storage.tasks import WRITABLE_FIELDS, TaskStore
+from storage.tasks import TaskStore
 
 __all__ = [
     "WRITABLE_FIELDS",

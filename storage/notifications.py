@@ -1,5 +1,5 @@
 """How a server process learns of writes that other processes made: PostgreSQL's LISTEN on
-the channel every write notifies (storage/tasks.py), or, where LISTEN cannot work (behind a
+the channel every write notifies (storage/feed.py), or, where LISTEN cannot work (behind a
 transaction-mode pooler, or on SQLite), a poll of the users' change numbers.
 
 Each runs in a thread of its own and calls `wake(user_id, seq)`; after a gap in which
@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from storage import statements as sql
 from storage.database import normalize_url, postgres_connect_args
+from storage.feed import LISTEN
 from storage.records import Task
 from storage.reminders import LISTEN_REMINDERS, REMINDER_CHANNEL, Claim, parse_claim
 
@@ -116,7 +116,7 @@ class ChangeListener(_Loop):
             connection: Any = raw.driver_connection
             connection.autocommit = True
             with connection.cursor() as cursor:
-                cursor.execute(sql.LISTEN)
+                cursor.execute(LISTEN)
                 if self._remind is not None:
                     cursor.execute(LISTEN_REMINDERS)
             self.listening.set()

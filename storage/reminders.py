@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from storage.models import TaskRow, UTCDateTime
 from storage.records import Task
-from storage.statements import COLUMNS, REMINDER_DUE
+from storage.statements import COLUMNS, NOW, OWNER
 
 REMINDER_CHANNEL = "todo_reminders"
 LISTEN_REMINDERS = f"LISTEN {REMINDER_CHANNEL}"
@@ -48,12 +48,18 @@ PER_USER = 20
 # All users' reminders one round claims at most: the round's work stays bounded.
 PER_ROUND = 500
 
-_owner = bindparam("owner", type_=TaskRow.user_id.type)
-_now = bindparam("now", type_=UTCDateTime())
+# Reminders due and not yet delivered: the `?reminder=due` listing (storage/listing.py), and
+# what a claim may take when no other process's lease holds it.
+REMINDER_DUE = (
+    TaskRow.remind_at <= NOW,
+    TaskRow.reminded_at.is_(None),
+    TaskRow.deleted_at.is_(None),
+    TaskRow.completed.is_(False),
+)
 _until = bindparam("until", type_=UTCDateTime())
 _CLAIMABLE: tuple[ColumnElement[bool], ...] = (
     *REMINDER_DUE,
-    or_(TaskRow.reminder_claimed_until.is_(None), TaskRow.reminder_claimed_until <= _now),
+    or_(TaskRow.reminder_claimed_until.is_(None), TaskRow.reminder_claimed_until <= NOW),
 )
 
 # The first write confirms; the task's remind_at, as claimed, keeps a confirmation of a
@@ -61,19 +67,19 @@ _CLAIMABLE: tuple[ColumnElement[bool], ...] = (
 DELIVER = (
     update(TaskRow)
     .where(
-        TaskRow.user_id == _owner,
+        TaskRow.user_id == OWNER,
         TaskRow.id == bindparam("task_id", type_=TaskRow.id.type),
         TaskRow.remind_at == bindparam("claimed_remind_at", type_=UTCDateTime()),
         TaskRow.reminded_at.is_(None),
     )
     # The lease stays: it names the claim that was delivered, for other processes to read.
-    .values(reminded_at=_now)
+    .values(reminded_at=NOW)
 )
 # Only the lease this claim took: a later claim's lease stays.
 RELEASE = (
     update(TaskRow)
     .where(
-        TaskRow.user_id == _owner,
+        TaskRow.user_id == OWNER,
         TaskRow.id.in_(bindparam("task_ids", expanding=True)),
         TaskRow.reminder_claimed_until == _until,
         TaskRow.reminded_at.is_(None),
@@ -86,7 +92,7 @@ RELEASE = (
 CLAIMED = (
     select(*COLUMNS)
     .where(
-        TaskRow.user_id == _owner,
+        TaskRow.user_id == OWNER,
         TaskRow.id.in_(bindparam("task_ids", expanding=True)),
         TaskRow.deleted_at.is_(None),
         TaskRow.completed.is_(False),
@@ -165,6 +171,17 @@ def claim_statement(dialect: str) -> Update:
         .values(reminder_claimed_until=_until)
         .returning(*returned)
     )
+
+
+def remind_at(due: dt.datetime | None, before: dt.timedelta | None) -> dt.datetime | None:
+    """When a task's reminder is due: `before` its due date (None without either)."""
+    if due is None or before is None:
+        return None
+    try:
+        return due - before
+    except OverflowError:
+        # A reminder before year 1: as early as a date can be.
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -9,17 +9,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from storage.fields import FIELDS, IN_EVERY_SNAPSHOT
 from storage.records import Task
 
-_TIMES = ("due_date", "created_at", "updated_at", "completed_at", "remind_at")
+_INSTANTS = tuple(field.name for field in FIELDS if field.kind == "instant")
+_DURATIONS = tuple(field.name for field in FIELDS if field.kind == "duration")
 # What a snapshot stored before these fields existed answers for them.
 _LATER_FIELDS: dict[str, Any] = {
-    "recurrence": None,
-    "timezone": "UTC",
-    "series_id": None,
-    "next_task_id": None,
-    "remind_before": None,
-    "remind_at": None,
+    field.name: field.absent for field in FIELDS if field.absent is not IN_EVERY_SNAPSHOT
 }
 
 
@@ -43,9 +40,10 @@ def dump(task: Task) -> str:
 
 def load(snapshot: str, task_type: type[Task]) -> Task:
     data = _LATER_FIELDS | json.loads(snapshot)
-    if data["remind_before"] is not None:
-        data["remind_before"] = dt.timedelta(seconds=data["remind_before"])
-    for name in _TIMES:
+    for name in _DURATIONS:
+        if data[name] is not None:
+            data[name] = dt.timedelta(seconds=data[name])
+    for name in _INSTANTS:
         if data[name] is not None:
             data[name] = dt.datetime.fromisoformat(data[name])
     return task_type(**data)

@@ -1,4 +1,5 @@
-"""The task store's SQL, each statement built once per shape, its values bound when it runs.
+"""The SQL that several of the store's use cases share (each use case's own lives in its module),
+and the rule all of it keeps: each statement built once per shape, its values bound when it runs.
 
 SQLAlchemy walks every statement object it has not seen before to make its cache key, and for
 these statements that walk cost as much CPU as the rest of the call (measured: a get built per
@@ -12,156 +13,73 @@ column names for the values of INSERT and UPDATE.
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import cache
 from typing import Any, Literal
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Insert,
-    Integer,
-    Select,
-    String,
     Update,
-    and_,
     bindparam,
     case,
-    cast,
-    delete,
-    exists,
     false,
-    func,
     insert,
-    literal,
     or_,
     select,
     true,
-    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql import type_coerce
 
-from storage.cursors import Position
-from storage.models import (
-    IdempotencyKeyRow,
-    StreamTicketRow,
-    TaskOwnerRow,
-    TaskRow,
-    UTCDateTime,
+from storage.fields import NAMES
+from storage.models import TaskRow, UTCDateTime
+from storage.records import IfMatch
+
+_TASKS = TaskRow.__table__
+# Every column of a task, what reads and RETURNING clauses select: first a Task's fields in their
+# declared order (Task.of reads a row by position), then the rest.
+COLUMNS = (
+    *(_TASKS.c[name] for name in NAMES),
+    *(column for column in _TASKS.columns if column.name not in NAMES),
 )
-
-# Every column of a task, in the table's order: what reads and RETURNING clauses select.
-COLUMNS = tuple(TaskRow.__table__.columns)
-# The character that escapes `%`, `_` and itself in a search term (see like_term).
-ESCAPE = "/"
-
-# What a write's If-Match allows: any version, some versions, or none at all.
-Precondition = Literal["any", "versions", "none"]
+# The shape of a write's If-Match condition: any version, some versions, or none at all.
+VersionCheck = Literal["any", "versions", "none"]
 # How a write sets completion: not at all, to done, to not done, or to its opposite.
 Completion = Literal["keep", "complete", "reopen", "toggle"]
 
-_owner = bindparam("owner", type_=TaskRow.user_id.type)
-_task_id = bindparam("task_id", type_=TaskRow.id.type)
-_now = bindparam("now", type_=UTCDateTime())
-_seq = bindparam("new_seq", type_=TaskRow.seq.type)
+OWNER = bindparam("owner", type_=TaskRow.user_id.type)
+TASK_ID = bindparam("task_id", type_=TaskRow.id.type)
+NOW = bindparam("now", type_=UTCDateTime())
+NEW_SEQ = bindparam("new_seq", type_=TaskRow.seq.type)
 # The oldest deletion still kept: now minus the retention period.
-_horizon = bindparam("horizon", type_=UTCDateTime())
+HORIZON = bindparam("horizon", type_=UTCDateTime())
 
 
-def _live(*, one: bool) -> tuple[ColumnElement[bool], ...]:
-    """The owner's tasks that are not deleted (a deleted task is invisible but to restore)."""
-    owned = (TaskRow.user_id == _owner, TaskRow.deleted_at.is_(None))
-    return (TaskRow.id == _task_id, *owned) if one else owned
+# The owner's tasks that are not deleted (a deleted task is invisible but to restore).
+LIVE_TASKS = (TaskRow.user_id == OWNER, TaskRow.deleted_at.is_(None))
+# One of them, by id.
+ONE_LIVE_TASK = (TaskRow.id == TASK_ID, *LIVE_TASKS)
 
 
-def _precondition(kind: Precondition) -> tuple[ColumnElement[bool], ...]:
-    if kind == "any":
+def version_condition(check: VersionCheck) -> tuple[ColumnElement[bool], ...]:
+    """The condition a write's If-Match puts on the task's version (`versions` if some)."""
+    if check == "any":
         return ()
-    if kind == "none":
+    if check == "none":
         return (false(),)
     return (TaskRow.version.in_(bindparam("versions", expanding=True)),)
 
 
-# Live updates: each write of a user's tasks is announced on this channel (book_change).
-CHANGE_CHANNEL = "todo_changes"
-
 # A writer that read the clock first may commit last: updated_at must not go back.
-_NOT_BEFORE_NOW = case((TaskRow.updated_at > _now, TaskRow.updated_at), else_=_now)
+NOT_BEFORE_NOW = case((TaskRow.updated_at > NOW, TaskRow.updated_at), else_=NOW)
 
 PING = select(1)
 
-TASK = select(*COLUMNS).where(*_live(one=True))
-
-# Whether a task is completed, before a write that sets completion (under the owner's lock).
-TASK_COMPLETED = select(TaskRow.completed).where(*_live(one=True))
-OWNER_FOR_LIST = select(
-    TaskOwnerRow.change_seq, TaskOwnerRow.task_count, TaskOwnerRow.completed_count
-).where(TaskOwnerRow.user_id == _owner)
-OWNER_FOR_FEED = select(TaskOwnerRow.change_seq, TaskOwnerRow.purged_seq).where(
-    TaskOwnerRow.user_id == _owner
-)
-CHANGES = (
-    select(*COLUMNS)
-    .where(TaskRow.user_id == _owner, TaskRow.seq > bindparam("after", type_=TaskRow.seq.type))
-    .order_by(TaskRow.seq)
-    .limit(bindparam("limit"))
-)
+TASK = select(*COLUMNS).where(*ONE_LIVE_TASK)
 
 # Run with a task's column values (and `seq`) as parameters.
 INSERT_TASK = insert(TaskRow).returning(*COLUMNS)
-
-_remind_at = bindparam("remind_at", type_=UTCDateTime())
-# The columns a write derives from the others (TaskStore._settle): a series for a recurring
-# task, and the reminder time, whose delivery (and any claim of it) is armed again when it moves.
-SETTLE_TASK = (
-    update(TaskRow)
-    .where(*_live(one=True))
-    .values(
-        series_id=bindparam("series", type_=TaskRow.series_id.type),
-        remind_at=_remind_at,
-        reminded_at=case(
-            (TaskRow.remind_at.is_distinct_from(_remind_at), None), else_=TaskRow.reminded_at
-        ),
-        reminder_claimed_until=case(
-            (TaskRow.remind_at.is_distinct_from(_remind_at), None),
-            else_=TaskRow.reminder_claimed_until,
-        ),
-    )
-    .returning(*COLUMNS)
-)
-# A completed occurrence names the next one (or, undone, no longer does).
-LINK_NEXT = (
-    update(TaskRow)
-    .where(*_live(one=True))
-    .values(next_task_id=bindparam("next_task", type_=TaskRow.next_task_id.type))
-    .returning(*COLUMNS)
-)
-
-# Reminders due and not yet delivered (the `?reminder=due` listing, and what a claim may take
-# when no other process's lease holds it: storage/reminders.py).
-REMINDER_DUE = (
-    TaskRow.remind_at <= _now,
-    TaskRow.reminded_at.is_(None),
-    TaskRow.deleted_at.is_(None),
-    TaskRow.completed.is_(False),
-)
-
-
-DELETE_EXPIRED_KEYS = (
-    delete(IdempotencyKeyRow)
-    .where(IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.expires_at <= _now)
-    .returning(IdempotencyKeyRow.key)
-)
-_idempotency_key = bindparam("idempotency_key", type_=IdempotencyKeyRow.key.type)
-_the_key = (IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.key == _idempotency_key)
-# Run with `response` as a parameter: the column it sets.
-KEEP_RESPONSE = update(IdempotencyKeyRow).where(*_the_key)
-EARLIER_REQUEST = select(IdempotencyKeyRow.fingerprint, IdempotencyKeyRow.response).where(*_the_key)
 
 
 @cache
@@ -172,103 +90,7 @@ def insert_ignoring_conflict(dialect: str, table: type[Any], index: tuple[str, .
 
 
 @cache
-def claim_key(dialect: str) -> Insert:
-    statement = insert_ignoring_conflict(dialect, IdempotencyKeyRow, ("user_id", "key"))
-    return statement.returning(IdempotencyKeyRow.key)
-
-
-@cache
-def book_change(
-    change: int,
-    *,
-    sequence: bool,
-    completed: int = 0,
-    tombstones: int = 0,
-    keys: int = 0,
-    notify: bool = False,
-) -> Update:
-    """Book a write in the owner's row (TaskStore._book_change): lock it, move the task count
-    by `change` (a growing count only within `quota`), and the completed, deleted-task and
-    idempotency-key counts by the others, and issue the next change number when `sequence`;
-    returns the owner's change number and the last two counts.
-
-    With `notify` (PostgreSQL), the new change number is also sent on CHANGE_CHANNEL as
-    `seq:user_id`, in the same statement: no round trip more, and PostgreSQL delivers it when,
-    and only if, the write commits."""
-    # Only a growing count is held to the quota: a user over a lowered quota may delete.
-    within = (TaskOwnerRow.task_count + change <= bindparam("quota"),) if change > 0 else ()
-    values: dict[str, Any] = {}
-    if change:
-        values["task_count"] = TaskOwnerRow.task_count + change
-    if completed:
-        values["completed_count"] = TaskOwnerRow.completed_count + completed
-    if tombstones:
-        values["tombstone_count"] = TaskOwnerRow.tombstone_count + tombstones
-    if keys:
-        values["key_count"] = TaskOwnerRow.key_count + keys
-    if sequence:
-        values["change_seq"] = TaskOwnerRow.change_seq + 1
-    returned: list[Any] = [
-        TaskOwnerRow.change_seq,
-        TaskOwnerRow.tombstone_count,
-        TaskOwnerRow.key_count,
-    ]
-    if notify and sequence:
-        payload = cast(TaskOwnerRow.change_seq, String()) + ":" + TaskOwnerRow.user_id
-        returned.append(func.pg_notify(CHANGE_CHANNEL, payload).label("notified"))
-    return (
-        update(TaskOwnerRow)
-        .where(TaskOwnerRow.user_id == _owner, *within)
-        .values(values)
-        .returning(*returned)
-    )
-
-
-# Takes the owner's row lock and changes nothing: for a step that must hold it before any key
-# row (every write locks the owner's row first, so that no two writers wait on each other).
-LOCK_OWNER = (
-    update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == _owner)
-    .values(key_count=TaskOwnerRow.key_count)
-)
-_how_many = bindparam("how_many", type_=Integer())
-FORGET_TOMBSTONES = (
-    update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == _owner)
-    .values(tombstone_count=TaskOwnerRow.tombstone_count - _how_many)
-)
-FORGET_KEYS = (
-    update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == _owner)
-    .values(key_count=TaskOwnerRow.key_count - _how_many)
-)
-# The deletion time of the user's `skip`+1-th oldest deleted task.
-NTH_OLDEST_DELETION = (
-    select(TaskRow.deleted_at)
-    .where(TaskRow.user_id == _owner, TaskRow.deleted_at.is_not(None))
-    .order_by(TaskRow.deleted_at, TaskRow.id)
-    .limit(1)
-    .offset(bindparam("skip", type_=Integer()))
-)
-_oldest_keys = (
-    select(IdempotencyKeyRow.key)
-    .where(IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.key != _idempotency_key)
-    .order_by(IdempotencyKeyRow.expires_at, IdempotencyKeyRow.key)
-    .limit(_how_many)
-    .scalar_subquery()
-)
-# Run with the key just claimed as `idempotency_key`, which is never among the forgotten.
-FORGET_OLDEST_KEYS = (
-    delete(IdempotencyKeyRow)
-    .where(IdempotencyKeyRow.user_id == _owner, IdempotencyKeyRow.key.in_(_oldest_keys))
-    .returning(IdempotencyKeyRow.key)
-)
-
-
-@cache
-def update_task(
-    fields: tuple[str, ...], completion: Completion, precondition: Precondition
-) -> Update:
+def update_task(fields: tuple[str, ...], completion: Completion, check: VersionCheck) -> Update:
     """Set `fields` (each from the parameter `new_<field>`) and completion, bump the version
     and take `new_seq`; the ownership check, the precondition, the read and the check that the
     write changes something are this statement (it matches no row when nothing would change)."""
@@ -282,106 +104,32 @@ def update_task(
         changes.append(TaskRow.completed.is_(completion == "reopen"))
     if completion == "toggle":
         values["completed"] = ~TaskRow.completed
-        values["completed_at"] = case((TaskRow.completed, None), else_=_now)
+        values["completed_at"] = case((TaskRow.completed, None), else_=NOW)
     elif completion == "complete":
         values["completed"] = True
         # Completing an already completed task keeps the moment it was first completed.
-        values["completed_at"] = case((TaskRow.completed, TaskRow.completed_at), else_=_now)
+        values["completed_at"] = case((TaskRow.completed, TaskRow.completed_at), else_=NOW)
     elif completion == "reopen":
         values["completed"] = False
         values["completed_at"] = None
-    values |= {"updated_at": _NOT_BEFORE_NOW, "version": TaskRow.version + 1, "seq": _seq}
+    values |= {"updated_at": NOT_BEFORE_NOW, "version": TaskRow.version + 1, "seq": NEW_SEQ}
     return (
         update(TaskRow)
-        .where(*_live(one=True), *_precondition(precondition), or_(false(), *changes))
+        .where(*ONE_LIVE_TASK, *version_condition(check), or_(false(), *changes))
         .values(values)
         .returning(*COLUMNS)
     )
 
 
 @cache
-def delete_task(precondition: Precondition) -> Update:
+def delete_task(check: VersionCheck) -> Update:
     """Make the task a tombstone at `now`."""
     return (
         update(TaskRow)
-        .where(*_live(one=True), *_precondition(precondition))
-        .values(deleted_at=_now, version=TaskRow.version + 1, seq=_seq)
+        .where(*ONE_LIVE_TASK, *version_condition(check))
+        .values(deleted_at=NOW, version=TaskRow.version + 1, seq=NEW_SEQ)
         .returning(TaskRow.completed)
     )
-
-
-RESTORE_TASK = (
-    update(TaskRow)
-    .where(
-        TaskRow.id == _task_id,
-        TaskRow.user_id == _owner,
-        TaskRow.deleted_at >= _horizon,
-    )
-    .values(deleted_at=None, version=TaskRow.version + 1, seq=_seq, updated_at=_NOT_BEFORE_NOW)
-    .returning(*COLUMNS)
-)
-
-_expired = (TaskRow.user_id == _owner, TaskRow.deleted_at < _horizon)
-_newest_expired = select(func.max(TaskRow.seq)).where(*_expired).scalar_subquery()
-# The owner's row first (and the purged position with it): a feed reader that missed a purged
-# tombstone must learn that it did.
-MARK_PURGED = (
-    update(TaskOwnerRow)
-    .where(TaskOwnerRow.user_id == _owner, exists().where(*_expired))
-    .values(
-        purged_seq=case(
-            (TaskOwnerRow.purged_seq < _newest_expired, _newest_expired),
-            else_=TaskOwnerRow.purged_seq,
-        )
-    )
-    .returning(TaskOwnerRow.user_id)
-)
-PURGE_TASKS = delete(TaskRow).where(*_expired).returning(TaskRow.id)
-USERS_WITH_EXPIRED_TASKS = select(TaskRow.user_id).where(TaskRow.deleted_at < _horizon).distinct()
-USERS_WITH_EXPIRED_KEYS = (
-    select(IdempotencyKeyRow.user_id).where(IdempotencyKeyRow.expires_at <= _now).distinct()
-)
-
-
-# Which filters a list has, as opposed to their values (the parameters of the same names).
-Filters = tuple[str, ...]
-
-
-@cache
-def list_page(
-    dialect: str, status: str, filters: Filters, sort: str, order: str, *, after: bool
-) -> Select[Any]:
-    """One page of the owner's tasks, `limit` rows, after the position `after_*` if `after`.
-
-    The sort keys are selected too: a cursor must carry the values the database compares,
-    which Python could not always recompute (lower() and collations differ).
-    """
-    keys = sort_keys(sort)
-    ordering = [getattr(column, order)() for column in (*keys, TaskRow.id)]
-    conditions = list(_list_filters(dialect, status, filters))
-    if after:
-        row = tuple_(*keys, TaskRow.id)
-        here = tuple_(*after_parameters(keys), bindparam(_AFTER_ID, type_=TaskRow.id.type))
-        conditions.append(row > here if order == "asc" else row < here)
-    return select(*COLUMNS, *keys).where(*conditions).order_by(*ordering).limit(bindparam("limit"))
-
-
-@cache
-def list_total(dialect: str, status: str, filters: Filters) -> Select[Any]:
-    return select(func.count()).select_from(TaskRow).where(*_list_filters(dialect, status, filters))
-
-
-def after_parameters(
-    keys: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...],
-) -> list[BindParameter[Any]]:
-    """The position's key values, one parameter a key (`after_0`, `after_1`, ...)."""
-    return [bindparam(_after(n), type_=key.type) for n, key in enumerate(keys)]
-
-
-def seek_values(position: Position) -> dict[str, Any]:
-    """The values of list_page's seek condition (with `after`), for a page after `position`."""
-    keys = {_after(n): value for n, value in enumerate(position.keys)}
-    return keys | {_AFTER_ID: position.id}
 
 
 def new_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -389,152 +137,19 @@ def new_values(values: dict[str, Any]) -> dict[str, Any]:
     return {_new(name): value for name, value in values.items()}
 
 
-_AFTER_ID = "after_id"
-
-
-def _after(n: int) -> str:
-    return f"after_{n}"
-
-
 def _new(name: str) -> str:
     return f"new_{name}"
 
 
-# Stands in for a missing due date among undated tasks only (they sort after a flag), so any
-# instant that every driver can read back in any session time zone will do.
-_UNDATED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+def task_params(user_id: str, task_id: int) -> dict[str, Any]:
+    """The parameters that name one task of one owner (OWNER, TASK_ID)."""
+    return {"owner": user_id, "task_id": task_id}
 
 
-def sort_keys(sort: str) -> tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]:
-    """The expressions a sort orders by, before the id that breaks ties."""
-    if sort == "created":
-        return (TaskRow.created_at,)
-    if sort == "updated":
-        return (TaskRow.updated_at,)
-    if sort == "title":
-        # People expect "apple, Banana, cherry", not every capital before every small letter.
-        return (func.lower(TaskRow.title),)
-    if sort == "priority":
-        return (TaskRow.priority,)
-    if sort == "due_date":
-        # Undated tasks last ascending (first descending), whatever dates the others have.
-        undated = case((TaskRow.due_date.is_(None), 1), else_=0)
-        return (undated, func.coalesce(TaskRow.due_date, literal(_UNDATED, UTCDateTime)))
-    raise ValueError(f"unknown sort {sort!r}")
-
-
-def like_term(text: str) -> str:
-    """A search term as LIKE takes it literally."""
-    return text.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
-
-
-def _list_filters(dialect: str, status: str, filters: Filters) -> list[ColumnElement[bool]]:
-    conditions = list(_live(one=False))
-    if status != "all":
-        conditions.append(TaskRow.completed.is_(status == "completed"))
-    if "priority" in filters:
-        conditions.append(TaskRow.priority == bindparam("priority", type_=TaskRow.priority.type))
-    if "tag" in filters:
-        conditions.append(_has_tag(dialect))
-    if "q" in filters:
-        term = bindparam("q", type_=TaskRow.title.type)
-        conditions.append(
-            TaskRow.title.icontains(term, escape=ESCAPE)
-            | TaskRow.description.icontains(term, escape=ESCAPE)
-        )
-    if "due_before" in filters:
-        conditions.append(TaskRow.due_date < bindparam("due_before", type_=UTCDateTime()))
-    if "due_after" in filters:
-        conditions.append(TaskRow.due_date > bindparam("due_after", type_=UTCDateTime()))
-    if "now" in filters:
-        conditions.extend(REMINDER_DUE)
-    return conditions
-
-
-def _has_tag(dialect: str) -> ColumnElement[bool]:
-    tag = bindparam("tag", type_=String())
-    if dialect == "postgresql":
-        return type_coerce(TaskRow.tags, JSONB).contains(func.jsonb_build_array(tag))
-    elements = func.json_each(TaskRow.tags).table_valued("value")
-    return exists().select_from(elements).where(elements.c.value == tag)
-
-
-def _tag_elements(dialect: str) -> Any:
-    """Each tag of a task as a row (`value`), joined to the task's row."""
-    if dialect == "postgresql":
-        return func.jsonb_array_elements_text(type_coerce(TaskRow.tags, JSONB)).table_valued(
-            "value"
-        )
-    return func.json_each(TaskRow.tags).table_valued("value")
-
-
-@cache
-def tag_counts(dialect: str, *, after: bool) -> Select[Any]:
-    """A page of the owner's tags, most used first, `limit` rows, after `after_uses` and
-    `after_tag` if `after`; with each tag's pending and completed counts."""
-    elements = _tag_elements(dialect)
-    tag = elements.c.value
-    uses = func.count()
-    completed = func.coalesce(func.sum(case((TaskRow.completed, 1), else_=0)), 0)
-    page = (
-        select(tag.label("tag"), uses.label("uses"), completed.label("completed"))
-        .select_from(TaskRow)
-        .join(elements, true())
-        .where(*_live(one=False))
-        .group_by(tag)
-    )
-    if after:
-        after_uses = bindparam("after_uses", type_=Integer())
-        after_tag = bindparam("after_tag", type_=String())
-        page = page.having(or_(uses < after_uses, and_(uses == after_uses, tag > after_tag)))
-    return page.order_by(uses.desc(), tag.asc()).limit(bindparam("limit"))
-
-
-@cache
-def tag_total(dialect: str) -> Select[Any]:
-    elements = _tag_elements(dialect)
-    tags = (
-        select(elements.c.value)
-        .select_from(TaskRow)
-        .join(elements, true())
-        .where(*_live(one=False))
-        .distinct()
-        .subquery()
-    )
-    return select(func.count()).select_from(tags)
-
-
-@cache
-def tag_count(dialect: str) -> Select[Any]:
-    """How many of the owner's tasks carry `tag`, and how many of those are completed."""
-    completed = func.coalesce(func.sum(case((TaskRow.completed, 1), else_=0)), 0)
-    return select(func.count().label("uses"), completed.label("completed")).where(
-        *_live(one=False), _has_tag(dialect)
-    )
-
-
-@cache
-def tasks_tagged(dialect: str) -> Select[int, list[str]]:
-    return (
-        select(TaskRow.id, TaskRow.tags)
-        .where(*_live(one=False), _has_tag(dialect))
-        .order_by(TaskRow.id)
-    )
-
-
-LISTEN = f"LISTEN {CHANGE_CHANNEL}"
-LATEST_CHANGES = select(TaskOwnerRow.user_id, TaskOwnerRow.change_seq).where(
-    TaskOwnerRow.user_id.in_(bindparam("owners", expanding=True))
-)
-
-INSERT_TICKET = insert(StreamTicketRow)
-# Redeeming deletes: a ticket is good once, whichever process sees it first.
-REDEEM_TICKET = (
-    delete(StreamTicketRow)
-    .where(
-        StreamTicketRow.digest == bindparam("digest", type_=String()),
-        StreamTicketRow.expires_at > _now,
-    )
-    .returning(StreamTicketRow.user_id, StreamTicketRow.credential_expires_at)
-)
-DELETE_EXPIRED_TICKETS = delete(StreamTicketRow).where(StreamTicketRow.expires_at <= _now)
+def version_check(if_match: IfMatch | None) -> tuple[VersionCheck, dict[str, Any]]:
+    """The shape of a write's If-Match condition, and its values."""
+    if if_match is None or if_match.versions is None:
+        return "any", {}
+    if not if_match.versions:
+        return "none", {}
+    return "versions", {"versions": sorted(if_match.versions)}

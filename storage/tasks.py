@@ -1,28 +1,33 @@
-"""The task store: every read and write of tasks, each scoped to the owner's user id."""
+"""The task store: every read and write of tasks, each scoped to the owner's user id.
+
+TaskStore is the one entry point; each use case lives in a module of its own:
+
+- creation.py: create (with an idempotency key: idempotency.py)
+- updates.py: update, set_completed (a no-op writes nothing)
+- deletion.py: delete, restore
+- listing.py: get, list_tasks
+- feed.py: changes, latest_changes
+- tags.py: list_tags, rename_tag
+- purge.py: purge
+- series.py: a recurring task's next occurrence; derived.py: series id and remind_at
+- quota.py: the owner's row, which every write records itself in first
+- unit_of_work.py: what one write holds, from its first statement to its commit
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any, NoReturn
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select
+from sqlalchemy import Engine
 
-from storage import snapshots
-from storage import statements as sql
-from storage.cursors import Position, feed_cursor, feed_position, tag_cursor, tag_position
-from storage.errors import (
-    CursorExpired,
-    IdempotencyKeyReused,
-    InvalidTask,
-    PreconditionFailed,
-    QuotaExceeded,
-    TagNotFound,
-    TaskNotFound,
-)
-from storage.models import PRIORITY_RANKS, TaskOwnerRow
+from storage.creation import Creation
+from storage.deletion import Deletion
+from storage.feed import Feed
+from storage.listing import Listing
+from storage.purge import Purge
+from storage.quota import Quota
 from storage.records import (
     Changes,
     Created,
@@ -33,61 +38,13 @@ from storage.records import (
     TagPage,
     Task,
     TaskQuery,
-    Tombstone,
 )
-from storage.recurrence import next_occurrence
 from storage.reminders import DEFAULT_LEASE, ReminderStore
-from storage.statements import Completion, Precondition
-
-# The fields a client may write, each with how its value is stored. This explicit list is the
-# only way request data reaches a row (no Model(**body)); a test keeps it equal to the spec's.
-WRITABLE_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "title": lambda value: value.strip(),
-    "description": lambda value: value,
-    "completed": bool,
-    "priority": lambda value: PRIORITY_RANKS[value],
-    "tags": list,
-    "due_date": lambda value: value,
-    "recurrence": lambda value: value,
-    "timezone": lambda value: value,
-    "remind_before": lambda value: int(value.total_seconds()),
-}
-# The fields from which a write derives others (TaskStore._settle).
-_DERIVING = frozenset({"due_date", "recurrence", "remind_before"})
-
-
-def _column_values(fields: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(fields) - set(WRITABLE_FIELDS)
-    if unknown:
-        raise ValueError(f"not writable: {sorted(unknown)}")
-    return {
-        name: None if value is None else WRITABLE_FIELDS[name](value)
-        for name, value in fields.items()
-    }
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-# Where a write's transaction collects the changes it books (TaskStore._writing): one list per
-# call, in the calling thread's context, whatever becomes of the connection.
-_BOOKED: ContextVar[list[tuple[str, int]] | None] = ContextVar("booked_changes", default=None)
-
-# An idempotent create retries its claim when the key in its way vanished before it was read;
-# each try deletes expired keys first, so the next one finds the place free.
-_CLAIM_ATTEMPTS = 5
-
-
-class _Unchanged(Exception):
-    """A write would leave the task as it is: nothing may be written, so the transaction ends."""
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-
-
-class _NothingToRestore(Exception):
-    """Restore found no restorable tombstone: nothing may be written, so the transaction ends."""
+from storage.series import Series
+from storage.statements import PING
+from storage.tags import Tags
+from storage.unit_of_work import Writes
+from storage.updates import Updates
 
 
 class TaskStore:
@@ -114,74 +71,35 @@ class TaskStore:
         """`on_change(user_id, seq)` is called after each write commits, in this process. On
         PostgreSQL each write also sends the same on the change channel, to every process
         that listens (storage/notifications.py), whatever this one does."""
+        dialect = engine.dialect.name
+        writes = Writes(engine, on_change)
+        owner_rows = Quota(quota, dialect)
+        purge = Purge(engine, writes, owner_rows, retention)
+        creation = Creation(writes, owner_rows, dialect, idempotency_ttl)
+        listing = Listing(engine)
         self._engine = engine
-        self._on_change = on_change
-        self._dialect = engine.dialect.name
-        self._notify = self._dialect == "postgresql"
-        self._quota = quota
-        self._retention = retention
-        self._idempotency_ttl = idempotency_ttl
+        self._creation = creation
+        self._updates = Updates(writes, owner_rows, Series(creation, owner_rows, purge))
+        self._deletion = Deletion(writes, owner_rows, purge, listing)
+        self._listing = listing
+        self._feed = Feed(engine)
+        self._tags = Tags(engine, writes, owner_rows)
+        self._purge = purge
 
     def ping(self) -> None:
         """Raise unless the database answers."""
         with self._engine.begin() as connection:
-            connection.execute(sql.PING)
+            connection.execute(PING)
 
     def create(
         self, user_id: str, fields: Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> Created:
-        """Create a task from a complete set of writable fields.
-
-        With an idempotency key, at most once per (user, key) while the key lives: the key's
-        row is claimed first, under its primary key, so a concurrent request with the same key
-        waits for this transaction and then finds the row, and one task is made.
-        """
-        row = self._new_row(user_id, fields)
-        if idempotency_key is None:
-            with self._writing() as connection:
-                return Created(self._settle(connection, self._insert(connection, row)), False)
-        for _attempt in range(_CLAIM_ATTEMPTS):
-            created = self._create_once(user_id, idempotency_key, row, fields)
-            if created is not None:
-                return created
-        raise RuntimeError(f"could not claim idempotency key {idempotency_key!r}")
-
-    def _create_once(
-        self, user_id: str, key: str, row: dict[str, Any], fields: Mapping[str, Any]
-    ) -> Created | None:
-        """One try at an idempotent create; None if the key that was in the way expired (and
-        was deleted by another request) before it could be read, so that a new try claims it."""
-        asked = snapshots.fingerprint(fields)
-        now = _now()
-        claim = {
-            "user_id": user_id,
-            "key": key,
-            "fingerprint": asked,
-            "response": "",
-            "expires_at": now + self._idempotency_ttl,
-        }
-        the_key = {"owner": user_id, "idempotency_key": key}
-        with self._writing() as connection:
-            self._expire_keys(connection, user_id, now)
-            claimed = connection.execute(sql.claim_key(self._dialect), claim).one_or_none()
-            if claimed is not None:
-                task = self._settle(connection, self._insert(connection, row, key=key))
-                connection.execute(sql.KEEP_RESPONSE, the_key | {"response": snapshots.dump(task)})
-                return Created(task, replayed=False)
-            # On PostgreSQL this reads a newer snapshot than the insert saw: the row may be gone.
-            earlier = connection.execute(sql.EARLIER_REQUEST, the_key).one_or_none()
-        if earlier is None:
-            return None
-        if earlier.fingerprint != asked:
-            raise IdempotencyKeyReused(key)
-        return Created(snapshots.load(earlier.response, Task), replayed=True)
+        """Create a task from a complete set of writable fields, at most once per (user,
+        idempotency key) while the key lives."""
+        return self._creation.create(user_id, fields, idempotency_key=idempotency_key)
 
     def get(self, user_id: str, task_id: int) -> Task:
-        with self._engine.begin() as connection:
-            row = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
-            if row is None:
-                raise TaskNotFound(task_id)
-            return Task.of(row)
+        return self._listing.get(user_id, task_id)
 
     def update(
         self,
@@ -192,10 +110,7 @@ class TaskStore:
         if_match: IfMatch | None = None,
     ) -> Task:
         """Change only the given fields; None clears a nullable field."""
-        values: dict[str, Any] = _column_values(fields)
-        completed = values.pop("completed", None)
-        completion: Completion = "keep" if completed is None else _completion(completed)
-        return self._update(user_id, task_id, values, completion, if_match)
+        return self._updates.update(user_id, task_id, fields, if_match=if_match)
 
     def set_completed(
         self,
@@ -206,543 +121,39 @@ class TaskStore:
         if_match: IfMatch | None = None,
     ) -> Task:
         """Set completion, or toggle it when `completed` is None."""
-        completion: Completion = "toggle" if completed is None else _completion(completed)
-        return self._update(user_id, task_id, {}, completion, if_match)
+        return self._updates.set_completed(user_id, task_id, completed, if_match=if_match)
 
     def delete(self, user_id: str, task_id: int, *, if_match: IfMatch | None = None) -> None:
         """Delete a task, keeping it restorable (a tombstone) for the retention period."""
-        now = _now()
-        with self._writing() as connection:
-            counted = self._book_change(connection, user_id, -1, tombstones=+1)
-            if counted is None:
-                raise TaskNotFound(task_id)
-            kind, versions = _precondition(if_match)
-            deleted = connection.execute(
-                sql.delete_task(kind),
-                _one(user_id, task_id) | versions | {"now": now, "new_seq": counted.change_seq},
-            ).one_or_none()
-            if deleted is None:
-                self._refuse(connection, user_id, task_id, if_match)
-            elif deleted.completed:
-                self._book_change(connection, user_id, 0, sequence=False, completed=-1)
-            self._bound_tombstones(connection, user_id, counted.tombstone_count, now)
+        self._deletion.delete(user_id, task_id, if_match=if_match)
 
     def restore(self, user_id: str, task_id: int) -> Task:
         """Bring back a deleted task within the retention period; a live task is returned as is."""
-        now = _now()
-        try:
-            with self._writing() as connection:
-                counted = self._book_change(connection, user_id, 0)
-                if counted is None:
-                    raise TaskNotFound(task_id)
-                horizon = now - self._retention
-                row = connection.execute(
-                    sql.RESTORE_TASK,
-                    _one(user_id, task_id)
-                    | {"horizon": horizon, "now": now, "new_seq": counted.change_seq},
-                ).one_or_none()
-                if row is None:
-                    raise _NothingToRestore
-                task = Task.of(row)
-                completed = int(task.completed)
-                self._book_change(
-                    connection, user_id, +1, sequence=False, completed=completed, tombstones=-1
-                )
-                return task
-        except _NothingToRestore:
-            # Live (say, a repeated undo) or gone for good: whatever get() finds.
-            return self.get(user_id, task_id)
+        return self._deletion.restore(user_id, task_id)
 
     def list_tasks(self, user_id: str, query: TaskQuery) -> Page:
-        filters, values = _filter_values(query)
-        shape = (self._dialect, query.status, filters)
-        after = (
-            Position.decode(query.cursor, query.sort, query.order)
-            if query.cursor is not None
-            else None
-        )
-        page = sql.list_page(*shape, query.sort, query.order, after=after is not None)
-        values |= {"owner": user_id}
-        with self._engine.begin() as connection:
-            # Read before the page: a write in between makes the page newer than `as_of`, which
-            # costs a client one refetch, never a stale page under a current tag.
-            owner = connection.execute(sql.OWNER_FOR_LIST, values).one_or_none()
-            rows = list(
-                connection.execute(
-                    page,
-                    values
-                    | {"limit": query.limit + 1}
-                    | (sql.seek_values(after) if after is not None else {}),
-                ).all()
-            )
-            if owner is None:
-                total = 0
-            elif not filters:
-                # The counts every write keeps: no count(*) over the tasks.
-                total = _total_by_status(query.status, owner.task_count, owner.completed_count)
-            else:
-                total = connection.scalar(sql.list_total(*shape), values)
-        next_cursor = None
-        if len(rows) > query.limit:
-            rows = rows[: query.limit]
-            last = rows[-1]
-            keys = tuple(last[len(sql.COLUMNS) :])
-            next_cursor = Position(query.sort, query.order, keys, last.id).encode()
-        return Page(
-            tasks=[Task.of(row) for row in rows],
-            total=total or 0,
-            next_cursor=next_cursor,
-            as_of=owner.change_seq if owner is not None else 0,
-        )
+        return self._listing.list_tasks(user_id, query)
 
     def changes(self, user_id: str, cursor: str | None, limit: int) -> Changes:
         """The user's writes after `cursor` (from the beginning without one), oldest first."""
-        after = feed_position(cursor) if cursor is not None else 0
-        values = {"owner": user_id, "after": after, "limit": limit + 1}
-        with self._engine.begin() as connection:
-            rows = connection.execute(sql.CHANGES, values).all()
-            # Read after the rows: a purge that took rows this read missed has moved it.
-            owner = connection.execute(sql.OWNER_FOR_FEED, values).one_or_none()
-        latest, purged = (owner.change_seq, owner.purged_seq) if owner else (0, 0)
-        if cursor is not None and (after < purged or after > latest):
-            raise CursorExpired
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        changes: list[Task | Tombstone] = [
-            Task.of(row) if row.deleted_at is None else Tombstone(row.id, row.deleted_at)
-            for row in rows
-        ]
-        return Changes(
-            changes=changes,
-            cursor=feed_cursor(rows[-1].seq if rows else after),
-            has_more=has_more,
-            positions=[feed_cursor(row.seq) for row in rows],
-        )
+        return self._feed.changes(user_id, cursor, limit)
 
     def latest_changes(self, user_ids: Collection[str]) -> dict[str, int]:
         """Each user's latest change number (users without a task are left out)."""
-        if not user_ids:
-            return {}
-        with self._engine.begin() as connection:
-            rows = connection.execute(sql.LATEST_CHANGES, {"owners": list(user_ids)}).all()
-        return {row.user_id: row.change_seq for row in rows}
+        return self._feed.latest_changes(user_ids)
 
     def reminders(self, lease: dt.timedelta = DEFAULT_LEASE) -> ReminderStore:
         """The claims and deliveries of the reminders of this store's tasks."""
         return ReminderStore(self._engine, lease)
 
     def list_tags(self, user_id: str, limit: int, cursor: str | None = None) -> TagPage:
-        after = tag_position(cursor) if cursor is not None else None
-        values: dict[str, Any] = {"owner": user_id, "limit": limit + 1}
-        if after is not None:
-            values |= {"after_uses": after[0], "after_tag": after[1]}
-        page = sql.tag_counts(self._dialect, after=after is not None)
-        with self._engine.begin() as connection:
-            rows = connection.execute(page, values).all()
-            total = connection.scalar(sql.tag_total(self._dialect), values)
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = tag_cursor(rows[-1].uses, rows[-1].tag)
-        return TagPage(
-            tags=[TagCount(row.tag, row.uses - row.completed, row.completed) for row in rows],
-            total=total or 0,
-            next_cursor=next_cursor,
-        )
+        return self._tags.list_tags(user_id, limit, cursor)
 
     def rename_tag(self, user_id: str, tag: str, to: str) -> TagCount:
         """Put `to` in place of `tag` on every task of the user's that carries it, in one
         transaction, each task written (and in the feed) once; TagNotFound if none does."""
-        now = _now()
-        tagged = {"owner": user_id, "tag": tag}
-        with self._writing() as connection:
-            connection.execute(sql.LOCK_OWNER, tagged)
-            rows = connection.execute(sql.tasks_tagged(self._dialect), tagged).all()
-            if not rows:
-                raise TagNotFound(tag)
-            if to != tag:
-                statement = sql.update_task(("tags",), "keep", "any")
-                for row in rows:
-                    # `to` where `tag` was, once: a task that had both keeps the first place.
-                    renamed = list(dict.fromkeys(to if name == tag else name for name in row.tags))
-                    counted = self._book_change(connection, user_id, 0)
-                    assert counted is not None  # the owner's row is locked by this write
-                    connection.execute(
-                        statement,
-                        _one(user_id, row.id)
-                        | sql.new_values({"tags": renamed})
-                        | {"now": now, "new_seq": counted.change_seq},
-                    )
-            counts = connection.execute(sql.tag_count(self._dialect), tagged | {"tag": to}).one()
-        return TagCount(to, counts.uses - counts.completed, counts.completed)
+        return self._tags.rename_tag(user_id, tag, to)
 
     def purge(self, now: dt.datetime | None = None) -> Purged:
         """Remove tombstones past the retention period and idempotency keys past their life."""
-        now = now or _now()
-        horizon = now - self._retention
-        # One user at a time, each in a transaction of its own, taking rows in the order the
-        # user's own requests take them (owner row first; keys by primary key), so purge and
-        # requests never lock the same rows in opposite orders.
-        tasks = self._for_each_user(
-            sql.USERS_WITH_EXPIRED_TASKS.params(horizon=horizon),
-            lambda connection, user_id: self._purge_user(connection, user_id, horizon),
-        )
-        keys = self._for_each_user(
-            sql.USERS_WITH_EXPIRED_KEYS.params(now=now),
-            lambda connection, user_id: self._expire_keys(connection, user_id, now),
-        )
-        return Purged(tasks=tasks, idempotency_keys=keys)
-
-    def _for_each_user(self, users: Select[str], work: Callable[[Connection, str], int]) -> int:
-        with self._engine.begin() as connection:
-            found = connection.scalars(users).all()
-        done = 0
-        for user_id in found:
-            with self._engine.begin() as connection:
-                done += work(connection, user_id)
-        return done
-
-    def _expire_keys(self, connection: Connection, user_id: str, now: dt.datetime) -> int:
-        """Delete the user's idempotency keys that have expired; how many there were.
-
-        The owner's row is locked first, as every write of the user's locks it before any key
-        row: a keyed create forgets the oldest keys while it holds the owner's row, and a retry
-        with the same key waits for the first request's claim.
-        """
-        connection.execute(sql.LOCK_OWNER, {"owner": user_id})
-        expired = connection.execute(sql.DELETE_EXPIRED_KEYS, {"owner": user_id, "now": now})
-        return self._forget_keys(connection, user_id, len(expired.all()))
-
-    def _forget_keys(self, connection: Connection, user_id: str, how_many: int) -> int:
-        if how_many:
-            connection.execute(sql.FORGET_KEYS, {"owner": user_id, "how_many": how_many})
-        return how_many
-
-    def _new_row(self, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """A new task's column values, from a complete set of writable fields."""
-        values = _column_values(fields)
-        missing = set(WRITABLE_FIELDS) - set(values)
-        if missing:
-            raise ValueError(f"missing fields: {sorted(missing)}")
-        now = _now()
-        due, before = values["due_date"], values["remind_before"]
-        # Named one by one: only these columns, never whatever a caller passed (no Model(**body)).
-        return {
-            "user_id": user_id,
-            "title": values["title"],
-            "description": values["description"],
-            "completed": values["completed"],
-            "priority": values["priority"],
-            "tags": values["tags"],
-            "due_date": values["due_date"],
-            "created_at": now,
-            "updated_at": now,
-            "completed_at": now if values["completed"] else None,
-            "version": 1,
-            "recurrence": values["recurrence"],
-            "timezone": values["timezone"],
-            "series_id": None,
-            "next_task_id": None,
-            "remind_before": before,
-            "remind_at": _remind_at(due, None if before is None else dt.timedelta(seconds=before)),
-        }
-
-    def _insert(
-        self, connection: Connection, row: dict[str, Any], *, key: str | None = None
-    ) -> Task:
-        """Insert a task, with the idempotency key claimed for it (counted, and bounded by
-        the quota: past it, the user's oldest keys are forgotten before they expire)."""
-        user_id = row["user_id"]
-        keys = 0 if key is None else 1
-        counted = self._book_change(
-            connection, user_id, +1, completed=int(row["completed"]), keys=keys
-        )
-        assert counted is not None  # a create makes the owner's row
-        if key is not None and counted.key_count > self._quota:
-            excess = {"owner": user_id, "idempotency_key": key}
-            excess["how_many"] = counted.key_count - self._quota
-            forgotten = connection.execute(sql.FORGET_OLDEST_KEYS, excess).all()
-            self._forget_keys(connection, user_id, len(forgotten))
-        return Task.of(connection.execute(sql.INSERT_TASK, row | {"seq": counted.change_seq}).one())
-
-    def _book_change(
-        self,
-        connection: Connection,
-        user_id: str,
-        change: int,
-        *,
-        sequence: bool = True,
-        completed: int = 0,
-        tombstones: int = 0,
-        keys: int = 0,
-    ) -> Row[Any] | None:
-        """Book a write in the owner's row, which every write of the user's goes through first:
-        lock the row, hold a growing task count to the quota (else QuotaExceeded), move the
-        task, completed, deleted-task and key counts, and issue the user's next change number.
-        Returns `change_seq`, `tombstone_count` and `key_count` (None if the user has no row:
-        never had a task).
-
-        The conditional UPDATE is the check and the write in one: concurrent creates cannot
-        both take the last place, and the row lock orders the user's writes as they commit.
-        """
-        if change > 0:
-            owner_row = sql.insert_ignoring_conflict(self._dialect, TaskOwnerRow, ("user_id",))
-            connection.execute(owner_row, {"user_id": user_id, "task_count": 0})
-        counted = connection.execute(
-            sql.book_change(
-                change,
-                sequence=sequence,
-                completed=completed,
-                tombstones=tombstones,
-                keys=keys,
-                notify=self._notify,
-            ),
-            {"owner": user_id, "quota": self._quota},
-        ).one_or_none()
-        if counted is None and change > 0:
-            raise QuotaExceeded(self._quota)
-        if counted is not None and sequence:
-            booked = _BOOKED.get()
-            if booked is not None:
-                booked.append((user_id, counted.change_seq))
-        return counted
-
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A write's transaction; once it has committed, each change it booked is announced."""
-        booked: list[tuple[str, int]] = []
-        token = _BOOKED.set(booked)
-        try:
-            with self._engine.begin() as connection:
-                yield connection
-        finally:
-            _BOOKED.reset(token)
-        if self._on_change is not None:
-            for user_id, seq in booked:
-                self._on_change(user_id, seq)
-
-    def _update(
-        self,
-        user_id: str,
-        task_id: int,
-        values: dict[str, Any],
-        completion: Completion,
-        if_match: IfMatch | None,
-    ) -> Task:
-        # One UPDATE ... RETURNING: the ownership check, the precondition, the check that
-        # something changes, the write and the read are one statement, so no concurrent writer
-        # can slip between them; only a write that matched no row reads the task to say why.
-        kind, versions = _precondition(if_match)
-        statement = sql.update_task(tuple(sorted(values)), completion, kind)
-        parameters = sql.new_values(values)
-        parameters |= _one(user_id, task_id) | versions | {"now": _now()}
-        try:
-            with self._writing() as connection:
-                counted = self._book_change(connection, user_id, 0)
-                if counted is None:
-                    raise TaskNotFound(task_id)
-                was_completed = None
-                if completion in ("complete", "reopen"):
-                    # Read under the owner's lock, which every write of this user's tasks takes.
-                    was_completed = connection.scalar(sql.TASK_COMPLETED, _one(user_id, task_id))
-                seq = {"new_seq": counted.change_seq}
-                row = connection.execute(statement, parameters | seq).one_or_none()
-                if row is None:
-                    self._no_write(connection, user_id, task_id, values, completion, if_match)
-                task = Task.of(row)
-                if not _DERIVING.isdisjoint(values):
-                    task = self._settle(connection, task)
-                if completion == "toggle":
-                    was_completed = not task.completed
-                if was_completed is not None and was_completed != task.completed:
-                    moved = 1 if task.completed else -1
-                    self._book_change(connection, user_id, 0, sequence=False, completed=moved)
-                    if task.completed and task.recurrence and task.next_task_id is None:
-                        task = self._make_next(connection, task)
-                    elif not task.completed and task.next_task_id is not None:
-                        task = self._withdraw_next(connection, task, parameters["now"])
-                return task
-        except _Unchanged as unchanged:
-            # Rolled back: no new version, no updated_at, no change in the feed or the list's
-            # tag. Whatever If-Match named, the asked-for state is the current one (RFC 9110
-            # 13.1.1 allows a 2xx for a change that has already been applied).
-            return unchanged.task
-
-    def _settle(self, connection: Connection, task: Task) -> Task:
-        """Keep what a task's fields imply true, inside the write: a recurring task has a due
-        date (else InvalidTask, and the write is undone) and a series, and `remind_at` is
-        `due_date` minus `remind_before` (its delivery armed again if it moved)."""
-        if task.recurrence is not None and task.due_date is None:
-            raise InvalidTask("#/due_date", "a task with a recurrence needs a due_date")
-        series = task.series_id
-        if series is None and task.recurrence is not None:
-            series = task.id
-        remind_at = _remind_at(task.due_date, task.remind_before)
-        if series == task.series_id and remind_at == task.remind_at:
-            return task
-        settled = {"series": series, "remind_at": remind_at}
-        row = connection.execute(sql.SETTLE_TASK, _one(task.user_id, task.id) | settled).one()
-        return Task.of(row)
-
-    def _make_next(self, connection: Connection, task: Task) -> Task:
-        """Completing an occurrence: create the next one (unless the series has ended), and
-        name it in the completed task."""
-        # _settle holds every recurring task to a due date.
-        assert task.recurrence is not None
-        assert task.due_date is not None
-        following = next_occurrence(task.recurrence, task.due_date, task.timezone)
-        if following is None:
-            return task
-        due, rule = following
-        # The same fields, as a create takes them, but for the date, the rule and the series.
-        fields = {name: getattr(task, name) for name in WRITABLE_FIELDS}
-        fields |= {"completed": False, "due_date": due, "recurrence": rule}
-        row = self._new_row(task.user_id, fields) | {"series_id": task.series_id}
-        made = self._insert(connection, row)
-        link = _one(task.user_id, task.id) | {"next_task": made.id}
-        return Task.of(connection.execute(sql.LINK_NEXT, link).one())
-
-    def _withdraw_next(self, connection: Connection, task: Task, now: dt.datetime) -> Task:
-        """Un-completing an occurrence: delete the next one it made if nobody has written it
-        since (its first version), and forget it; one that was changed is kept, and stays
-        named, so that completing again makes no second one."""
-        user_id = task.user_id
-        assert task.next_task_id is not None  # what the caller checked
-        following = connection.execute(sql.TASK, _one(user_id, task.next_task_id)).one_or_none()
-        if following is not None:
-            if following.version != 1:
-                return task
-            counted = self._book_change(connection, user_id, -1, tombstones=+1)
-            assert counted is not None  # the owner's row is locked by this write already
-            connection.execute(
-                sql.delete_task("versions"),
-                _one(user_id, following.id)
-                | {"versions": [1], "now": now, "new_seq": counted.change_seq},
-            )
-            self._bound_tombstones(connection, user_id, counted.tombstone_count, now)
-        unlink = _one(user_id, task.id) | {"next_task": None}
-        return Task.of(connection.execute(sql.LINK_NEXT, unlink).one())
-
-    def _no_write(
-        self,
-        connection: Connection,
-        user_id: str,
-        task_id: int,
-        values: Mapping[str, Any],
-        completion: Completion,
-        if_match: IfMatch | None,
-    ) -> NoReturn:
-        """Say why an update matched no row: no such task, nothing to change (_Unchanged), or
-        another version than If-Match names."""
-        current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
-        if current is None:
-            raise TaskNotFound(task_id)
-        versions = None if if_match is None else if_match.versions
-        if versions is None or current.version in versions:
-            # The precondition holds, so the statement found that nothing would change.
-            raise _Unchanged(Task.of(current))
-        if _unchanged(current, values, completion):
-            raise _Unchanged(Task.of(current))
-        raise PreconditionFailed(Task.of(current))
-
-    def _refuse(
-        self, connection: Connection, user_id: str, task_id: int, if_match: IfMatch | None
-    ) -> None:
-        """Say why a conditional write matched no row: no such task, or another version."""
-        current = None
-        if if_match is not None:
-            current = connection.execute(sql.TASK, _one(user_id, task_id)).one_or_none()
-        if current is None:
-            raise TaskNotFound(task_id)
-        raise PreconditionFailed(Task.of(current))
-
-    def _purge_user(self, connection: Connection, user_id: str, horizon: dt.datetime) -> int:
-        """Remove the user's deleted tasks deleted before `horizon`; how many there were."""
-        expired = {"owner": user_id, "horizon": horizon}
-        if connection.execute(sql.MARK_PURGED, expired).one_or_none() is None:
-            return 0
-        purged = len(connection.execute(sql.PURGE_TASKS, expired).all())
-        connection.execute(sql.FORGET_TOMBSTONES, {"owner": user_id, "how_many": purged})
-        return purged
-
-    def _bound_tombstones(
-        self, connection: Connection, user_id: str, tombstones: int, now: dt.datetime
-    ) -> None:
-        """After a delete: purge the user's deleted tasks past retention and, past the quota's
-        number of them, the oldest. Opportunistic: the owner's row is locked already, so this
-        costs one statement."""
-        purged = self._purge_user(connection, user_id, now - self._retention)
-        excess = tombstones - purged - self._quota
-        if excess > 0:
-            self._purge_oldest(connection, user_id, excess)
-
-    def _purge_oldest(self, connection: Connection, user_id: str, how_many: int) -> None:
-        """Purge the user's `how_many` oldest deleted tasks before their retention ends: a
-        user keeps at most the quota of them (and ties in deletion time go together)."""
-        nth = {"owner": user_id, "skip": how_many - 1}
-        last = connection.scalar(sql.NTH_OLDEST_DELETION, nth)
-        if last is not None:
-            self._purge_user(connection, user_id, last + dt.timedelta(microseconds=1))
-
-
-def _remind_at(due: dt.datetime | None, before: dt.timedelta | None) -> dt.datetime | None:
-    if due is None or before is None:
-        return None
-    try:
-        return due - before
-    except OverflowError:
-        # A reminder before year 1: as early as a date can be.
-        return dt.datetime.min.replace(tzinfo=dt.UTC)
-
-
-def _one(user_id: str, task_id: int) -> dict[str, Any]:
-    return {"owner": user_id, "task_id": task_id}
-
-
-def _precondition(if_match: IfMatch | None) -> tuple[Precondition, dict[str, Any]]:
-    """The shape of a write's If-Match condition, and its values."""
-    if if_match is None or if_match.versions is None:
-        return "any", {}
-    if not if_match.versions:
-        return "none", {}
-    return "versions", {"versions": sorted(if_match.versions)}
-
-
-def _total_by_status(status: str, tasks: int, completed: int) -> int:
-    if status == "completed":
-        return completed
-    if status == "pending":
-        return tasks - completed
-    return tasks
-
-
-def _unchanged(row: Row[Any], values: Mapping[str, Any], completion: Completion) -> bool:
-    """Whether writing these column values and this completion would leave the row as it is."""
-    if completion == "toggle" or (
-        completion != "keep" and row.completed != (completion == "complete")
-    ):
-        return False
-    stored = row._mapping
-    return all(stored[name] == value for name, value in values.items())
-
-
-def _completion(completed: bool) -> Completion:
-    return "complete" if completed else "reopen"
-
-
-def _filter_values(query: TaskQuery) -> tuple[sql.Filters, dict[str, Any]]:
-    """Which of the list's filters are set, and their values as the statement takes them."""
-    values: dict[str, Any] = {}
-    if query.priority is not None:
-        values["priority"] = PRIORITY_RANKS[query.priority]
-    if query.tag is not None:
-        values["tag"] = query.tag
-    if query.q is not None:
-        values["q"] = sql.like_term(query.q)
-    if query.due_before is not None:
-        values["due_before"] = query.due_before
-    if query.due_after is not None:
-        values["due_after"] = query.due_after
-    if query.reminder_due:
-        values["now"] = _now()
-    return tuple(values), values
+        return self._purge.purge(now)

@@ -7,9 +7,22 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, String, bindparam, delete, insert
 
-from storage import statements as sql
+from storage.models import StreamTicketRow
+from storage.statements import NOW
+
+_INSERT_TICKET = insert(StreamTicketRow)
+# Redeeming deletes: a ticket is good once, whichever process sees it first.
+_REDEEM_TICKET = (
+    delete(StreamTicketRow)
+    .where(
+        StreamTicketRow.digest == bindparam("digest", type_=String()),
+        StreamTicketRow.expires_at > NOW,
+    )
+    .returning(StreamTicketRow.user_id, StreamTicketRow.credential_expires_at)
+)
+_DELETE_EXPIRED_TICKETS = delete(StreamTicketRow).where(StreamTicketRow.expires_at <= NOW)
 
 
 @dataclass(frozen=True)
@@ -41,9 +54,9 @@ class TicketStore:
             expires_at = min(expires_at, credential_expires_at)
         with self._engine.begin() as connection:
             # Opportunistic, and cheap by the index: expired tickets never pile up.
-            connection.execute(sql.DELETE_EXPIRED_TICKETS, {"now": now})
+            connection.execute(_DELETE_EXPIRED_TICKETS, {"now": now})
             connection.execute(
-                sql.INSERT_TICKET,
+                _INSERT_TICKET,
                 {
                     "digest": _digest(value),
                     "user_id": user_id,
@@ -58,7 +71,7 @@ class TicketStore:
         now = dt.datetime.now(dt.UTC)
         with self._engine.begin() as connection:
             row = connection.execute(
-                sql.REDEEM_TICKET, {"digest": _digest(value), "now": now}
+                _REDEEM_TICKET, {"digest": _digest(value), "now": now}
             ).one_or_none()
         return None if row is None else Redeemed(row.user_id, row.credential_expires_at)
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, event, func, insert, select, text
 from starlette.testclient import TestClient
 
-import storage.tasks
+import storage.clock
 from storage import TaskStore, build_engine
 from storage.migrate import upgrade
 from storage.models import IdempotencyKeyRow, TaskOwnerRow, TaskRow
@@ -168,7 +168,7 @@ def test_a_retry_while_the_first_create_is_in_flight_waits_and_replays(
     fields = task_defaults() | {"title": "t"}
     start = dt.datetime.now(dt.UTC)
     clock = threading.local()
-    monkeypatch.setattr(storage.tasks, "_now", lambda: getattr(clock, "now", start))
+    monkeypatch.setattr(storage.clock, "utc_now", lambda: getattr(clock, "now", start))
     store.create("carol", fields, idempotency_key="older")  # expires at start + 10 s
     first_writes, go_on = threading.Event(), threading.Event()
 

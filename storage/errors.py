@@ -1,4 +1,4 @@
-"""What the storage API raises for a caller's mistake (handlers map these to problems)."""
+"""What the storage API raises for a caller's mistake (todo_api/web/problems.py answers each)."""
 
 from __future__ import annotations
 

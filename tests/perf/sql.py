@@ -1,10 +1,10 @@
 """The SQL the service runs, statement for statement, for the floor app (tests/perf/floor.py).
 
-Copied by hand from what storage/statements.py sends to PostgreSQL (seen with SQLAlchemy's
+Copied by hand from what storage/ sends to PostgreSQL (seen with SQLAlchemy's
 before_cursor_execute event), for the default list (sort=created, order=desc) and the
 benchmark's writes. The floor exists to measure the cost of our Python layers, so it must run
-exactly the statements the service runs: when storage/statements.py changes its SQL, change this
-file in the same way, or ours/floor stops meaning anything. Every call runs in one transaction on a
+exactly the statements the service runs: when the SQL in storage/ changes, change this file in
+the same way, or ours/floor stops meaning anything. Every call runs in one transaction on a
 connection from an engine built by storage.build_engine, as the service's sessions do.
 """
 

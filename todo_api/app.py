@@ -35,6 +35,7 @@ from todo_api.web.observe import REQUEST_ID_HEADER, Observe
 from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
 from todo_api.web.readiness import Readiness
 from todo_api.web.served_contract import JSON_PATH, ServedContract, contract_documents
+from todo_api.web.server import ON_SERVER_SHUTDOWN
 
 # What a browser's script may read of an answer, and send, across origins.
 EXPOSED_HEADERS = [
@@ -94,6 +95,8 @@ def create_app(settings: Settings) -> AsyncApp:
                         engine, dt.timedelta(seconds=settings.stream_ticket_seconds)
                     ),
                     "live": live,
+                    # Streams never end by themselves: told to, each completes its answer.
+                    ON_SERVER_SHUTDOWN: [live.wakeups.end_all],
                     "authenticator": _authenticator(settings, client, metrics),
                     "rate_limiter": limiter,
                     "metrics": metrics,

@@ -11,14 +11,15 @@ and has it confirmed once written.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, Literal
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.responses import Response
+from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from storage import Changes, CursorExpired, Task
@@ -62,10 +63,14 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-class EventStream(Response):
+class EventStream(StreamingResponse):
     """An ASGI response that streams until the client leaves, the credential expires
     (`lifetime` seconds from now), or the client reads too slowly (one write not taken
-    within `send_timeout` seconds: the client resumes from the last id it got)."""
+    within `send_timeout` seconds: the client resumes from the last id it got).
+
+    Starlette sends what `_events` yields, and stops it when the client leaves (uvicorn speaks
+    ASGI 2.3, so StreamingResponse races the body against `http.disconnect`). Each write goes
+    through `_write`: once a `yield` resumes, `_written` tells whether the client got it."""
 
     def __init__(
         self,
@@ -83,6 +88,8 @@ class EventStream(Response):
         metrics: Metrics | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._body = self._events()
+        super().__init__(self._body, headers=headers)
         self._watch = watch
         # Called once the stream is over (its lease across processes is given back).
         self._on_close = on_close
@@ -96,11 +103,7 @@ class EventStream(Response):
         self._send_timeout = send_timeout
         self._reset = reset
         self._metrics = metrics
-        # A Starlette response, so that Connexion passes it through as it is; its body is
-        # streamed by __call__ alone.
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self._written = True
         self._dropped = False
         self._abort: Callable[[], None] | None = None
         self._open: Callable[[], bool] | None = None
@@ -108,113 +111,101 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             # The server's way to drop a connection, where it has one (todo_api.web.server).
-            self._abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
-            self._open = scope.get("extensions", {}).get(OPEN_EXTENSION)
-            streaming = asyncio.ensure_future(self._stream(send))
-            leaving = asyncio.ensure_future(_disconnected(receive))
-            done, _ = await asyncio.wait({streaming, leaving}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (streaming, leaving):
-                task.cancel()
-            await asyncio.gather(streaming, leaving, return_exceptions=True)
-            if streaming in done and not streaming.cancelled():
-                streaming.result()  # an error in the stream is raised here, and logged
+            extensions = scope.get("extensions", {})
+            self._abort = extensions.get(ABORT_EXTENSION)
+            self._open = extensions.get(OPEN_EXTENSION)
+            await super().__call__(scope, receive, functools.partial(self._write, send))
         finally:
+            # A client that left mid-write leaves the body at a `yield`: closed now, not
+            # whenever it is collected.
+            await self._body.aclose()
             self._watch.close()
             if self._on_close is not None:
                 await self._on_close()
 
-    async def _stream(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+    async def _events(self) -> AsyncGenerator[bytes, None]:
         deadline = asyncio.get_running_loop().time() + self._lifetime
-        if not await self._write(send, f"retry: {RETRY_MILLISECONDS}\n\n".encode()):
-            return
+        yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
         news = True
-        while True:
-            if news and not await self._catch_up(send):
-                break
-            if not await self._remind(send) or not await self._wait(send, deadline):
-                break
+        while self._written:
+            if news:
+                # Every change after the cursor, a page at a time.
+                self._watch.reading()
+                more = True
+                while more:
+                    try:
+                        page = await self._read(self._cursor)
+                    except CursorExpired:
+                        yield self._reset
+                        self._count("reset", 1)
+                        return
+                    except (OperationalError, PoolTimeout) as exc:
+                        # The answer has begun: no 503 can be sent. The stream ends, and the
+                        # client reconnects after `retry` and resumes from its last id.
+                        logger.warning(
+                            "a stream could not read the feed; it was ended: %s",
+                            exc,
+                            extra={"event": "database_unavailable"},
+                        )
+                        return
+                    if page.changes:
+                        yield change_events(page)
+                        if not self._written:
+                            return
+                        self._count("change", len(page.changes))
+                    self._cursor = page.cursor
+                    self._seq = feed_position(page.cursor)
+                    more = page.has_more
+            deliveries: list[Delivery] = self._watch.take_reminders()
+            if deliveries:
+                yield b"".join(reminder_event(delivery.task) for delivery in deliveries)
+                if not self._written:
+                    # None of them counts as written.
+                    for delivery in deliveries:
+                        delivery.drop()
+                    return
+                self._count("reminder", len(deliveries))
+                first = [delivery.task for delivery in deliveries if delivery.wrote()]
+                if first:
+                    # Shielded: a client that leaves now must not undo a confirmation of what
+                    # it got.
+                    await asyncio.shield(self._confirm(first))
+            while (waited := await self._wait(deadline)) == "heartbeat":
+                # A comment: it keeps proxies from closing an idle connection.
+                yield b": heartbeat\n\n"
+                if not self._written:
+                    return
+            if waited == "end":
+                return
             # Woken by reminders alone, the stream does not read the feed.
             news = self._watch.news_after(self._seq)
-        if not self._dropped:
-            await self._write(send, b"", more=False)
 
-    async def _catch_up(self, send: Send) -> bool:
-        """Send every change after the cursor; False if the stream must end."""
-        self._watch.reading()
-        while True:
-            try:
-                page = await self._read(self._cursor)
-            except CursorExpired:
-                await self._write(send, self._reset)
-                self._count("reset", 1)
-                return False
-            except (OperationalError, PoolTimeout) as exc:
-                # The answer has begun: no 503 can be sent. The stream ends, and the client
-                # reconnects after `retry` and resumes from its last id.
-                logger.warning(
-                    "a stream could not read the feed; it was ended: %s",
-                    exc,
-                    extra={"event": "database_unavailable"},
-                )
-                return False
-            if page.changes:
-                if not await self._write(send, change_events(page)):
-                    return False
-                self._count("change", len(page.changes))
-            self._cursor = page.cursor
-            self._seq = feed_position(page.cursor)
-            if not page.has_more:
-                return True
-
-    async def _remind(self, send: Send) -> bool:
-        """Send every reminder that came, and have those it wrote first confirmed; False if
-        the stream must end (then none of them counts as written)."""
-        deliveries: list[Delivery] = self._watch.take_reminders()
-        if not deliveries:
-            return True
-        body = b"".join(reminder_event(delivery.task) for delivery in deliveries)
-        if not await self._write(send, body):
-            for delivery in deliveries:
-                delivery.drop()
-            return False
-        self._count("reminder", len(deliveries))
-        first = [delivery.task for delivery in deliveries if delivery.wrote()]
-        if first:
-            # Shielded: a client that leaves now must not undo a confirmation of what it got.
-            await asyncio.shield(self._confirm(first))
-        return True
-
-    async def _wait(self, send: Send, deadline: float) -> bool:
-        """Wait for news, with a heartbeat while none comes; False if the stream must end."""
+    async def _wait(self, deadline: float) -> Literal["news", "heartbeat", "end"]:
+        """Wait for news, or for a heartbeat's interval while none comes."""
         loop = asyncio.get_running_loop()
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            if await self._watch.wait(self._seq, min(self._heartbeat, left)):
-                return not self._watch.ended
-            if loop.time() >= deadline:
-                return False
-            # A comment: it keeps proxies from closing an idle connection.
-            if not await self._write(send, b": heartbeat\n\n"):
-                return False
+        left = deadline - loop.time()
+        if left <= 0:
+            return "end"
+        if await self._watch.wait(self._seq, min(self._heartbeat, left)):
+            return "end" if self._watch.ended else "news"
+        return "end" if loop.time() >= deadline else "heartbeat"
 
     def _count(self, event: str, how_many: int) -> None:
         if self._metrics is not None:
             self._metrics.stream_events.labels(event).inc(how_many)
 
-    async def _write(self, send: Send, data: bytes, *, more: bool = True) -> bool:
-        """Write, unless the client takes longer than the bound: then give up (False)."""
-        message: Message = {"type": "http.response.body", "body": data, "more_body": more}
+    async def _write(self, send: Send, message: Message) -> None:
+        """Send, holding each part of the body to the bound: a client that takes longer is
+        dropped, and nothing more is written."""
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        self._written = False
         if self._dropped:
-            return False
+            return
         try:
             async with asyncio.timeout(self._send_timeout):
                 await send(message)
-            # A server drops a write to a connection already closing without a word: what
-            # was not written must not count as written (a reminder would be lost).
-            return self._open is None or self._open()
         except TimeoutError:
             self._dropped = True
             if self._metrics is not None:
@@ -224,9 +215,7 @@ class EventStream(Response):
             )
             if self._abort is not None:
                 self._abort()
-            return False
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+            return
+        # A server drops a write to a connection already closing without a word: what was
+        # not written must not count as written (a reminder would be lost).
+        self._written = self._open is None or self._open()

@@ -11,6 +11,11 @@ have sent nothing yet before it refuses anyone (503); and answers 501 to a trans
 than chunked and 505 to an HTTP version other than 1.0 and 1.1. Idle keep-alive connections are
 closed by uvicorn's own `timeout_keep_alive`.
 
+An answer that never ends by itself (an event stream) would hold a graceful shutdown open until
+its timeout, and the lifespan hears of the shutdown only once every connection has closed: so
+the application leaves callables under ON_SERVER_SHUTDOWN in its lifespan state, and the server
+calls them once, when it starts closing connections, to have such answers end.
+
 This is the one module that reaches into uvicorn's internals; pyproject.toml pins uvicorn's
 minor version, and tests/api/test_edge.py holds a live `todo-api serve` to each bound.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +39,8 @@ from todo_api.web.problems import TITLES, problem_body
 ABORT_EXTENSION = "todo_api.abort"
 # Whether the connection still takes writes: uvicorn drops a write to one closing silently.
 OPEN_EXTENSION = "todo_api.open"
+# The lifespan state's key for a list of callables (no arguments) run when the server shuts down.
+ON_SERVER_SHUTDOWN = "on_server_shutdown"
 HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 
 
@@ -217,11 +225,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
 
     def shutdown(self) -> None:
-        # Event streams never end by themselves: told to end, each completes its answer, and
-        # the connection closes as any other would (instead of holding the shutdown open).
-        live = self.app_state.get("live")
-        if live is not None:
-            live.wakeups.end_all()
+        # uvicorn tells each connection in turn, and all share the lifespan state: the first
+        # takes the hooks and runs them, so they run once, before any connection is closed.
+        hooks: list[Callable[[], None]] = self.app_state.pop(ON_SERVER_SHUTDOWN, [])
+        for hook in hooks:
+            hook()
         super().shutdown()
 
     def on_response_complete(self) -> None:

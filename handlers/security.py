@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from storage.tickets import TicketStore
 from todo_api.auth.authenticator import Authenticator
-from todo_api.auth.errors import Unauthenticated
+from todo_api.auth.errors import CredentialsUncheckable, Unauthenticated
 from todo_api.logs import note_user
-from todo_api.web.problems import Forbidden
+from todo_api.web.problems import Forbidden, as_problem
 from todo_api.web.ratelimit import count_for_user, counted_as_a_guess
 
 
@@ -21,10 +21,15 @@ async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, Any]:
     """A path `user_id` must be the credential's subject, so no operation of the
     `/{user_id}/tasks` family can act for anyone else."""
     authenticator: Authenticator = request.state.authenticator
-    principal = authenticator.known(token)
-    if principal is None:
-        async with counted_as_a_guess(request):
-            principal = await authenticator.verify(token)
+    try:
+        principal = authenticator.known(token)
+        if principal is None:
+            async with counted_as_a_guess(request):
+                principal = await authenticator.verify(token)
+    except (Unauthenticated, CredentialsUncheckable) as refused:
+        # Connexion ranks the failures of an operation's several schemes (the event stream
+        # takes a bearer token or a ticket) by their HTTP status: it must see the problem's.
+        raise as_problem(refused) from None
     await _admit(request, principal.subject)
     return {"sub": principal.subject, "exp": principal.expires_at}
 
@@ -37,7 +42,7 @@ async def ticket_info(ticket: str, request: ConnexionRequest) -> dict[str, Any]:
     # so guessing tickets is bounded as anonymous calls are.
     redeemed = await run_in_threadpool(tickets.redeem, ticket)
     if redeemed is None:
-        raise Unauthenticated("Invalid ticket: unknown, already used, or expired")
+        raise as_problem(Unauthenticated("Invalid ticket: unknown, already used, or expired"))
     await _admit(request, redeemed.user_id)
     return {"sub": redeemed.user_id, "exp": redeemed.credential_expires_at}
 

@@ -1,4 +1,5 @@
-"""The store's clock, read in this one place: a test that needs another time sets it here."""
+"""The task store's clock: every unit of work reads it here, so a test that needs another time
+sets it here (tickets, reminders and notifications read their own)."""
 
 from __future__ import annotations
 

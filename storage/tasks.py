@@ -49,7 +49,8 @@ from storage.updates import Updates
 
 class TaskStore:
     """One connection and one transaction per call; nothing outlives the call. Statements are
-    SQLAlchemy Core on the ORM's tables (storage/statements.py), built once per shape: rows
+    SQLAlchemy Core on the ORM's tables, kept with the use case that runs them (the shared ones
+    in storage/statements.py), built once per shape: rows
     come back as plain rows, without the ORM's per-object bookkeeping, since a call reads or
     writes and then answers.
 

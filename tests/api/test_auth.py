@@ -132,3 +132,14 @@ def test_longest_subject_is_accepted(client: TestClient) -> None:
 def test_valid_token_is_accepted(client: TestClient) -> None:
     response = client.get("/api/tasks", headers=bearer(make_token("alice")))
     assert response.status_code == 200
+
+
+def test_of_two_refused_credentials_the_event_stream_answers_as_it_did(
+    client: TestClient,
+) -> None:
+    # Connexion ranks the failures of the stream's two schemes by HTTP status, so a refused
+    # token must reach it as a 401 problem, not as the rules' own error (which has no status).
+    answer = client.get("/api/tasks/events?ticket=unknown", headers={"Authorization": "Bearer"})
+    assert answer.status_code == 401
+    assert answer.json()["detail"].startswith("Invalid ticket")
+    assert answer.headers["WWW-Authenticate"] == 'Bearer realm="todo-api", error="invalid_token"'

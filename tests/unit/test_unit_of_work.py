@@ -86,5 +86,7 @@ def test_one_write_reads_the_clock_once(memory: Engine, monkeypatch: pytest.Monk
     )
     monkeypatch.setattr(storage.clock, "utc_now", lambda: next(readings))
     with Writes(memory, None).begin() as work:
-        assert work.now == work.now == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+        assert work.now == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
         work.commit()
+    # The second reading is still there: the write took one.
+    assert next(readings) == dt.datetime(2028, 1, 1, tzinfo=dt.UTC)

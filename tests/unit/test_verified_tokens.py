@@ -29,7 +29,7 @@ def _authenticator(verified: TtlCache[Verified] | None = None) -> Authenticator:
 
 
 def _subject(authenticator: Authenticator, token: str) -> str:
-    return asyncio.run(authenticator.subject(token))
+    return asyncio.run(authenticator.verify(token)).subject
 
 
 def test_a_token_is_verified_once(monkeypatch: pytest.MonkeyPatch) -> None:

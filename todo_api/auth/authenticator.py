@@ -108,9 +108,6 @@ class Authenticator:
         self._count("cached", "accepted")
         return verified.principal
 
-    async def subject(self, token: str) -> str:
-        return (await self.verify(token)).subject
-
     async def verify(self, token: str) -> Principal:
         """Whom the credential stands for; Unauthenticated or CredentialsUncheckable otherwise."""
         known = self.known(token)

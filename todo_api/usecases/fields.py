@@ -22,8 +22,8 @@ _ORDINALS_ALLOWED = {"MONTHLY", "YEARLY"}
 
 
 def recurrence(text: str) -> str:
-    """The rule normalised (upper case, parts in one order, no INTERVAL=1); 422 naming the
-    first part outside the spec's subset."""
+    """The rule normalised (upper case, parts in one order, no INTERVAL=1); InvalidInput naming
+    the first part outside the spec's subset."""
     rule = text.strip().upper().removeprefix("RRULE:")
     parts: dict[str, str] = {}
     for part in rule.split(";"):
@@ -66,7 +66,7 @@ def recurrence(text: str) -> str:
 
 def tag(text: str, pointer: str | None = None) -> str:
     """A tag as the spec's Tag states it is read: in NFC, trimmed. With a `pointer` (a tag to
-    store), one longer than the spec's `maxLength` in NFC is 422."""
+    store), one longer than the spec's `maxLength` in NFC is InvalidInput."""
     normal = unicodedata.normalize("NFC", text).strip()
     if pointer is not None and len(normal) > _tag_length():
         detail = f"is longer than {_tag_length()} characters in Unicode NFC"

@@ -197,16 +197,18 @@ def _problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionRespo
 
 # The rules' errors are the problems they stand for: logged under the problem's name, as a
 # problem the web layer raises itself would be.
-def _unauthenticated(request: ConnexionRequest, exc: Unauthenticated) -> ConnexionResponse:
-    return _as_problem(request, OAuthProblem(detail=exc.detail))
+def as_problem(exc: Unauthenticated | CredentialsUncheckable | InvalidInput) -> ProblemException:
+    if isinstance(exc, Unauthenticated):
+        return OAuthProblem(detail=exc.detail)
+    if isinstance(exc, CredentialsUncheckable):
+        return Unavailable(exc.detail, exc.retry_after)
+    return ValidationProblem(exc.errors)
 
 
-def _uncheckable(request: ConnexionRequest, exc: CredentialsUncheckable) -> ConnexionResponse:
-    return _as_problem(request, Unavailable(exc.detail, exc.retry_after))
-
-
-def _invalid_input(request: ConnexionRequest, exc: InvalidInput) -> ConnexionResponse:
-    return _as_problem(request, ValidationProblem(exc.errors))
+def _domain_error(
+    request: ConnexionRequest, exc: Unauthenticated | CredentialsUncheckable | InvalidInput
+) -> ConnexionResponse:
+    return _as_problem(request, as_problem(exc))
 
 
 def _as_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
@@ -315,9 +317,9 @@ def register(app: AsyncApp) -> None:
     handlers: list[tuple[type[Exception], Handler]] = [
         (ProblemException, _problem),
         (HTTPException, _http_error),
-        (Unauthenticated, _unauthenticated),
-        (CredentialsUncheckable, _uncheckable),
-        (InvalidInput, _invalid_input),
+        (Unauthenticated, _domain_error),
+        (CredentialsUncheckable, _domain_error),
+        (InvalidInput, _domain_error),
         (TaskNotFound, _not_found),
         (TagNotFound, _tag_not_found),
         (InvalidTask, _invalid_task),

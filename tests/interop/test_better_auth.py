@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -99,19 +100,25 @@ def test_rotation_is_picked_up_without_a_restart(fake: FakeBetterAuth, serve: Cl
 
 
 def test_unknown_kids_refetch_at_most_once_per_cool_down(
-    fake: FakeBetterAuth, serve: Client
+    fake: FakeBetterAuth, serve: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The cache's own clock, stepped by hand: a burst that outlasts a short real cool-down
+    # on a slow machine would earn a second refetch honestly.
+    now = [time.monotonic()]
+    monkeypatch.setattr(todo_api.auth.jwks, "time", SimpleNamespace(monotonic=lambda: now[0]))
     known = SigningKey("EdDSA")
     fake.published = [known.jwk()]
-    api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=0.5)
+    api = serve(better_auth_url=fake.url, jwks_refetch_cooldown=60.0)
     assert api.get("/api/tasks", headers=bearer(known.sign(claims(fake)))).status_code == 200
     assert fake.requests["jwks"] == 1
-    time.sleep(0.6)  # past the cool-down: the next unknown kid may refetch, once
 
     def stranger(_: int) -> int:
         token = SigningKey("EdDSA", kid=uuid.uuid4().hex).sign(claims(fake))
         return api.get("/api/tasks", headers=bearer(token)).status_code
 
+    assert stranger(0) == 401  # within the cool-down: no refetch at all
+    assert fake.requests["jwks"] == 1
+    now[0] += 61.0  # past the cool-down: the next unknown kids may refetch, once
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(pool.map(stranger, range(30)))
     assert statuses == [401] * 30

@@ -1,4 +1,4 @@
-# The service as a container: `podman build -t todo-api .` (or docker build); README "Deploying".
+# The service as a container: `podman build -t todo-api .` (or docker build); docs/deploying.md.
 # Both stages start from Debian's slim image with Debian's own Python (3.13 on trixie).
 
 FROM docker.io/library/debian:trixie-slim AS builder

@@ -1,2 +1,2 @@
 """The application around the handlers. Importing the package loads nothing else: each layer
-imports only the layers beneath it (README, "How it is built")."""
+imports only the layers beneath it (docs/design.md, "How it is built")."""

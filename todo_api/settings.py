@@ -1,7 +1,7 @@
 """One typed settings object, read from the environment (and `.env`, loaded by the CLI).
 
 Each setting is stated once, on its field: its variable, how its text is read, its default,
-its bounds and its meaning (`todo_api/variables.py`). The README's Configuration table and
+its bounds and its meaning (`todo_api/variables.py`). The table of docs/configuration.md and
 `.env.example` are held to these fields by tests/unit/test_settings.py."""
 
 from __future__ import annotations
@@ -361,7 +361,7 @@ class Settings:
 
 
 def documented() -> tuple[Variable, ...]:
-    """Every variable the README's Configuration table and `.env.example` describe."""
+    """Every variable docs/configuration.md's table and `.env.example` describe."""
     return (*declared(Settings), *READ_ELSEWHERE)
 
 

@@ -223,7 +223,7 @@ def log_format(name: str, raw: str) -> str:
     return value
 
 
-# Variables no Settings field holds, declared here all the same so that the README and
+# Variables no Settings field holds, declared here all the same so that docs/configuration.md and
 # `.env.example` are held to one list; `read_by` names the file that reads each.
 CLI = "todo_api/cli.py"
 # Read by Settings.log_format_from, whose default is the command's.

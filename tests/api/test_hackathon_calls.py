@@ -1,4 +1,4 @@
-"""What the README's "coming from a typical hackathon backend" table says of each call."""
+"""What docs/coming-from-a-hackathon-backend.md says of each call a hackathon frontend makes."""
 
 from __future__ import annotations
 
@@ -85,3 +85,124 @@ def test_values_of_other_backends_are_422_naming_the_field(
     assert response.status_code == 422
     error = response.json()["errors"][0]
     assert named in (error.get("parameter"), error.get("pointer"))
+
+
+# What replayed frontends tripped on (the page's "What replayed frontends tripped on").
+
+
+@pytest.mark.parametrize("envelope", ["data", "task"])
+def test_a_task_is_answered_bare_and_an_enveloped_one_is_422(
+    client: TestClient, alice: dict[str, str], envelope: str
+) -> None:
+    made = client.post("/api/tasks", json={"title": "Buy milk"}, headers=alice)
+    assert made.status_code == 201
+    assert made.json()["title"] == "Buy milk"
+    assert not {"data", "task", "new_task"} & set(made.json())
+    task_id = made.json()["id"]
+    for answer in (
+        client.get(f"/api/tasks/{task_id}", headers=alice),
+        client.patch(f"/api/tasks/{task_id}", json={"title": "Oat milk"}, headers=alice),
+        client.patch(f"/api/tasks/{task_id}/complete", json={"completed": True}, headers=alice),
+    ):
+        assert answer.status_code == 200
+        assert answer.json()["id"] == task_id
+    wrapped = client.post("/api/tasks", json={envelope: {"title": "Buy milk"}}, headers=alice)
+    assert wrapped.status_code == 422
+    pointers = [error.get("pointer") for error in wrapped.json()["errors"]]
+    assert pointers == [f"#/{envelope}", "#/title"]
+    assert client.get("/api/tasks", headers=alice).headers["X-Total-Count"] == "1"
+
+
+def test_a_delete_answers_204_with_no_body_to_parse(
+    client: TestClient, alice: dict[str, str], create: Create
+) -> None:
+    deleted = client.delete(f"/api/tasks/{create()['id']}", headers=alice)
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert "content-type" not in deleted.headers
+
+
+def test_an_unknown_field_refuses_the_whole_write_naming_it(
+    client: TestClient, alice: dict[str, str], create: Create
+) -> None:
+    made = client.post(
+        "/api/tasks", json={"title": "Stand-up", "is_recurring": True}, headers=alice
+    )
+    assert made.status_code == 422
+    assert made.json()["detail"] == "#/is_recurring: unknown field"
+    assert made.json()["errors"] == [{"pointer": "#/is_recurring", "detail": "unknown field"}]
+    assert client.get("/api/tasks", headers=alice).json() == []
+    task = create(title="Stand-up")
+    sent_back = task | {"title": "Daily stand-up", "is_recurring": False}
+    for method in ("PUT", "PATCH"):
+        refused = client.request(method, f"/api/tasks/{task['id']}", json=sent_back, headers=alice)
+        assert refused.status_code == 422
+        assert [e["pointer"] for e in refused.json()["errors"]] == ["#/is_recurring"]
+    assert client.get(f"/api/tasks/{task['id']}", headers=alice).json()["title"] == "Stand-up"
+
+
+@pytest.mark.parametrize("due", ["2026-12-24", "2026-12-24T17:00:00"])
+def test_a_due_date_without_a_time_or_an_offset_is_422(
+    client: TestClient, alice: dict[str, str], create: Create, due: str
+) -> None:
+    made = client.post("/api/tasks", json={"title": "t", "due_date": due}, headers=alice)
+    assert made.status_code == 422
+    assert made.json()["errors"] == [
+        {"pointer": "#/due_date", "detail": f"'{due}' is not a 'date-time'"}
+    ]
+    task_id = create()["id"]
+    updated = client.patch(f"/api/tasks/{task_id}", json={"due_date": due}, headers=alice)
+    assert updated.status_code == 422
+
+
+def test_a_due_date_with_an_offset_is_answered_in_utc(
+    client: TestClient, alice: dict[str, str], create: Create
+) -> None:
+    task = create(due_date="2026-12-24T17:00:00+02:00")
+    assert task["due_date"] == "2026-12-24T15:00:00.000000Z"
+
+
+def test_misnamed_filters_are_ignored_and_answer_the_whole_list(
+    client: TestClient, alice: dict[str, str], create: Create
+) -> None:
+    create(title="Buy milk")
+    done = create(title="Call the plumber")
+    client.patch(f"/api/tasks/{done['id']}/complete", json={"completed": True}, headers=alice)
+
+    def titles(query: str) -> tuple[str, list[str]]:
+        answer = client.get(f"/api/tasks?{query}", headers=alice)
+        assert answer.status_code == 200
+        return answer.headers["X-Total-Count"], sorted(task["title"] for task in answer.json())
+
+    everything = ("2", ["Buy milk", "Call the plumber"])
+    for misnamed in ("status_filter=pending", "completed=true", "completed=false", "search=milk"):
+        assert titles(misnamed) == everything, misnamed
+    assert titles("status=pending") == ("1", ["Buy milk"])
+    assert titles("status=completed") == ("1", ["Call the plumber"])
+    assert titles("q=MILK") == ("1", ["Buy milk"])
+
+
+def test_a_base_url_without_api_is_404_and_api_twice_reads_as_a_user_id(
+    client: TestClient, alice: dict[str, str], create: Create
+) -> None:
+    task_id = create()["id"]
+    for path in ("/tasks", f"/tasks/{task_id}", "/health"):
+        assert client.get(path, headers=alice).status_code == 404, path
+    assert client.post("/tasks", json={"title": "t"}, headers=alice).status_code == 404
+    twice = client.get("/api/api/tasks", headers=alice)
+    assert twice.status_code == 403
+    assert twice.json()["detail"] == "The user id in the path is not the signed-in user."
+
+
+def test_a_session_cookie_without_authorization_is_401(client: TestClient) -> None:
+    """The API reads no cookie: a Better Auth session counts only as a bearer token."""
+    answer = client.get(
+        "/api/tasks",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Cookie": "better-auth.session_token=a-session-token.signature",
+        },
+    )
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"] == 'Bearer realm="todo-api"'
+    assert answer.json()["detail"] == "No authorization token provided"

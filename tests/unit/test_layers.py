@@ -1,4 +1,4 @@
-"""The layers of README's "How it is built": every production module sits in one layer of the
+"""The layers of docs/design.md, "How it is built": every production module sits in one layer of the
 import-linter contract (pyproject.toml), imports first in a fresh interpreter, and no modules
 import each other round a cycle."""
 
@@ -157,12 +157,12 @@ def _strongly_connected(graph: grimp.ImportGraph, modules: set[str]) -> list[set
 
 
 def _how_it_is_built() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("\n## How it is built\n")
-    return readme[start : readme.index("\n## ", start + 1)]
+    page = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    assert page.startswith("# How it is built\n")
+    return page
 
 
-def test_the_readme_names_every_module_and_the_layers_in_order() -> None:
+def test_the_design_page_names_every_module_and_the_layers_in_order() -> None:
     section = _how_it_is_built()
     unnamed = [
         path

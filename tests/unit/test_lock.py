@@ -20,7 +20,7 @@ def test_the_lock_pins_every_runtime_dependency_within_its_bounds_with_hashes() 
     for line in declared:
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
-        assert name in pinned, f"{name} is not in requirements.lock: refresh it (README)"
+        assert name in pinned, f"{name} is not in requirements.lock: refresh it (docs/deploying.md)"
         assert requirement.specifier.contains(pinned[name]), f"{name}=={pinned[name]}: {line}"
     # Every pin carries hashes: pip's --require-hashes refuses a lock with one that does not.
     entries = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n", 2)[2])

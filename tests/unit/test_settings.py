@@ -93,7 +93,7 @@ def test_postgres_urls_use_psycopg2_and_keep_sslmode(given: str, expected: str) 
 
 
 def shown(value: object) -> str:
-    """A declared default as the README and `.env.example` spell it."""
+    """A declared default as docs/configuration.md and `.env.example` spell it."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():
@@ -107,11 +107,10 @@ def declared_names() -> set[str]:
     return {name for v in documented() for name in (v.name, *v.aliases)}
 
 
-def readme_defaults() -> dict[str, str]:
-    """The README's Configuration table: each variable's Default cell."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `([A-Z0-9_]+)` \|([^|]*)\|", section, re.MULTILINE)
+def documented_defaults() -> dict[str, str]:
+    """docs/configuration.md's table of variables: each variable's Default cell."""
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([A-Z0-9_]+)` \|([^|]*)\|", page, re.MULTILINE)
     assert len(rows) == len(dict(rows)), "a variable has two rows"
     return {name: cell.strip() for name, cell in rows}
 
@@ -124,8 +123,8 @@ def env_example_values() -> dict[str, str]:
     return dict(lines)
 
 
-def test_readme_configuration_table_matches_the_declaration() -> None:
-    table = readme_defaults()
+def test_the_configuration_page_table_matches_the_declaration() -> None:
+    table = documented_defaults()
     assert set(table) == declared_names(), set(table) ^ declared_names()
     for variable in documented():
         # A default worked out from other settings is described in words instead.

@@ -136,7 +136,7 @@ def _podman(*args: str) -> str:
 
 
 def _validate_compose() -> None:
-    # Its `.env` as the README has it made; docker-compose checks the file without a daemon.
+    # Its `.env` as docs/deploying.md has it made; docker-compose checks the file without a daemon.
     with tempfile.TemporaryDirectory() as directory:
         shutil.copy(ROOT / "compose.yaml", directory)
         env = (ROOT / ".env.example").read_text()

@@ -34,7 +34,7 @@ BIN = Path(sys.executable).parent
 NODE_BIN = HERE / "node_modules" / ".bin"
 # Debian's Chromium here; another browser of its kind where CHROMIUM names it (GitHub's runner).
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# As the README tells a Next.js app to generate them. Without `--default-non-nullable false`,
+# As docs/frontend.md tells a Next.js app to generate them. Without `--default-non-nullable false`,
 # a field with a default (`priority`, `tags`, `completed`) is required in every schema that is
 # not inline in a request body, so a body typed by `TaskCreate` would have to send them all.
 TYPES_OPTIONS = ["--default-non-nullable", "false"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import importlib.metadata
 import logging
 import logging.config
 import os
@@ -37,6 +38,8 @@ DEMO_USER = "demo-user"
 # The longest a minted token may live: `todo-api token` is for trying the API and for scripts.
 MAX_TOKEN_TTL = 365 * 86_400
 GRACEFUL_SHUTDOWN_SECONDS = 30
+# pyproject.toml's [project] name: the installed distribution whose metadata has the version.
+DISTRIBUTION = "todo-api"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -222,6 +225,9 @@ DESCRIPTION = (
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="todo-api", description=DESCRIPTION)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
+    )
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="one of:"
     )
@@ -279,6 +285,13 @@ def _parser() -> argparse.ArgumentParser:
     about = "remove deleted tasks past their retention and expired idempotency keys"
     db_commands.add_parser("purge", help=about, description=about).set_defaults(run=_db_purge)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return f"(version unknown: the {DISTRIBUTION} distribution is not installed)"
 
 
 def _whole_number(low: int, high: int, unit: str = "") -> Callable[[str], int]:

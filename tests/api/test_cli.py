@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from tests.network import free_port, wait_until_healthy
 from todo_api.contract import is_user_id
 from todo_api.settings import ConfigError, Settings
 
+ROOT = Path(__file__).resolve().parents[2]
 TODO_API = str(Path(sys.executable).parent / "todo-api")
 SECRET = secrets.token_urlsafe(32)
 
@@ -244,6 +247,37 @@ def test_db_purge_removes_expired_deletions(tmp_path: Path, clean_env: dict[str,
     with sqlite3.connect(tmp_path / "purge.db") as db:
         assert db.execute("SELECT seq FROM tasks").fetchall() == [(2,)]
         assert db.execute("SELECT purged_seq FROM task_owners").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "command", [[TODO_API], [sys.executable, "-m", "todo_api"]], ids=["todo-api", "python -m"]
+)
+def test_version_prints_the_installed_distributions_version(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str]
+) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == todo_api.cli.DISTRIBUTION
+    result = subprocess.run(
+        [*command, "--version"], cwd=tmp_path, env=clean_env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"todo-api {project['version']}\n"
+    assert result.stderr == ""
+
+
+def test_version_without_an_installed_distribution_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    with pytest.raises(SystemExit) as exited:
+        todo_api.cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == (
+        "todo-api (version unknown: the todo-api distribution is not installed)\n"
+    )
 
 
 HELP_PAGES = [[], ["serve"], ["token"], ["db"], ["db", "upgrade"], ["db", "purge"]]

@@ -24,7 +24,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from storage import build_engine, upgrade
-from todo_api.app import NO_CREDENTIALS, expected_claims, refuse_a_guessable_secret, task_store
+from todo_api.app import (
+    NO_CREDENTIALS,
+    expected_claims,
+    refuse_a_guessable_secret,
+    refuse_a_guessable_signing_secret,
+    task_store,
+)
 from todo_api.auth.authenticator import mint_token
 from todo_api.contract import is_user_id
 from todo_api.logs import log_config
@@ -156,6 +162,8 @@ def _token(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.auth_secret:
         raise ConfigError("BETTER_AUTH_SECRET is not set: there is no secret to sign with.")
+    # What `serve` refuses to check tokens with, this refuses to sign them with, in its words.
+    refuse_a_guessable_signing_secret(settings)
     lifetime = dt.timedelta(seconds=args.ttl)
     print(mint_token(settings.auth_secret, args.user_id, lifetime, expected_claims(settings)))
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ from todo_api.variables import (
     READ_ELSEWHERE,
     Variable,
     amount,
+    backend_name,
     base_url,
     check_fields,
     count,
@@ -26,6 +26,7 @@ from todo_api.variables import (
     log_level,
     lowered,
     origins,
+    persistent_database_url,
     read_fields,
     setting,
     text,
@@ -67,19 +68,6 @@ MIN_REMINDER_LEASE = 2
 MAX_REMINDER_LEASE = 3_600
 # Neon names a database's pooled (PgBouncer, transaction mode) endpoint by this host suffix.
 POOLED_HOST = "-pooler."
-# The dialect of an SQLAlchemy URL, `dialect[+driver]://`, read as SQLAlchemy's make_url reads
-# it, so that settings need no database library.
-URL_SCHEME = re.compile(r"([\w+]+)://")
-
-
-def backend_name(url: str) -> str | None:
-    """The database a URL names (`postgresql`, `sqlite`), taking `postgres://` as PostgreSQL
-    as storage/database.py's normalize_url does; None for a URL without a scheme."""
-    match = URL_SCHEME.match(url)
-    if match is None:
-        return None
-    scheme = match.group(1)
-    return "postgresql" if scheme == "postgres" else scheme.split("+")[0]
 
 
 @dataclass(frozen=True)
@@ -107,7 +95,11 @@ class Settings:
     """Every setting of the service; keyword arguments in tests, `from_env` otherwise."""
 
     database_url: str = setting(
-        "DATABASE_URL", text, DEFAULT_DATABASE_URL, "SQLAlchemy URL", aliases=("NEON_DB_URL",)
+        "DATABASE_URL",
+        persistent_database_url,
+        DEFAULT_DATABASE_URL,
+        "SQLAlchemy URL",
+        aliases=("NEON_DB_URL",),
     )
     auth_secret: str | None = setting(
         "BETTER_AUTH_SECRET",

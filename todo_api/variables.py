@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 from starlette.config import Config
 
@@ -202,6 +204,41 @@ def lowered(name: str, raw: str) -> str:
 def base_url(name: str, raw: str) -> str:
     # Endpoints are joined onto it with a slash of their own.
     return raw.rstrip("/")
+
+
+# The dialect of an SQLAlchemy URL, `dialect[+driver]://`, read as SQLAlchemy's make_url reads
+# it, so that settings need no database library.
+URL_SCHEME = re.compile(r"([\w+]+)://")
+
+
+def backend_name(url: str) -> str | None:
+    """The database a URL names (`postgresql`, `sqlite`), taking `postgres://` as PostgreSQL
+    as storage/database.py's normalize_url does; None for a URL without a scheme."""
+    match = URL_SCHEME.match(url)
+    if match is None:
+        return None
+    scheme = match.group(1)
+    return "postgresql" if scheme == "postgres" else scheme.split("+")[0]
+
+
+def in_memory_sqlite(url: str) -> bool:
+    """Whether a URL names an SQLite database in memory, as SQLAlchemy's SQLite dialect takes
+    it: no path (`sqlite://`), the path `:memory:`, or `?mode=memory`."""
+    if backend_name(url) != "sqlite":
+        return False
+    place, _, query = url.split("://", 1)[1].partition("?")
+    return place.partition("/")[2] in ("", ":memory:") or parse_qs(query).get("mode") == ["memory"]
+
+
+def persistent_database_url(name: str, raw: str) -> str:
+    # The migrations would make the tables in one connection's database; requests, on others,
+    # would find none.
+    if in_memory_sqlite(raw):
+        raise ConfigError(
+            f"{name} names an SQLite database in memory, which each connection opens empty and "
+            "which ends with the process: use a file path, such as sqlite:///todo.db."
+        )
+    return raw
 
 
 def origins(name: str, raw: str) -> tuple[str, ...]:

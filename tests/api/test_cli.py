@@ -382,6 +382,27 @@ def test_a_database_url_it_cannot_use_is_a_configuration_error(
     assert "secretpw" not in line
 
 
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://", "sqlite+pysqlite:///:memory:"]
+)
+@pytest.mark.parametrize(
+    "command", [["serve"], ["serve", "--dev"], ["db", "upgrade"]], ids=" ".join
+)
+def test_an_in_memory_sqlite_database_is_refused_in_one_line(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str], url: str
+) -> None:
+    port = ["--port", str(free_port())] if command[0] == "serve" else []
+    env = {**clean_env, "DATABASE_URL": url, "BETTER_AUTH_SECRET": SECRET}
+    # It exits (a server that started would run until the timeout), before any migration.
+    result = run([*command, *port], tmp_path, env)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        "todo-api: DATABASE_URL names an SQLite database in memory, which each connection opens "
+        "empty and which ends with the process: use a file path, such as sqlite:///todo.db.\n"
+    )
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_taken_port_is_one_line_before_any_token_or_migration(
     tmp_path: Path, clean_env: dict[str, str], workers: str

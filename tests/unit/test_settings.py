@@ -10,8 +10,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from storage.database import normalize_url
-from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings, backend_name, documented
-from todo_api.variables import READ_ELSEWHERE
+from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings, documented
+from todo_api.variables import READ_ELSEWHERE, backend_name, in_memory_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s" * 32
@@ -182,6 +182,43 @@ def test_backend_name_reads_urls_as_sqlalchemy_does(url: str) -> None:
     except ArgumentError:
         expected = None
     assert backend_name(url) == expected
+
+
+IN_MEMORY = ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://", "sqlite:///"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        *IN_MEMORY,
+        "sqlite://?timeout=5",
+        "sqlite+pysqlite:///:memory:?cache=shared",
+        "sqlite:///file:tasks?mode=memory&uri=true",
+        "sqlite:///todo.db",
+        "sqlite:////var/lib/todo/todo.db",
+        "sqlite:///memory.db",
+        "sqlite:///file:tasks.db?mode=rwc&uri=true",
+        "postgresql://u:p@h/db",
+        "postgresql://u:p@h/db?mode=memory",
+    ],
+)
+def test_in_memory_sqlite_reads_urls_as_sqlalchemy_does(url: str) -> None:
+    parsed = make_url(url)
+    expected = parsed.get_backend_name() == "sqlite" and (
+        parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+    )
+    assert in_memory_sqlite(url) is expected
+
+
+@pytest.mark.parametrize("url", IN_MEMORY)
+@pytest.mark.parametrize("name", ["DATABASE_URL", "NEON_DB_URL"])
+def test_an_in_memory_sqlite_database_is_refused_for_a_file(name: str, url: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({name: url})
+    message = str(refused.value)
+    assert message.startswith("DATABASE_URL names an SQLite database in memory")
+    assert message.endswith("use a file path, such as sqlite:///todo.db.")
+    assert "\n" not in message
 
 
 def test_any_origin_cannot_be_listed_beside_named_ones() -> None:

@@ -27,10 +27,12 @@ from todo_api.variables import (
     lowered,
     origins,
     persistent_database_url,
+    processes,
     read_fields,
     setting,
     text,
     variable_of,
+    whole,
 )
 from todo_api.variables import ConfigError as ConfigError
 
@@ -66,6 +68,9 @@ STREAM_WAKEUPS = ("auto", "listen", "poll")
 # late as a lost claim's reminder may come.
 MIN_REMINDER_LEASE = 2
 MAX_REMINDER_LEASE = 3_600
+MAX_PORT = 65_535
+# More server processes than this is a mistake rather than a plan.
+MAX_PROCESSES = 1_000
 # Neon names a database's pooled (PgBouncer, transaction mode) endpoint by this host suffix.
 POOLED_HOST = "-pooler."
 
@@ -94,6 +99,16 @@ class PoolSettings:
 class Settings:
     """Every setting of the service; keyword arguments in tests, `from_env` otherwise."""
 
+    # What `serve` does without --port and --workers; container platforms set them.
+    port: int = setting("PORT", whole, 8000, "The port `serve` listens on", least=1, most=MAX_PORT)
+    web_concurrency: int = setting(
+        "WEB_CONCURRENCY",
+        processes,
+        1,
+        "Server processes `serve` runs",
+        least=1,
+        most=MAX_PROCESSES,
+    )
     database_url: str = setting(
         "DATABASE_URL",
         persistent_database_url,

@@ -1,12 +1,13 @@
 """Environment variables declared once: each setting's variable, how its text is read, its
 default, its bounds and its meaning sit on the dataclass field that holds it (`setting`), and
 reading, checking and the documentation tests are derived from that field. The few variables
-no settings field holds (the CLI's, tracing's, the tests') are declared here as well."""
+no settings field holds (the log format, tracing's, the tests') are declared here as well."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -75,14 +76,14 @@ class Variable:
             raise ConfigError(
                 f"{self.name} must be one of {', '.join(self.choices)}; not {value!r}."
             )
+        unit = f" {self.unit}" if self.unit else ""
         if self.least is not None and self.most is not None:
             if not self.least <= value <= self.most:
                 raise ConfigError(
-                    f"{self.name} must be from {self.least} to {self.most} {self.unit}, "
-                    f"not {value:g}."
+                    f"{self.name} must be from {self.least} to {self.most}{unit}, not {value:g}."
                 )
         elif self.most is not None and value > self.most:
-            raise ConfigError(f"{self.name} must be at most {self.most} {self.unit}{self.hint}.")
+            raise ConfigError(f"{self.name} must be at most {self.most}{unit}{self.hint}.")
 
 
 def setting(
@@ -192,6 +193,32 @@ def count(name: str, raw: str) -> int:
     return int(_positive(name, raw, int))
 
 
+def whole(name: str, raw: str) -> int:
+    """A whole number, its bounds the field's."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+
+
+def processes(name: str, raw: str) -> int:
+    """A number of server processes, or `auto`: one per CPU this process may use."""
+    if raw.lower() == "auto":
+        return usable_cpus()
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number or auto, not {raw!r}.") from None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, which a container's cpuset narrows,
+    rather than the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def amount(name: str, raw: str) -> float:
     """A positive finite number, such as seconds."""
     return _positive(name, raw, float)
@@ -262,14 +289,11 @@ def log_format(name: str, raw: str) -> str:
 
 # Variables no Settings field holds, declared here all the same so that the README and
 # `.env.example` are held to one list; `read_by` names the file that reads each.
-CLI = "todo_api/cli.py"
 # Read by Settings.log_format_from, whose default is the command's.
 LOG_FORMAT = Variable(
     "LOG_FORMAT", log_format, None, "`json` or `text` log lines", read_by="todo_api/settings.py"
 )
 READ_ELSEWHERE = (
-    Variable("PORT", text, "8000", "The port `serve` listens on", read_by=CLI),
-    Variable("WEB_CONCURRENCY", text, "1", "Server processes `serve` runs", read_by=CLI),
     LOG_FORMAT,
     Variable(
         "OTEL_SERVICE_NAME",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -49,6 +50,12 @@ def test_every_variable_is_read() -> None:
     assert (settings.pool.size, settings.pool.max_overflow, settings.pool.timeout) == (7, 3, 2.5)
 
 
+def test_web_concurrency_auto_is_one_process_per_usable_cpu() -> None:
+    settings = Settings.from_env({"WEB_CONCURRENCY": "Auto", "PORT": "8080"})
+    assert settings.web_concurrency == len(os.sched_getaffinity(0))
+    assert settings.port == 8080
+
+
 def test_neon_db_url_is_an_alias() -> None:
     url = "postgresql://u:p@ep-x.neon.tech/db?sslmode=require"
     assert Settings.from_env({"NEON_DB_URL": url}).database_url == url
@@ -72,6 +79,11 @@ def test_short_secret_is_refused() -> None:
         # "now minus the retention" must stay a date: a million days would fail every delete.
         ("TOMBSTONE_RETENTION_DAYS", "1000000"),
         ("IDEMPOTENCY_KEY_TTL", "1e12"),
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("PORT", "0"),
+        ("WEB_CONCURRENCY", "0"),
+        ("WEB_CONCURRENCY", "x"),
     ],
 )
 def test_unusable_values_are_refused_with_their_name(name: str, value: str) -> None:

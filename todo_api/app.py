@@ -292,14 +292,19 @@ def app_from_env() -> AsyncApp:
 
 
 def refuse_a_guessable_secret(settings: Settings) -> None:
-    guarded = (
-        ("BETTER_AUTH_SECRET", settings.auth_secret, "sign tokens with it"),
-        ("METRICS_TOKEN", settings.metrics_token, "read the metrics"),
-    )
-    for name, value, harm in guarded:
-        weakness = weak_secret(value) if value else None
-        if weakness is not None:
-            raise ConfigError(
-                f"{name} {weakness}, so anyone could {harm}; "
-                "set it to a random value, e.g. the output of `openssl rand -base64 32`."
-            )
+    """Every secret the server holds; `todo-api token` asks only of the one it signs with."""
+    refuse_a_guessable_signing_secret(settings)
+    _refuse_guessable("METRICS_TOKEN", settings.metrics_token, "read the metrics")
+
+
+def refuse_a_guessable_signing_secret(settings: Settings) -> None:
+    _refuse_guessable("BETTER_AUTH_SECRET", settings.auth_secret, "sign tokens with it")
+
+
+def _refuse_guessable(name: str, value: str | None, harm: str) -> None:
+    weakness = weak_secret(value) if value else None
+    if weakness is not None:
+        raise ConfigError(
+            f"{name} {weakness}, so anyone could {harm}; "
+            "set it to a random value, e.g. the output of `openssl rand -base64 32`."
+        )

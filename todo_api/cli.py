@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import importlib.metadata
 import logging
 import logging.config
 import os
@@ -23,12 +24,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from storage import build_engine, upgrade
-from todo_api.app import NO_CREDENTIALS, expected_claims, refuse_a_guessable_secret, task_store
+from todo_api.app import (
+    NO_CREDENTIALS,
+    expected_claims,
+    refuse_a_guessable_secret,
+    refuse_a_guessable_signing_secret,
+    task_store,
+)
 from todo_api.auth.authenticator import mint_token
 from todo_api.contract import is_user_id
 from todo_api.logs import log_config
 from todo_api.metrics import MULTIPROCESS_DIR
-from todo_api.settings import ConfigError, Settings
+from todo_api.settings import MAX_PORT, MAX_PROCESSES, ConfigError, Settings
+from todo_api.variables import usable_cpus
 from todo_api.web.server import EdgeLimits, GuardedHttpToolsProtocol
 
 logger = logging.getLogger("todo_api")
@@ -37,16 +45,21 @@ DEMO_USER = "demo-user"
 # The longest a minted token may live: `todo-api token` is for trying the API and for scripts.
 MAX_TOKEN_TTL = 365 * 86_400
 GRACEFUL_SHUTDOWN_SECONDS = 30
+# pyproject.toml's [project] name: the installed distribution whose metadata has the version.
+DISTRIBUTION = "todo-api"
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings.from_env()
+    # An option given wins over its variable (PORT, WEB_CONCURRENCY), read and checked above.
+    port = settings.port if args.port is None else args.port
+    workers = settings.web_concurrency if args.workers is None else args.workers
     if not settings.accepts_credentials and not args.dev:
         raise ConfigError(f"{NO_CREDENTIALS} To try the API, run `todo-api serve --dev`.")
     refuse_a_guessable_secret(settings)
-    _refuse_a_taken_port(args.host, args.port)
+    _refuse_a_taken_port(args.host, port)
     # Opened even when not migrating: an engine connects to nothing until used, but a URL it
     # cannot make sense of is one line here, not a traceback from each worker.
     with _database(settings) as engine:
@@ -68,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
         token = mint_token(
             settings.auth_secret, DEMO_USER, dt.timedelta(hours=12), expected_claims(settings)
         )
-        base = f"http://{args.host}:{args.port}/api"
+        base = f"http://{args.host}:{port}/api"
         print(f"Swagger UI: {base}/docs  (Authorize with the token below)", file=sys.stderr)
         print(f"Demo token for user {DEMO_USER!r}, valid 12 hours:\n{token}", file=sys.stderr)
         sys.stderr.flush()
@@ -78,29 +91,29 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=settings.max_connections,
         max_connections_per_address=settings.max_connections_per_address,
     )
-    if args.workers > 1 and not settings.redis_url:
+    if workers > 1 and not settings.redis_url:
         logger.warning(
             "%d worker processes without REDIS_URL: rate limits and the per-user stream bound "
             "are counted in each process apart, so a client may get up to %d times each; set "
             "REDIS_URL to share them",
-            args.workers,
-            args.workers,
+            workers,
+            workers,
             extra={"event": "limits_per_process"},
         )
     logger.info(
         "serving on http://%s:%d/api with %d worker process(es)",
         args.host,
-        args.port,
-        args.workers,
+        port,
+        workers,
         extra={"event": "startup"},
     )
-    with _metrics_directory(settings.metrics_enabled and args.workers > 1):
+    with _metrics_directory(settings.metrics_enabled and workers > 1):
         uvicorn.run(
             "todo_api.app:app_from_env",
             factory=True,
             host=args.host,
-            port=args.port,
-            workers=args.workers,
+            port=port,
+            workers=workers,
             http=functools.partial(GuardedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
             timeout_keep_alive=settings.keep_alive_timeout,
             proxy_headers=True,
@@ -153,6 +166,8 @@ def _token(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.auth_secret:
         raise ConfigError("BETTER_AUTH_SECRET is not set: there is no secret to sign with.")
+    # What `serve` refuses to check tokens with, this refuses to sign them with, in its words.
+    refuse_a_guessable_signing_secret(settings)
     lifetime = dt.timedelta(seconds=args.ttl)
     print(mint_token(settings.auth_secret, args.user_id, lifetime, expected_claims(settings)))
     return 0
@@ -222,6 +237,9 @@ DESCRIPTION = (
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="todo-api", description=DESCRIPTION)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
+    )
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="one of:"
     )
@@ -232,19 +250,17 @@ def _parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
     )
     # Container platforms (Heroku's convention, kept by Cloud Run, Render, Fly.io) say these in
-    # the environment; argparse checks a default given as text as it checks the option.
+    # the environment: Settings reads them, after .env, and a bad one is refused by its name.
     serve.add_argument(
         "--port",
-        type=_whole_number(1, 65_535),
-        default=os.environ.get("PORT", "").strip() or "8000",
-        help="the TCP port to listen on (default: $PORT, else 8000)",
+        type=_whole_number(1, MAX_PORT),
+        help=f"the TCP port to listen on (default: $PORT, else {Settings.port})",
     )
     serve.add_argument(
         "--workers",
         type=_workers,
-        default=os.environ.get("WEB_CONCURRENCY", "").strip() or "1",
         help="how many server processes to run, or `auto` for one per CPU this process may use "
-        "(default: $WEB_CONCURRENCY, else 1)",
+        f"(default: $WEB_CONCURRENCY, else {Settings.web_concurrency})",
     )
     serve.add_argument(
         "--dev",
@@ -281,6 +297,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return f"(version unknown: the {DISTRIBUTION} distribution is not installed)"
+
+
 def _whole_number(low: int, high: int, unit: str = "") -> Callable[[str], int]:
     """An argparse type: a whole number from `low` to `high`, else a usage error (exit 2)."""
 
@@ -297,13 +320,10 @@ def _whole_number(low: int, high: int, unit: str = "") -> Callable[[str], int]:
 
 
 def _workers(text: str) -> int:
-    """A number of server processes, or `auto`: one per CPU this process may run on (its
-    affinity, which a container's cpuset narrows, rather than the machine's count)."""
+    """A number of server processes, or `auto`: one per CPU this process may run on."""
     if text.strip().lower() == "auto":
-        if hasattr(os, "sched_getaffinity"):
-            return len(os.sched_getaffinity(0))
-        return os.cpu_count() or 1
-    return _whole_number(1, 1_000)(text)
+        return usable_cpus()
+    return _whole_number(1, MAX_PROCESSES)(text)
 
 
 def _user_id(text: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ from todo_api.variables import (
     READ_ELSEWHERE,
     Variable,
     amount,
+    backend_name,
     base_url,
     check_fields,
     count,
@@ -26,10 +26,13 @@ from todo_api.variables import (
     log_level,
     lowered,
     origins,
+    persistent_database_url,
+    processes,
     read_fields,
     setting,
     text,
     variable_of,
+    whole,
 )
 from todo_api.variables import ConfigError as ConfigError
 
@@ -65,21 +68,11 @@ STREAM_WAKEUPS = ("auto", "listen", "poll")
 # late as a lost claim's reminder may come.
 MIN_REMINDER_LEASE = 2
 MAX_REMINDER_LEASE = 3_600
+MAX_PORT = 65_535
+# More server processes than this is a mistake rather than a plan.
+MAX_PROCESSES = 1_000
 # Neon names a database's pooled (PgBouncer, transaction mode) endpoint by this host suffix.
 POOLED_HOST = "-pooler."
-# The dialect of an SQLAlchemy URL, `dialect[+driver]://`, read as SQLAlchemy's make_url reads
-# it, so that settings need no database library.
-URL_SCHEME = re.compile(r"([\w+]+)://")
-
-
-def backend_name(url: str) -> str | None:
-    """The database a URL names (`postgresql`, `sqlite`), taking `postgres://` as PostgreSQL
-    as storage/database.py's normalize_url does; None for a URL without a scheme."""
-    match = URL_SCHEME.match(url)
-    if match is None:
-        return None
-    scheme = match.group(1)
-    return "postgresql" if scheme == "postgres" else scheme.split("+")[0]
 
 
 @dataclass(frozen=True)
@@ -106,8 +99,22 @@ class PoolSettings:
 class Settings:
     """Every setting of the service; keyword arguments in tests, `from_env` otherwise."""
 
+    # What `serve` does without --port and --workers; container platforms set them.
+    port: int = setting("PORT", whole, 8000, "The port `serve` listens on", least=1, most=MAX_PORT)
+    web_concurrency: int = setting(
+        "WEB_CONCURRENCY",
+        processes,
+        1,
+        "Server processes `serve` runs",
+        least=1,
+        most=MAX_PROCESSES,
+    )
     database_url: str = setting(
-        "DATABASE_URL", text, DEFAULT_DATABASE_URL, "SQLAlchemy URL", aliases=("NEON_DB_URL",)
+        "DATABASE_URL",
+        persistent_database_url,
+        DEFAULT_DATABASE_URL,
+        "SQLAlchemy URL",
+        aliases=("NEON_DB_URL",),
     )
     auth_secret: str | None = setting(
         "BETTER_AUTH_SECRET",

@@ -1,15 +1,18 @@
 """Environment variables declared once: each setting's variable, how its text is read, its
 default, its bounds and its meaning sit on the dataclass field that holds it (`setting`), and
 reading, checking and the documentation tests are derived from that field. The few variables
-no settings field holds (the CLI's, tracing's, the tests') are declared here as well."""
+no settings field holds (the log format, tracing's, the tests') are declared here as well."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 from starlette.config import Config
 
@@ -73,14 +76,14 @@ class Variable:
             raise ConfigError(
                 f"{self.name} must be one of {', '.join(self.choices)}; not {value!r}."
             )
+        unit = f" {self.unit}" if self.unit else ""
         if self.least is not None and self.most is not None:
             if not self.least <= value <= self.most:
                 raise ConfigError(
-                    f"{self.name} must be from {self.least} to {self.most} {self.unit}, "
-                    f"not {value:g}."
+                    f"{self.name} must be from {self.least} to {self.most}{unit}, not {value:g}."
                 )
         elif self.most is not None and value > self.most:
-            raise ConfigError(f"{self.name} must be at most {self.most} {self.unit}{self.hint}.")
+            raise ConfigError(f"{self.name} must be at most {self.most}{unit}{self.hint}.")
 
 
 def setting(
@@ -190,6 +193,32 @@ def count(name: str, raw: str) -> int:
     return int(_positive(name, raw, int))
 
 
+def whole(name: str, raw: str) -> int:
+    """A whole number, its bounds the field's."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+
+
+def processes(name: str, raw: str) -> int:
+    """A number of server processes, or `auto`: one per CPU this process may use."""
+    if raw.lower() == "auto":
+        return usable_cpus()
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number or auto, not {raw!r}.") from None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, which a container's cpuset narrows,
+    rather than the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def amount(name: str, raw: str) -> float:
     """A positive finite number, such as seconds."""
     return _positive(name, raw, float)
@@ -202,6 +231,41 @@ def lowered(name: str, raw: str) -> str:
 def base_url(name: str, raw: str) -> str:
     # Endpoints are joined onto it with a slash of their own.
     return raw.rstrip("/")
+
+
+# The dialect of an SQLAlchemy URL, `dialect[+driver]://`, read as SQLAlchemy's make_url reads
+# it, so that settings need no database library.
+URL_SCHEME = re.compile(r"([\w+]+)://")
+
+
+def backend_name(url: str) -> str | None:
+    """The database a URL names (`postgresql`, `sqlite`), taking `postgres://` as PostgreSQL
+    as storage/database.py's normalize_url does; None for a URL without a scheme."""
+    match = URL_SCHEME.match(url)
+    if match is None:
+        return None
+    scheme = match.group(1)
+    return "postgresql" if scheme == "postgres" else scheme.split("+")[0]
+
+
+def in_memory_sqlite(url: str) -> bool:
+    """Whether a URL names an SQLite database in memory, as SQLAlchemy's SQLite dialect takes
+    it: no path (`sqlite://`), the path `:memory:`, or `?mode=memory`."""
+    if backend_name(url) != "sqlite":
+        return False
+    place, _, query = url.split("://", 1)[1].partition("?")
+    return place.partition("/")[2] in ("", ":memory:") or parse_qs(query).get("mode") == ["memory"]
+
+
+def persistent_database_url(name: str, raw: str) -> str:
+    # The migrations would make the tables in one connection's database; requests, on others,
+    # would find none.
+    if in_memory_sqlite(raw):
+        raise ConfigError(
+            f"{name} names an SQLite database in memory, which each connection opens empty and "
+            "which ends with the process: use a file path, such as sqlite:///todo.db."
+        )
+    return raw
 
 
 def origins(name: str, raw: str) -> tuple[str, ...]:
@@ -225,14 +289,11 @@ def log_format(name: str, raw: str) -> str:
 
 # Variables no Settings field holds, declared here all the same so that docs/configuration.md and
 # `.env.example` are held to one list; `read_by` names the file that reads each.
-CLI = "todo_api/cli.py"
 # Read by Settings.log_format_from, whose default is the command's.
 LOG_FORMAT = Variable(
     "LOG_FORMAT", log_format, None, "`json` or `text` log lines", read_by="todo_api/settings.py"
 )
 READ_ELSEWHERE = (
-    Variable("PORT", text, "8000", "The port `serve` listens on", read_by=CLI),
-    Variable("WEB_CONCURRENCY", text, "1", "Server processes `serve` runs", read_by=CLI),
     LOG_FORMAT,
     Variable(
         "OTEL_SERVICE_NAME",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from tests.network import free_port, wait_until_healthy
 from todo_api.contract import is_user_id
 from todo_api.settings import ConfigError, Settings
 
+ROOT = Path(__file__).resolve().parents[2]
 TODO_API = str(Path(sys.executable).parent / "todo-api")
 SECRET = secrets.token_urlsafe(32)
 
@@ -131,7 +134,14 @@ def test_serve_without_a_secret_refuses_to_start(tmp_path: Path, clean_env: dict
 
 
 @pytest.mark.parametrize(
-    "option", [["--port", "70000"], ["--port", "0"], ["--workers", "0"], ["--port", "http"]]
+    "option",
+    [
+        ["--port", "70000"],
+        ["--port", "0"],
+        ["--port", "abc"],
+        ["--workers", "0"],
+        ["--workers", "x"],
+    ],
 )
 def test_serve_options_out_of_range_are_usage_errors(
     tmp_path: Path, clean_env: dict[str, str], option: list[str]
@@ -246,6 +256,37 @@ def test_db_purge_removes_expired_deletions(tmp_path: Path, clean_env: dict[str,
         assert db.execute("SELECT purged_seq FROM task_owners").fetchall() == [(1,)]
 
 
+@pytest.mark.parametrize(
+    "command", [[TODO_API], [sys.executable, "-m", "todo_api"]], ids=["todo-api", "python -m"]
+)
+def test_version_prints_the_installed_distributions_version(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str]
+) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == todo_api.cli.DISTRIBUTION
+    result = subprocess.run(
+        [*command, "--version"], cwd=tmp_path, env=clean_env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"todo-api {project['version']}\n"
+    assert result.stderr == ""
+
+
+def test_version_without_an_installed_distribution_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    with pytest.raises(SystemExit) as exited:
+        todo_api.cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == (
+        "todo-api (version unknown: the todo-api distribution is not installed)\n"
+    )
+
+
 HELP_PAGES = [[], ["serve"], ["token"], ["db"], ["db", "upgrade"], ["db", "purge"]]
 
 
@@ -348,6 +389,27 @@ def test_a_database_url_it_cannot_use_is_a_configuration_error(
     assert "secretpw" not in line
 
 
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://", "sqlite+pysqlite:///:memory:"]
+)
+@pytest.mark.parametrize(
+    "command", [["serve"], ["serve", "--dev"], ["db", "upgrade"]], ids=" ".join
+)
+def test_an_in_memory_sqlite_database_is_refused_in_one_line(
+    tmp_path: Path, clean_env: dict[str, str], command: list[str], url: str
+) -> None:
+    port = ["--port", str(free_port())] if command[0] == "serve" else []
+    env = {**clean_env, "DATABASE_URL": url, "BETTER_AUTH_SECRET": SECRET}
+    # It exits (a server that started would run until the timeout), before any migration.
+    result = run([*command, *port], tmp_path, env)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        "todo-api: DATABASE_URL names an SQLite database in memory, which each connection opens "
+        "empty and which ends with the process: use a file path, such as sqlite:///todo.db.\n"
+    )
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_taken_port_is_one_line_before_any_token_or_migration(
     tmp_path: Path, clean_env: dict[str, str], workers: str
@@ -441,11 +503,15 @@ def test_an_unreadable_dotenv_is_a_configuration_error(
     assert line.startswith(f"todo-api: {tmp_path / '.env'} cannot be read: ")
 
 
+@pytest.mark.parametrize("where", ["environment", ".env"])
 def test_serve_takes_its_port_and_processes_from_the_platforms_variables(
-    tmp_path: Path, clean_env: dict[str, str]
+    tmp_path: Path, clean_env: dict[str, str], where: str
 ) -> None:
     port = free_port()
-    env = clean_env | {"PORT": str(port), "WEB_CONCURRENCY": "2"}
+    variables = {"PORT": str(port), "WEB_CONCURRENCY": "2"}
+    env = clean_env | variables if where == "environment" else clean_env
+    if where == ".env":
+        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in variables.items()))
     log = (tmp_path / "serve.log").open("w+")
     process = subprocess.Popen(
         [TODO_API, "serve", "--dev"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -462,14 +528,22 @@ def test_serve_takes_its_port_and_processes_from_the_platforms_variables(
 
 @pytest.mark.parametrize(
     ("name", "value", "said"),
-    [("PORT", "0", "--port: must be 1 to 65535"), ("WEB_CONCURRENCY", "two", "--workers: 'two'")],
+    [
+        ("PORT", "abc", "PORT must be a whole number, not 'abc'."),
+        ("PORT", "70000", "PORT must be from 1 to 65535, not 70000."),
+        ("PORT", "0", "PORT must be from 1 to 65535, not 0."),
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be from 1 to 1000, not 0."),
+        ("WEB_CONCURRENCY", "x", "WEB_CONCURRENCY must be a whole number or auto, not 'x'."),
+    ],
 )
-def test_a_bad_platform_variable_is_a_usage_error(
+def test_a_bad_platform_variable_is_refused_by_its_name(
     tmp_path: Path, clean_env: dict[str, str], name: str, value: str, said: str
 ) -> None:
+    # One line, as any other setting is refused: no usage, no option it was not given.
     result = run(["serve", "--dev"], tmp_path, clean_env | {name: value})
     assert result.returncode == 2
-    assert said in result.stderr
+    assert result.stdout == ""
+    assert result.stderr == f"todo-api: {said}\n"
 
 
 @pytest.mark.parametrize("how", ["option", "environment"])

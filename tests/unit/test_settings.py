@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -10,8 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from storage.database import normalize_url
-from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings, backend_name, documented
-from todo_api.variables import READ_ELSEWHERE
+from todo_api.settings import DEFAULT_DATABASE_URL, ConfigError, Settings, documented
+from todo_api.variables import READ_ELSEWHERE, backend_name, in_memory_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s" * 32
@@ -49,6 +50,12 @@ def test_every_variable_is_read() -> None:
     assert (settings.pool.size, settings.pool.max_overflow, settings.pool.timeout) == (7, 3, 2.5)
 
 
+def test_web_concurrency_auto_is_one_process_per_usable_cpu() -> None:
+    settings = Settings.from_env({"WEB_CONCURRENCY": "Auto", "PORT": "8080"})
+    assert settings.web_concurrency == len(os.sched_getaffinity(0))
+    assert settings.port == 8080
+
+
 def test_neon_db_url_is_an_alias() -> None:
     url = "postgresql://u:p@ep-x.neon.tech/db?sslmode=require"
     assert Settings.from_env({"NEON_DB_URL": url}).database_url == url
@@ -72,6 +79,11 @@ def test_short_secret_is_refused() -> None:
         # "now minus the retention" must stay a date: a million days would fail every delete.
         ("TOMBSTONE_RETENTION_DAYS", "1000000"),
         ("IDEMPOTENCY_KEY_TTL", "1e12"),
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("PORT", "0"),
+        ("WEB_CONCURRENCY", "0"),
+        ("WEB_CONCURRENCY", "x"),
     ],
 )
 def test_unusable_values_are_refused_with_their_name(name: str, value: str) -> None:
@@ -181,6 +193,43 @@ def test_backend_name_reads_urls_as_sqlalchemy_does(url: str) -> None:
     except ArgumentError:
         expected = None
     assert backend_name(url) == expected
+
+
+IN_MEMORY = ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://", "sqlite:///"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        *IN_MEMORY,
+        "sqlite://?timeout=5",
+        "sqlite+pysqlite:///:memory:?cache=shared",
+        "sqlite:///file:tasks?mode=memory&uri=true",
+        "sqlite:///todo.db",
+        "sqlite:////var/lib/todo/todo.db",
+        "sqlite:///memory.db",
+        "sqlite:///file:tasks.db?mode=rwc&uri=true",
+        "postgresql://u:p@h/db",
+        "postgresql://u:p@h/db?mode=memory",
+    ],
+)
+def test_in_memory_sqlite_reads_urls_as_sqlalchemy_does(url: str) -> None:
+    parsed = make_url(url)
+    expected = parsed.get_backend_name() == "sqlite" and (
+        parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+    )
+    assert in_memory_sqlite(url) is expected
+
+
+@pytest.mark.parametrize("url", IN_MEMORY)
+@pytest.mark.parametrize("name", ["DATABASE_URL", "NEON_DB_URL"])
+def test_an_in_memory_sqlite_database_is_refused_for_a_file(name: str, url: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({name: url})
+    message = str(refused.value)
+    assert message.startswith("DATABASE_URL names an SQLite database in memory")
+    assert message.endswith("use a file path, such as sqlite:///todo.db.")
+    assert "\n" not in message
 
 
 def test_any_origin_cannot_be_listed_beside_named_ones() -> None:

@@ -88,7 +88,10 @@ def create_app(settings: Settings) -> AsyncApp:
             await run_in_threadpool(upgrade, engine)
         wakeups = Wakeups(settings.streams_per_user, settings.streams_per_process, metrics)
         store = task_store(settings, engine, wakeups)
-        live = LiveUpdates(settings, store, wakeups, slots, metrics, _stream_leases(settings))
+        tickets = TicketStore(engine, dt.timedelta(seconds=settings.stream_ticket_seconds))
+        live = LiveUpdates(
+            settings, store, tickets, wakeups, slots, metrics, _stream_leases(settings)
+        )
         live.start()
         timeout = httpx2.Timeout(settings.auth_http_timeout)
         async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
@@ -97,9 +100,7 @@ def create_app(settings: Settings) -> AsyncApp:
                 yield {
                     "store": store,
                     "readiness": Readiness(store.ping),
-                    "tickets": TicketStore(
-                        engine, dt.timedelta(seconds=settings.stream_ticket_seconds)
-                    ),
+                    "tickets": tickets,
                     "live": live,
                     # Streams never end by themselves: told to, each completes its answer.
                     ON_SERVER_SHUTDOWN: [live.wakeups.end_all],

@@ -26,6 +26,8 @@ async def stream_events(
         last_id or cursor,
         token_info["exp"],
         cursor_parameter="Last-Event-ID" if last_id else "cursor",
+        # Set when a ticket, not a bearer token, admitted the request (handlers/security.py).
+        ticket=token_info.get("ticket"),
     )
 
 

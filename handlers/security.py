@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from storage.tickets import TicketStore
 from todo_api.auth.authenticator import Authenticator
-from todo_api.auth.errors import CredentialsUncheckable, Unauthenticated
+from todo_api.auth.errors import CredentialsUncheckable, InvalidTicket, Unauthenticated
 from todo_api.logs import note_user
 from todo_api.web.problems import Forbidden, as_problem
 from todo_api.web.ratelimit import count_for_user, counted_as_a_guess
@@ -36,15 +36,18 @@ async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, Any]:
 
 async def ticket_info(ticket: str, request: ConnexionRequest) -> dict[str, Any]:
     """A ticket from `POST .../events/tickets`: good once, within its lifetime, for the user it
-    was made for, and carrying the expiry of the credential that asked for it."""
+    was made for, and carrying the expiry of the credential that asked for it.
+
+    Only checked here: the stream spends it as it opens (todo_api/live/streams.py), so that a
+    request refused on its way there (a bad cursor, a bound) leaves the ticket good."""
     tickets: TicketStore = request.state.tickets
     # No Authorization header: the request was counted against its address's limit already,
     # so guessing tickets is bounded as anonymous calls are.
-    redeemed = await run_in_threadpool(tickets.redeem, ticket)
-    if redeemed is None:
-        raise as_problem(Unauthenticated("Invalid ticket: unknown, already used, or expired"))
-    await _admit(request, redeemed.user_id)
-    return {"sub": redeemed.user_id, "exp": redeemed.credential_expires_at}
+    checked = await run_in_threadpool(tickets.check, ticket)
+    if checked is None:
+        raise as_problem(InvalidTicket())
+    await _admit(request, checked.user_id)
+    return {"sub": checked.user_id, "exp": checked.credential_expires_at, "ticket": ticket}
 
 
 async def _admit(request: ConnexionRequest, subject: str) -> None:

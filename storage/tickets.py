@@ -7,19 +7,23 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, String, bindparam, delete, insert
+from sqlalchemy import Engine, String, bindparam, delete, insert, select
 
 from storage.models import StreamTicketRow
 from storage.statements import NOW
 
 _INSERT_TICKET = insert(StreamTicketRow)
-# Redeeming deletes: a ticket is good once, whichever process sees it first.
+_GOOD_TICKET = (
+    StreamTicketRow.digest == bindparam("digest", type_=String()),
+    StreamTicketRow.expires_at > NOW,
+)
+_CHECK_TICKET = select(StreamTicketRow.user_id, StreamTicketRow.credential_expires_at).where(
+    *_GOOD_TICKET
+)
+# Redeeming deletes: a ticket is good once, whichever request or process comes first.
 _REDEEM_TICKET = (
     delete(StreamTicketRow)
-    .where(
-        StreamTicketRow.digest == bindparam("digest", type_=String()),
-        StreamTicketRow.expires_at > NOW,
-    )
+    .where(*_GOOD_TICKET, StreamTicketRow.user_id == bindparam("user_id", type_=String()))
     .returning(StreamTicketRow.user_id, StreamTicketRow.credential_expires_at)
 )
 _DELETE_EXPIRED_TICKETS = delete(StreamTicketRow).where(StreamTicketRow.expires_at <= NOW)
@@ -66,12 +70,23 @@ class TicketStore:
             )
         return Ticket(value, expires_at)
 
-    def redeem(self, value: str) -> Redeemed | None:
-        """The ticket's user, once; None for a ticket that is unknown, used or expired."""
+    def check(self, value: str) -> Redeemed | None:
+        """The ticket's user, if it is good now; None for a ticket that is unknown, used or
+        expired. Checking spends nothing: a request refused after it leaves the ticket good."""
+        now = dt.datetime.now(dt.UTC)
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                _CHECK_TICKET, {"digest": _digest(value), "now": now}
+            ).one_or_none()
+        return None if row is None else Redeemed(row.user_id, row.credential_expires_at)
+
+    def redeem(self, value: str, user_id: str) -> Redeemed | None:
+        """The user's ticket, spent: of all the requests that present it, one gets it, once;
+        None for a ticket that is unknown, used, expired, or another user's."""
         now = dt.datetime.now(dt.UTC)
         with self._engine.begin() as connection:
             row = connection.execute(
-                _REDEEM_TICKET, {"digest": _digest(value), "now": now}
+                _REDEEM_TICKET, {"digest": _digest(value), "now": now, "user_id": user_id}
             ).one_or_none()
         return None if row is None else Redeemed(row.user_id, row.credential_expires_at)
 

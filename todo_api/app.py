@@ -21,7 +21,7 @@ from storage.tickets import TicketStore
 from todo_api.auth.authenticator import Authenticator, Expected
 from todo_api.auth.jwks import JwksCache
 from todo_api.auth.sessions import SessionIntrospector
-from todo_api.contract import SPEC_DIR, independent_spec, is_streamed, probe_paths
+from todo_api.contract import SPEC_DIR, base_path, independent_spec, is_streamed, probe_paths
 from todo_api.live.leases import StreamLeases
 from todo_api.live.streams import LiveUpdates
 from todo_api.live.wakeups import Wakeups
@@ -34,7 +34,13 @@ from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders,
 from todo_api.web.observe import REQUEST_ID_HEADER, Observe
 from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
 from todo_api.web.readiness import Readiness
-from todo_api.web.served_contract import JSON_PATH, ServedContract, contract_documents
+from todo_api.web.served_contract import (
+    DOCS_PATH,
+    JSON_PATH,
+    ServedContract,
+    api_index,
+    contract_documents,
+)
 from todo_api.web.server import ON_SERVER_SHUTDOWN
 
 # What a browser's script may read of an answer, and send, across origins.
@@ -82,7 +88,10 @@ def create_app(settings: Settings) -> AsyncApp:
             await run_in_threadpool(upgrade, engine)
         wakeups = Wakeups(settings.streams_per_user, settings.streams_per_process, metrics)
         store = task_store(settings, engine, wakeups)
-        live = LiveUpdates(settings, store, wakeups, slots, metrics, _stream_leases(settings))
+        tickets = TicketStore(engine, dt.timedelta(seconds=settings.stream_ticket_seconds))
+        live = LiveUpdates(
+            settings, store, tickets, wakeups, slots, metrics, _stream_leases(settings)
+        )
         live.start()
         timeout = httpx2.Timeout(settings.auth_http_timeout)
         async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
@@ -91,9 +100,7 @@ def create_app(settings: Settings) -> AsyncApp:
                 yield {
                     "store": store,
                     "readiness": Readiness(store.ping),
-                    "tickets": TicketStore(
-                        engine, dt.timedelta(seconds=settings.stream_ticket_seconds)
-                    ),
+                    "tickets": tickets,
                     "live": live,
                     # Streams never end by themselves: told to, each completes its answer.
                     ON_SERVER_SHUTDOWN: [live.wakeups.end_all],
@@ -120,9 +127,11 @@ def create_app(settings: Settings) -> AsyncApp:
         # Connexion's copy of the spec has every $ref inlined: ServedContract serves the file's
         # own, and Swagger UI reads it from there.
         swagger_ui_options=SwaggerUIOptions(
-            swagger_ui_path="/docs", serve_spec=False, spec_path=JSON_PATH
+            swagger_ui_path=DOCS_PATH, serve_spec=False, spec_path=JSON_PATH
         ),
     )
+    # Read from the installed distribution's metadata once, at start, not by the first request.
+    api_index()
     connexion_hooks.decorate_once(app)
     connexion_hooks.read_security_signatures_once()
     app.add_api(independent_spec(), resolver=connexion_hooks.SharedHandlers())
@@ -147,7 +156,7 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_middleware(
         ServedContract, position=MiddlewarePosition.BEFORE_SWAGGER, documents=contract_documents()
     )
-    app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING)
+    app.add_middleware(TrailingSlash, position=MiddlewarePosition.BEFORE_ROUTING, root=base_path())
     # Before the body is read: a coded body is refused unread.
     app.add_middleware(RequestContent, position=MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(

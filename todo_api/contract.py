@@ -138,7 +138,8 @@ def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...], str], ...]:
         methods = {method.upper() for method in item if method in HTTP_METHODS}
         if "GET" in methods:
             methods.add("HEAD")
-        pattern, _, _ = compile_path(base + _typed_template(template, item))
+        # As requests are matched: without a trailing slash, the root (`/api/`) included.
+        pattern, _, _ = compile_path((base + _typed_template(template, item)).rstrip("/") or "/")
         routes.append((pattern, tuple(sorted(methods)), base + template))
     return tuple(routes)
 
@@ -160,6 +161,16 @@ def route_template(path: str) -> str | None:
         if pattern.match(path):
             return template
     return None
+
+
+def operation_path(operation_id: str) -> str:
+    """The path (`/api/health`) of the spec's operation with this id."""
+    paths: dict[str, dict[str, Any]] = spec()["paths"]
+    for template, item in paths.items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS and operation["operationId"] == operation_id:
+                return base_path() + template
+    raise KeyError(operation_id)
 
 
 @cache

@@ -96,6 +96,12 @@ def test_serve_dev_runs_on_sqlite_with_a_demo_token(
     log = (tmp_path / "serve.log").read_text()
     assert "WARNING" in log
     assert f"{base}/docs" in log
+    # The address it says it serves on answers, itself: the API's index.
+    served = re.search(r"serving on (\S+)", log)
+    assert served, log
+    index = httpx.get(served[1])
+    assert index.status_code == 200
+    assert index.json()["links"]["docs"] == "/api/docs/"
     with sqlite3.connect(tmp_path / "todo.db") as db:
         assert db.execute("SELECT title FROM tasks").fetchall() == [("from the CLI",)]
 

@@ -71,7 +71,7 @@ def test_any_origin_is_allowed_without_credentials(serve: Client) -> None:
 
 
 def test_redirects_never_point_at_the_host_the_client_named(client: TestClient) -> None:
-    for path, target in [("/api", "/api/"), ("/api/docs", "/api/docs/")]:
-        response = client.get(path, headers={"Host": "evil.example"})
-        assert response.status_code in {301, 302, 307, 308}
-        assert response.headers["Location"] == target
+    # Swagger UI's is the one redirect left (`/api` answers the index itself: test_index.py).
+    response = client.get("/api/docs", headers={"Host": "evil.example"})
+    assert response.status_code in {301, 302, 307, 308}
+    assert response.headers["Location"] == "/api/docs/"

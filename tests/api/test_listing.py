@@ -142,6 +142,31 @@ def test_link_keeps_the_query_and_total_counts_all_pages(
     assert all(not t["completed"] for t in second.json())
 
 
+@pytest.mark.parametrize("base", ["/api/tasks", "/api/alice/tasks"])
+def test_status_active_is_pending_by_another_name(
+    client: TestClient, alice: dict[str, str], many: list[dict], base: str
+) -> None:
+    pending = {t["id"] for t in many if not t["completed"]}
+    assert 0 < len(pending) < len(many)
+    by_name = {}
+    for status in ("pending", "active"):
+        first = client.get(f"{base}?status={status}&limit=4", headers=alice)
+        assert first.status_code == 200, first.text
+        assert first.headers["X-Total-Count"] == str(len(pending))
+        # The next page's link keeps the client's word.
+        url = next_url(first)
+        assert url is not None
+        assert parse_qs(urlsplit(url).query)["status"] == [status]
+        tasks, _ = walk(client, url, alice)
+        by_name[status] = ([t["id"] for t in first.json() + tasks], first.headers["ETag"])
+    assert by_name["active"] == by_name["pending"]
+    assert set(by_name["active"][0]) == pending
+    # The same page: either word's ETag answers 304 for the other.
+    etag = by_name["pending"][1]
+    again = client.get(f"{base}?status=active&limit=4", headers=alice | {"If-None-Match": etag})
+    assert again.status_code == 304
+
+
 def test_last_page_has_no_link(client: TestClient, alice: dict[str, str], many: list[dict]) -> None:
     response = client.get("/api/tasks?limit=23", headers=alice)
     assert len(response.json()) == 23
@@ -157,6 +182,7 @@ def test_default_page_is_100_newest_first(
 
 FILTERS = {
     "status=pending": lambda t: not t["completed"],
+    "status=active": lambda t: not t["completed"],
     "status=completed": lambda t: t["completed"],
     "status=all": lambda t: True,
     "priority=high": lambda t: t["priority"] == "high",

@@ -355,10 +355,12 @@ def test_a_ticket_opens_one_stream_once_for_its_user_on_any_server(
     with a.stream(path=f"/tasks/events?ticket={value}") as again:
         assert again.status == 401
         assert "already used" in again.json_body()["detail"]
-    # Bound to its user: another user's path is refused (and the ticket is spent).
-    bobs_path = f"/bob/tasks/events?ticket={ticket(a)}"
-    with a.stream(path=bobs_path) as other_user:
+    # Bound to its user: another user's path is refused (and the ticket stays good, once).
+    alices = ticket(a)
+    with a.stream(path=f"/bob/tasks/events?ticket={alices}") as other_user:
         assert other_user.status == 403
+    with b.stream(path=f"/tasks/events?ticket={alices}") as after_refusal:
+        assert after_refusal.status == 200
     with a.stream(path=f"/alice/tasks/events?ticket={ticket(a, path='/alice/tasks')}") as own:
         assert own.status == 200
     with a.stream(path="/tasks/events?ticket=" + "x" * 43) as made_up:

@@ -328,12 +328,6 @@ def test_allow_lists_exactly_the_methods_of_the_matched_path(
     assert response.headers["Allow"] == allowed
 
 
-def test_api_root_does_not_redirect_in_a_loop(client: TestClient) -> None:
-    response = client.get("/api/")
-    assert response.status_code == 404
-    assert response.headers["content-type"] == "application/problem+json"
-
-
 def test_unknown_path_is_404_problem(client: TestClient, alice: dict[str, str]) -> None:
     response = client.get("/api/nothing/here/at/all", headers=alice)
     assert response.status_code == 404

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, event
 from starlette.testclient import TestClient
 
 from storage import TaskStore, build_engine
+from storage.tickets import TicketStore
 from tests.conftest import SECRET
 from todo_api.contract import task_defaults
 from todo_api.live.streams import LiveUpdates
@@ -65,7 +66,8 @@ def process(database_url: str, wakeups: str) -> Process:
     settings = Settings(database_url=database_url, auth_secret=SECRET, stream_wakeups=wakeups)
     hub = Wakeups(per_user=10, per_process=100)
     store = TaskStore(engine, quota=100, on_change=hub.wake)
-    live = LiveUpdates(settings, store, hub, asyncio.Semaphore(10))
+    tickets = TicketStore(engine, dt.timedelta(seconds=60))
+    live = LiveUpdates(settings, store, tickets, hub, asyncio.Semaphore(10))
     counted = Process(live, engine)
 
     @event.listens_for(engine, "before_cursor_execute")

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from storage import TaskStore
+from storage.tickets import TicketStore
 from tests.tcp_proxy import TcpProxy
 from todo_api.live.leases import StreamLeases, leases_key
 from todo_api.live.streams import LiveUpdates
@@ -168,6 +169,8 @@ def test_with_redis_unreachable_the_process_bound_per_user_still_holds() -> None
                 settings,
                 # Opening a stream reads nothing yet, and reminders are never claimed here.
                 cast(TaskStore, SimpleNamespace(reminders=lambda lease: None)),
+                # Streams opened with a bearer token: no ticket is spent.
+                cast(TicketStore, SimpleNamespace()),
                 Wakeups(settings.streams_per_user, settings.streams_per_process),
                 asyncio.Semaphore(1),
                 leases=leases,

@@ -11,6 +11,13 @@ class Unauthenticated(Exception):
         self.detail = detail
 
 
+class InvalidTicket(Unauthenticated):
+    """A stream ticket that is unknown, already used, expired, or another user's."""
+
+    def __init__(self) -> None:
+        super().__init__("Invalid ticket: unknown, already used, or expired")
+
+
 class CredentialsUncheckable(Exception):
     """What checks a credential (Better Auth's keys or sessions) cannot be reached now: the
     client should retry after `retry_after` seconds, not sign out."""

@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from storage import Changes, InvalidCursor, Task, TaskStore
 from storage.cursors import feed_position
 from storage.notifications import ChangeListener, ChangePoller, ReminderPoller
+from storage.tickets import TicketStore
+from todo_api.auth.errors import InvalidTicket
 from todo_api.live.leases import StreamLeases
 from todo_api.live.reminders import ReminderDesk
 from todo_api.live.stream import MEDIA_TYPE, EventStream, reset_event
@@ -34,6 +36,7 @@ class LiveUpdates:
         self,
         settings: Settings,
         store: TaskStore,
+        tickets: TicketStore,
         wakeups: Wakeups,
         slots: asyncio.Semaphore,
         metrics: Metrics | None = None,
@@ -41,6 +44,7 @@ class LiveUpdates:
     ) -> None:
         self._settings = settings
         self._store = store
+        self._tickets = tickets
         self.wakeups = wakeups
         # The admission places (one per pooled connection): a stream takes one for each read.
         self._slots = slots
@@ -107,9 +111,12 @@ class LiveUpdates:
         expires_at: dt.datetime | None,
         *,
         cursor_parameter: str = "cursor",
+        ticket: str | None = None,
     ) -> EventStream:
         """A stream of the user's changes after `cursor`; StreamLimit past a bound, and
-        InvalidCursor (naming `cursor_parameter`) for a cursor that is not the feed's."""
+        InvalidCursor (naming `cursor_parameter`) for a cursor that is not the feed's. The
+        `ticket` that admitted the request, if one did, is spent last, once nothing else can
+        refuse the stream: InvalidTicket if another request spent it first."""
         try:
             position = feed_position(cursor) if cursor is not None else 0
         except InvalidCursor as exc:
@@ -123,6 +130,8 @@ class LiveUpdates:
         on_close = None
         try:
             on_close = await self._lease(user_id)
+            if ticket is not None:
+                await self._spend(ticket, user_id)
             return EventStream(
                 watch=watch,
                 read=lambda after: self._read(user_id, after),
@@ -158,6 +167,12 @@ class LiveUpdates:
             logger.warning(
                 "confirming reminders failed: %s", exc, extra={"event": "reminders_failed"}
             )
+
+    async def _spend(self, ticket: str, user_id: str) -> None:
+        async with self._slots:
+            redeemed = await run_in_threadpool(self._tickets.redeem, ticket, user_id)
+        if redeemed is None:
+            raise InvalidTicket()
 
     async def _lease(self, user_id: str) -> Callable[[], Awaitable[None]] | None:
         """The user's lease across processes, and how to give it back; StreamLimit if the

@@ -31,7 +31,7 @@ def list_tasks(
 ) -> tuple[TaskQuery, Page]:
     """One page of the user's tasks, and the query it answers (what names the page)."""
     query = TaskQuery(
-        status=status,
+        status=task_status(status),
         priority=priority,
         tag=None if tag is None else fields.tag(tag),
         q=q,
@@ -44,6 +44,16 @@ def list_tasks(
         reminder_due=reminder == "due",
     )
     return query, store.list_tasks(user, query)
+
+
+# The spec's `Status` parameter: each synonym and the status it stands for.
+_STATUS_SYNONYMS = {"active": "pending"}
+
+
+def task_status(status: str) -> str:
+    """The status a list's `status` parameter names, a synonym (`active`) read as its status
+    (`pending`): the query, and so the tasks, the total and the list's ETag, are the same."""
+    return _STATUS_SYNONYMS.get(status, status)
 
 
 def create_task(

@@ -22,20 +22,26 @@ from todo_api.web.problems import (
 
 class TrailingSlash:
     """Serve `/api/tasks/` as `/api/tasks`, in place: a redirect would make a browser drop
-    `Authorization` on a cross-origin request."""
+    `Authorization` on a cross-origin request. The API's `root` itself (`/api`) is served as
+    `/api/`, the path its mount routes, for the same reason."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, root: str) -> None:
         self.app = app
+        self.root = root
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            # Only below the API root: `/api/` itself must stay, or the mount's own redirect
-            # from `/api` to `/api/` would be undone into a loop.
-            if path.endswith("/") and path.strip("/").count("/") >= 1:
+            raw_path: bytes | None = scope.get("raw_path")
+            if path == self.root:
+                scope = dict(scope)
+                scope["path"] = path + "/"
+                if raw_path:
+                    scope["raw_path"] = raw_path + b"/"
+            # Only below the API root: `/api/` itself must stay, as its mount routes it.
+            elif path.endswith("/") and path.strip("/").count("/") >= 1:
                 scope = dict(scope)
                 scope["path"] = path.rstrip("/") or "/"
-                raw_path: bytes | None = scope.get("raw_path")
                 if raw_path:
                     scope["raw_path"] = raw_path.rstrip(b"/") or b"/"
         await self.app(scope, receive, send)

@@ -1,4 +1,5 @@
-"""The contract as written, served as `/api/openapi.json` and `/api/openapi.yaml`.
+"""The contract as written, served as `/api/openapi.json` and `/api/openapi.yaml`, and the
+API's index that points at it.
 
 Web plumbing, not an operation of the spec: ASGI middleware in front of Connexion's Swagger UI.
 Connexion would serve its own copy, in which every `$ref` is inlined (ten times the size, and
@@ -9,20 +10,25 @@ as they are. Both documents are made once, at start, with their ETags.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from todo_api.contract import base_path, spec, spec_bytes
+from todo_api.contract import base_path, operation_path, spec, spec_bytes
 from todo_api.web.connexion_hooks import past_swagger_ui
 from todo_api.web.preconditions import none_match
 from todo_api.web.problems import asgi_response
 
 JSON_PATH = "/openapi.json"
+# Swagger UI, which Connexion serves at this path with a slash (and redirects to it without).
+DOCS_PATH = "/docs"
 YAML_PATH = "/openapi.yaml"
 # RFC 9512 registered application/yaml; JSON and YAML take no charset parameter (UTF-8 is theirs).
 YAML_MEDIA_TYPE = "application/yaml"
@@ -49,6 +55,23 @@ def contract_documents() -> dict[str, Document]:
     return {
         base_path() + JSON_PATH: _document(as_json, "application/json"),
         base_path() + YAML_PATH: _document(spec_bytes(), YAML_MEDIA_TYPE),
+    }
+
+
+@cache
+def api_index() -> dict[str, Any]:
+    """What the server is (its installed distribution's name and version), and where it
+    serves Swagger UI, the contract as JSON, and the liveness check: the spec's `ApiIndex`."""
+    distribution = importlib.metadata.packages_distributions()[__name__.partition(".")[0]][0]
+    metadata = importlib.metadata.metadata(distribution)
+    return {
+        "name": metadata["Name"],
+        "version": metadata["Version"],
+        "links": {
+            "docs": f"{base_path()}{DOCS_PATH}/",
+            "openapi": base_path() + JSON_PATH,
+            "health": operation_path("handlers.health.get_health"),
+        },
     }
 
 

@@ -66,7 +66,7 @@ def test_a_versioned_prefix_reads_as_another_users_path(
 @pytest.mark.parametrize(
     ("query", "body", "named"),
     [
-        ("status=active", None, "status"),
+        ("status=done", None, "status"),
         ("priority=High", None, "priority"),
         (None, {"title": "t", "priority": "High"}, "#/priority"),
     ],

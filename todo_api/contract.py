@@ -112,6 +112,12 @@ def task_defaults() -> dict[str, Any]:
     return {name: task_properties()[name].get("default") for name in writable_task_fields()}
 
 
+@cache
+def status_synonyms() -> dict[str, str]:
+    """The list's `status` words that stand for another (`x-synonyms` on the parameter)."""
+    return dict(spec()["components"]["parameters"]["Status"].get("x-synonyms", {}))
+
+
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from storage import Changes, Created, IfMatch, Page, Task, TaskQuery, TaskStore
-from todo_api.contract import task_defaults, writable_task_fields
+from todo_api.contract import status_synonyms, task_defaults, writable_task_fields
 from todo_api.usecases import fields
 from todo_api.usecases.errors import InvalidInput
 
@@ -46,14 +46,11 @@ def list_tasks(
     return query, store.list_tasks(user, query)
 
 
-# The spec's `Status` parameter: each synonym and the status it stands for.
-_STATUS_SYNONYMS = {"active": "pending"}
-
-
-def task_status(status: str) -> str:
+def task_status(status: str, synonyms: Mapping[str, str] | None = None) -> str:
     """The status a list's `status` parameter names, a synonym (`active`) read as its status
-    (`pending`): the query, and so the tasks, the total and the list's ETag, are the same."""
-    return _STATUS_SYNONYMS.get(status, status)
+    (`pending`): the query, and so the tasks, the total and the list's ETag, are the same.
+    The synonyms are the spec's unless given."""
+    return (status_synonyms() if synonyms is None else synonyms).get(status, status)
 
 
 def create_task(

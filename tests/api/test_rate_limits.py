@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import socket
 import time
@@ -19,22 +18,12 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.conftest import SECRET, Client, bearer, make_token
+from tests.redis_service import REDIS_URL, needs_redis
 from tests.tcp_proxy import TcpProxy
 from todo_api.web.ratelimit import MemoryCounter
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POLICY = re.compile(r'^"(?P<name>\w+)";q=(?P<q>\d+);w=(?P<w>\d+)$')
 STATE = re.compile(r'^"(?P<name>\w+)";r=(?P<r>\d+);t=(?P<t>\d+)$')
-
-
-def redis_answers() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-needs_redis = pytest.mark.skipif(not redis_answers(), reason=f"needs Redis at {REDIS_URL}")
 
 
 def user() -> dict[str, str]:

@@ -6,7 +6,6 @@ is kept in the process, or in Redis when the processes share one."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,10 +19,10 @@ from starlette.testclient import TestClient
 
 from storage.tickets import Redeemed, TicketStore
 from tests.conftest import AUDIENCE, ISSUER, SECRET, Client, bearer, make_token
+from tests.redis_service import REDIS_URL, needs_redis
 from todo_api.live.leases import leases_key
 from todo_api.live.wakeups import Wakeups, Watch
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ALICE = bearer(make_token("alice"))
 EVENTS = "/api/tasks/events"
 
@@ -128,24 +127,38 @@ def test_a_ticket_opens_one_stream_on_either_path_family(api: TestClient) -> Non
 
 
 @pytest.fixture
-def user() -> Iterator[str]:
-    """A user of this test's own: in a shared Redis, the only lease key it makes, removed after."""
-    name = f"ticket-test-{uuid.uuid4().hex[:12]}"
-    yield name
+def user() -> str:
+    return f"ticket-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_user(user: str) -> Iterator[str]:
+    """A user of this test's own: in the shared Redis, the only lease key it makes, removed
+    after."""
+    yield user
     client = redis.Redis.from_url(REDIS_URL)
-    client.delete(leases_key(name))
+    client.delete(leases_key(user))
     client.close()
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["bound-in-process", "bound-in-redis"])
+@pytest.mark.parametrize(
+    "shared",
+    [
+        pytest.param(False, id="bound-in-process"),
+        pytest.param(True, id="bound-in-redis", marks=needs_redis),
+    ],
+)
 def test_of_two_requests_with_one_ticket_at_once_one_opens_a_stream_and_the_other_no_place(
     serve: Client,
     database_url: str,
     app_client: TestClient,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
     user: str,
     shared: bool,
 ) -> None:
+    if shared:
+        request.getfixturevalue("redis_user")
     api = started(
         serve,
         database_url,

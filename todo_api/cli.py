@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import importlib.metadata
 import logging
 import logging.config
 import os
@@ -24,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from storage import build_engine, upgrade
+from todo_api import about
 from todo_api.app import (
     NO_CREDENTIALS,
     expected_claims,
@@ -45,8 +45,6 @@ DEMO_USER = "demo-user"
 # The longest a minted token may live: `todo-api token` is for trying the API and for scripts.
 MAX_TOKEN_TTL = 365 * 86_400
 GRACEFUL_SHUTDOWN_SECONDS = 30
-# pyproject.toml's [project] name: the installed distribution whose metadata has the version.
-DISTRIBUTION = "todo-api"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -298,10 +296,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    try:
-        return importlib.metadata.version(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
-        return f"(version unknown: the {DISTRIBUTION} distribution is not installed)"
+    unknown = f"(version unknown: the {about.DISTRIBUTION} distribution is not installed)"
+    return about.version() or unknown
 
 
 def _whole_number(low: int, high: int, unit: str = "") -> Callable[[str], int]:

@@ -23,6 +23,7 @@ import psycopg2
 import pytest
 from alembic.script import ScriptDirectory
 
+import todo_api.about
 import todo_api.cli
 from storage.migrate import alembic_config
 from tests.network import free_port, wait_until_healthy
@@ -269,7 +270,7 @@ def test_version_prints_the_installed_distributions_version(
     tmp_path: Path, clean_env: dict[str, str], command: list[str]
 ) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["name"] == todo_api.cli.DISTRIBUTION
+    assert project["name"] == todo_api.about.DISTRIBUTION
     result = subprocess.run(
         [*command, "--version"], cwd=tmp_path, env=clean_env, capture_output=True, text=True
     )

@@ -10,7 +10,6 @@ as they are. Both documents are made once, at start, with their ETags.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from todo_api import about
 from todo_api.contract import base_path, operation_path, spec, spec_bytes
 from todo_api.web.connexion_hooks import past_swagger_ui
 from todo_api.web.preconditions import none_match
@@ -62,11 +62,9 @@ def contract_documents() -> dict[str, Document]:
 def api_index() -> dict[str, Any]:
     """What the server is (its installed distribution's name and version), and where it
     serves Swagger UI, the contract as JSON, and the liveness check: the spec's `ApiIndex`."""
-    distribution = importlib.metadata.packages_distributions()[__name__.partition(".")[0]][0]
-    metadata = importlib.metadata.metadata(distribution)
     return {
-        "name": metadata["Name"],
-        "version": metadata["Version"],
+        "name": about.DISTRIBUTION,
+        "version": about.version() or "unknown",
         "links": {
             "docs": f"{base_path()}{DOCS_PATH}/",
             "openapi": base_path() + JSON_PATH,

@@ -250,11 +250,17 @@ def backend_name(url: str) -> str | None:
 
 def in_memory_sqlite(url: str) -> bool:
     """Whether a URL names an SQLite database in memory, as SQLAlchemy's SQLite dialect takes
-    it: no path (`sqlite://`), the path `:memory:`, or `?mode=memory`."""
+    it: no path (`sqlite://`), the path `:memory:`, SQLite's URI form of it (`file::memory:`),
+    or `?mode=memory`."""
     if backend_name(url) != "sqlite":
         return False
     place, _, query = url.split("://", 1)[1].partition("?")
-    return place.partition("/")[2] in ("", ":memory:") or parse_qs(query).get("mode") == ["memory"]
+    database = place.partition("/")[2]
+    return (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or parse_qs(query).get("mode") == ["memory"]
+    )
 
 
 def persistent_database_url(name: str, raw: str) -> str:

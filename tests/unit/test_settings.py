@@ -205,6 +205,8 @@ IN_MEMORY = ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://", "sqlite://
         "sqlite://?timeout=5",
         "sqlite+pysqlite:///:memory:?cache=shared",
         "sqlite:///file:tasks?mode=memory&uri=true",
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file::memory:?cache=shared&uri=true",
         "sqlite:///todo.db",
         "sqlite:////var/lib/todo/todo.db",
         "sqlite:///memory.db",
@@ -215,8 +217,12 @@ IN_MEMORY = ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://", "sqlite://
 )
 def test_in_memory_sqlite_reads_urls_as_sqlalchemy_does(url: str) -> None:
     parsed = make_url(url)
+    # SQLite's own URI names too (https://sqlite.org/inmemorydb.html), which SQLAlchemy passes on.
+    database = parsed.database or ""
     expected = parsed.get_backend_name() == "sqlite" and (
-        parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or parsed.query.get("mode") == "memory"
     )
     assert in_memory_sqlite(url) is expected
 

@@ -6,7 +6,7 @@ import importlib.util
 import json
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -34,13 +34,15 @@ class Service:
         self.status = 200
         self.body: Any = {"info": {}, "vulnerabilities": []}
         self.paths: list[str] = []
+        self.answer: Callable[[str], tuple[int, Any]] = lambda _: (self.status, self.body)
         service = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 service.paths.append(self.path)
-                payload = json.dumps(service.body).encode()
-                self.send_response(service.status)
+                status, body = service.answer(self.path)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -130,3 +132,21 @@ def test_a_failed_audit_fails_the_run(
         audit.subprocess, "run", lambda command, **_: subprocess.CompletedProcess(command, 1)
     )
     assert audit.main() == 1
+
+
+def test_one_release_not_found_among_known_ones_is_the_audits_to_fail(
+    audit: ModuleType, service: Service, audits: list[list[str]]
+) -> None:
+    """A service that knows some of the lock's releases is reachable: the strict audit runs
+    (and fails on the one it cannot look up) rather than being skipped."""
+    audit.SERVICE = service.url
+    first, _ = audit.PIN.findall(audit.LOCK.read_text())[0]
+    known = service.body
+
+    def answer(path: str) -> tuple[int, Any]:
+        return (404, {"message": "Not Found"}) if f"/{first}/" in path else (200, known)
+
+    service.answer = answer
+    assert audit.unreachable_because() is None
+    assert audit.main() == 0
+    assert len(audits) == 1

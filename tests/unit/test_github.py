@@ -50,3 +50,15 @@ def test_dependabot_watches_pip_actions_and_every_npm_lock() -> None:
     }
     assert npm, "no package-lock.json found"
     assert watched == {("pip", "/"), ("github-actions", "/"), *npm}
+
+
+def test_the_lock_is_remade_weekly_with_its_own_command_upgraded() -> None:
+    """Dependabot does not read requirements.lock: a workflow remakes it, with the command the
+    lock's header gives (so the two cannot drift) and --upgrade."""
+    header = (ROOT / "requirements.lock").read_text().splitlines()[1]
+    command = header.removeprefix("#").strip()
+    assert command.startswith("uv pip compile ")
+    workflow = load(".github/workflows/lock.yml")
+    assert workflow[True]["schedule"]  # YAML 1.1 reads the key `on` as True
+    [job] = workflow["jobs"].values()
+    assert f"{command} --upgrade" in runs(job)

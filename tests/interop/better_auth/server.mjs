@@ -3,7 +3,8 @@
 // ROTATION_SECONDS, when set, rotates the signing key that often (old keys stay published);
 // BEARER_PLUGIN=off leaves bearer() out, as a frontend that forgot it would.
 // MCP_RESOURCE, when set, adds the mcp() plugin (@better-auth/mcp) with that resource, open
-// dynamic client registration, and OTHER_RESOURCE as a second resource a client may ask for.
+// dynamic client registration; MCP_TOKEN_SECONDS sets its access tokens' lifetime (a negative
+// one issues them already expired).
 import http from "node:http";
 import { mcp } from "@better-auth/mcp";
 import { betterAuth } from "better-auth";
@@ -20,7 +21,7 @@ const mcpPlugins = process.env.MCP_RESOURCE
   ? [
       mcp({
         resource: process.env.MCP_RESOURCE,
-        resources: process.env.OTHER_RESOURCE ? [process.env.OTHER_RESOURCE] : [],
+        accessTokenExpiresIn: Number(process.env.MCP_TOKEN_SECONDS) || undefined,
         loginPage: "/sign-in",
         consentPage: "/consent",
         allowDynamicClientRegistration: true,

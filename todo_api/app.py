@@ -275,6 +275,16 @@ def _authenticator(
             settings.jwt_issuer or settings.better_auth_url,
             settings.jwt_audience or settings.better_auth_url,
         ),
+        # The mcp() plugin's access tokens name Better Auth's OAuth issuer (its base URL and
+        # /api/auth) unless its jwt() plugin has a `jwt.issuer`, which JWT_ISSUER then names.
+        mcp_claims=(
+            Expected(
+                settings.jwt_issuer or f"{settings.better_auth_url}/api/auth",
+                settings.better_auth_mcp_resource,
+            )
+            if settings.better_auth_mcp_resource
+            else None
+        ),
         sessions=(
             SessionIntrospector(
                 session_url,

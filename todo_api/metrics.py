@@ -74,7 +74,7 @@ class Metrics:
         )
         self.auth = Counter(
             "todo_api_auth",
-            "Bearer credentials checked, by kind (hs256, jwks, session, cached) and outcome "
+            "Bearer credentials checked, by kind (hs256, jwks, mcp, session, cached) and outcome "
             "(accepted, refused, unavailable).",
             ["kind", "outcome"],
             registry=registry,

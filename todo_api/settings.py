@@ -29,6 +29,7 @@ from todo_api.variables import (
     persistent_database_url,
     processes,
     read_fields,
+    resource_url,
     setting,
     text,
     variable_of,
@@ -131,6 +132,12 @@ class Settings:
     )
     jwks_url: str | None = setting(
         "JWKS_URL", text, None, "Where the public keys are, if not Better Auth's /api/auth/jwks"
+    )
+    better_auth_mcp_resource: str | None = setting(
+        "BETTER_AUTH_MCP_RESOURCE",
+        resource_url,
+        None,
+        "The `resource` of Better Auth's mcp() plugin: accepts its access tokens bound to it",
     )
     better_auth_sessions: bool = setting(
         "BETTER_AUTH_SESSIONS", flag, False, "Also accept Better Auth session tokens"
@@ -294,6 +301,9 @@ class Settings:
             raise ConfigError("STREAM_WAKEUPS=listen needs PostgreSQL (DATABASE_URL).")
         if self.better_auth_sessions and not self.better_auth_url:
             raise ConfigError("BETTER_AUTH_SESSIONS needs BETTER_AUTH_URL to check sessions at.")
+        if self.better_auth_mcp_resource and not self.jwks_endpoint:
+            # The mcp() plugin signs its access tokens with the jwt() plugin's keys.
+            raise ConfigError("BETTER_AUTH_MCP_RESOURCE needs BETTER_AUTH_URL (or JWKS_URL).")
         if (
             self.jwks_url
             and not self.better_auth_url

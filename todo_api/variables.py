@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.config import Config
 
@@ -226,6 +226,21 @@ def amount(name: str, raw: str) -> float:
 
 def lowered(name: str, raw: str) -> str:
     return raw.lower()
+
+
+def resource_url(name: str, raw: str) -> str:
+    """An absolute http(s) URL without a fragment (RFC 8707 section 2), kept as written: a
+    token's `aud` must carry this very string."""
+    try:
+        parts = urlsplit(raw)
+        usable = parts.scheme in {"http", "https"} and bool(parts.hostname) and "#" not in raw
+    except ValueError:
+        usable = False
+    if not usable:
+        raise ConfigError(
+            f"{name} must be an absolute http(s) URL without a fragment, not {raw!r}."
+        )
+    return raw
 
 
 def base_url(name: str, raw: str) -> str:

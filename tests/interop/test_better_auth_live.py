@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import secrets
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote, unquote
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import httpx2
 import pytest
@@ -18,8 +22,13 @@ from starlette.testclient import TestClient
 from tests.conftest import Client, bearer
 from tests.fake_better_auth import ALGORITHMS
 from tests.network import free_port
+from tests.prometheus import samples, value
 
 HARNESS = Path(__file__).parent / "better_auth"
+# Where an MCP client's user comes back to; never visited: its query is read from the redirect.
+CALLBACK = "https://claude.example/api/mcp/auth_callback"
+# The `resource` of the mcp() plugin: the MCP endpoint of this API.
+MCP_RESOURCE = "https://todo.example/api/mcp"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,6 +48,8 @@ class BetterAuth:
         algorithm: str = "EdDSA",
         rotation_seconds: float | None = None,
         bearer_plugin: bool = True,
+        mcp_resource: str | None = None,
+        mcp_token_seconds: int | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -47,6 +58,10 @@ class BetterAuth:
             self.env["ROTATION_SECONDS"] = str(rotation_seconds)
         if not bearer_plugin:
             self.env["BEARER_PLUGIN"] = "off"
+        if mcp_resource:
+            self.env["MCP_RESOURCE"] = mcp_resource
+        if mcp_token_seconds:
+            self.env["MCP_TOKEN_SECONDS"] = str(mcp_token_seconds)
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -91,6 +106,65 @@ class BetterAuth:
         response = httpx2.get(f"{self.url}/api/auth/token", headers=bearer(session_token))
         assert response.status_code == 200, response.text
         return response.json()["token"]
+
+    def mcp_tokens(self, session_token: str, resource: str | None) -> dict[str, Any]:
+        """What an MCP client such as Claude gets from the mcp() plugin for the signed-in user:
+        dynamic client registration, authorization code with PKCE and the user's consent, and
+        the token exchange, naming `resource` (RFC 8707) as MCP clients do."""
+        signed_in = {**bearer(session_token), "Origin": self.url}
+        registered = httpx2.post(
+            f"{self.url}/api/auth/oauth2/register",
+            json={
+                "client_name": "Claude",
+                "redirect_uris": [CALLBACK],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        client_id = registered.json()["client_id"]
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        named = {"resource": resource} if resource else {}
+        asked = httpx2.get(
+            f"{self.url}/api/auth/oauth2/authorize",
+            params={
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": CALLBACK,
+                "scope": "openid offline_access",
+                "state": "st",
+                "code_challenge": challenge.rstrip(b"=").decode(),
+                "code_challenge_method": "S256",
+                **named,
+            },
+            headers=signed_in,
+        )
+        # The plugin sends the signed-in user to the consent page with a signed query.
+        assert asked.status_code == 302, asked.text
+        consent_query = urlsplit(asked.headers["location"]).query
+        consented = httpx2.post(
+            f"{self.url}/api/auth/oauth2/consent",
+            json={"accept": True, "oauth_query": consent_query},
+            headers=signed_in,
+        )
+        assert consented.status_code == 302, consented.text
+        back = parse_qs(urlsplit(consented.headers["location"]).query)
+        assert back["state"] == ["st"], back
+        exchanged = httpx2.post(
+            f"{self.url}/api/auth/oauth2/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": back["code"][0],
+                "redirect_uri": CALLBACK,
+                "client_id": client_id,
+                "code_verifier": verifier,
+                **named,
+            },
+        )
+        assert exchanged.status_code == 200, exchanged.text
+        return {**exchanged.json(), "client_id": client_id}
 
 
 @pytest.fixture
@@ -203,3 +277,102 @@ def test_better_auth_restarted_with_a_new_key(better_auth: Client, serve: Client
     assert kid(after) != kid(before)
     owns_tasks(api, new_user, after)
     assert api.get("/api/tasks", headers=bearer(before)).status_code == 401
+
+
+# Better Auth's mcp() plugin (@better-auth/mcp), as Claude or ChatGPT signs a user in with it
+
+
+def header(token: str) -> dict[str, Any]:
+    head = token.split(".")[0]
+    return dict(json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))))
+
+
+def checked_as_mcp(api: TestClient, outcome: str) -> float:
+    """How many credentials the API took for the mcp() plugin's tokens, with this outcome."""
+    scraped = samples(api.get("/api/metrics").text)
+    return value(scraped, "todo_api_auth_total", kind="mcp", outcome=outcome)
+
+
+def test_mcp_access_token_from_better_auth_acts_as_its_user(
+    better_auth: Client, serve: Client
+) -> None:
+    server = better_auth(mcp_resource=MCP_RESOURCE)
+    user_id, session = server.sign_up()
+    tokens = server.mcp_tokens(session, MCP_RESOURCE)
+    assert header(tokens["access_token"])["typ"] == "at+jwt"
+    api = serve(better_auth_url=server.url, better_auth_mcp_resource=MCP_RESOURCE)
+    assert api.get("/api/tasks", headers=bearer(tokens["access_token"])).status_code == 200
+    owns_tasks(api, user_id, tokens["access_token"])
+    # As the client keeps going: a refreshed access token, for the same resource.
+    refreshed = httpx2.post(
+        f"{server.url}/api/auth/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": tokens["client_id"],
+            "resource": MCP_RESOURCE,
+        },
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    owns_tasks(api, user_id, refreshed.json()["access_token"])
+
+
+def test_mcp_access_tokens_this_api_must_not_take_are_401(
+    better_auth: Client, serve: Client
+) -> None:
+    server = better_auth(mcp_resource=MCP_RESOURCE)
+    _, session = server.sign_up()
+    tokens = server.mcp_tokens(session, MCP_RESOURCE)
+    token = tokens["access_token"]
+    head, payload, signature = token.split(".")
+    api = serve(better_auth_url=server.url, better_auth_mcp_resource=MCP_RESOURCE)
+    tampered = f"{head}.{payload}.{signature[:-4]}AAAA"
+    for credential in (tampered, "garbage", tokens["id_token"]):
+        assert api.get("/api/tasks", headers=bearer(credential)).status_code == 401, credential
+    # Without `resource`, the plugin issues an opaque token that names no audience.
+    opaque = server.mcp_tokens(session, None)["access_token"]
+    assert "." not in opaque
+    refused = api.get("/api/tasks", headers=bearer(opaque))
+    assert refused.status_code == 401
+    assert "resource=BETTER_AUTH_MCP_RESOURCE" in refused.json()["detail"]
+    # A token for this resource, at an API that is another resource (or takes none).
+    elsewhere = serve(
+        better_auth_url=server.url, better_auth_mcp_resource="https://other.example/api/mcp"
+    )
+    assert elsewhere.get("/api/tasks", headers=bearer(token)).status_code == 401
+    off = serve(better_auth_url=server.url).get("/api/tasks", headers=bearer(token))
+    assert off.status_code == 401
+    assert "BETTER_AUTH_MCP_RESOURCE" in off.json()["detail"]
+
+
+def test_an_expired_mcp_access_token_is_401(better_auth: Client, serve: Client) -> None:
+    # Issued two minutes past its end: beyond the 30 seconds allowed for clocks.
+    server = better_auth(mcp_resource=MCP_RESOURCE, mcp_token_seconds=-120)
+    _, session = server.sign_up()
+    token = server.mcp_tokens(session, MCP_RESOURCE)["access_token"]
+    api = serve(
+        better_auth_url=server.url, better_auth_mcp_resource=MCP_RESOURCE, metrics_enabled=True
+    )
+    response = api.get("/api/tasks", headers=bearer(token))
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+    assert checked_as_mcp(api, "refused") == 1
+
+
+def test_mcp_access_token_while_better_auth_is_down_is_503(
+    better_auth: Client, serve: Client
+) -> None:
+    server = better_auth(mcp_resource=MCP_RESOURCE)
+    _, session = server.sign_up()
+    token = server.mcp_tokens(session, MCP_RESOURCE)["access_token"]
+    server.stop()
+    api = serve(
+        better_auth_url=server.url,
+        better_auth_mcp_resource=MCP_RESOURCE,
+        jwks_refetch_cooldown=30,
+        metrics_enabled=True,
+    )
+    response = api.get("/api/tasks", headers=bearer(token))
+    assert response.status_code == 503, response.text
+    assert 1 <= int(response.headers["Retry-After"]) <= 30
+    assert checked_as_mcp(api, "unavailable") == 1

@@ -1,8 +1,10 @@
 """Bearer credentials: the check behind `bearerAuth`, and dev-token minting.
 
-Three kinds of credential are accepted, each only when configured:
+Four kinds of credential are accepted, each only when configured:
 - HS256 JWTs signed with the shared `BETTER_AUTH_SECRET`;
 - JWTs Better Auth's jwt() plugin signs with an asymmetric key published as JWKS;
+- OAuth access tokens (RFC 9068 JWTs, `typ: at+jwt`) that Better Auth's mcp() plugin issues
+  to agents such as Claude or ChatGPT, signed with those same keys and bound to a resource;
 - Better Auth session tokens (not JWTs), checked with Better Auth's get-session endpoint.
 The path is chosen by configuration and the token's form, and each path pins its own key type,
 so no token can have a public key used as an HMAC secret or the reverse (RFC 8725 section 3.1).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +40,8 @@ JWT_FORM = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 # RFC 6750 section 2.1: what a bearer credential may look like at all; nothing else is passed on.
 B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 MAX_CREDENTIAL_LENGTH = 8192
+# RFC 9068 section 4: the header type that marks an OAuth access token, with or without its prefix.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # How many verified tokens are remembered, and for how long at most.
 VERIFIED_TOKENS = 10_000
 VERIFIED_TOKEN_SECONDS = 60.0
@@ -77,6 +82,7 @@ class Authenticator:
         secret_claims: Expected = Expected(),
         jwks: JwksCache | None = None,
         jwks_claims: Expected = Expected(),
+        mcp_claims: Expected | None = None,
         sessions: SessionIntrospector | None = None,
         verified: TtlCache[Verified] | None = None,
         metrics: Metrics | None = None,
@@ -86,6 +92,10 @@ class Authenticator:
         self._secret_claims = secret_claims
         self._jwks = jwks
         self._jwks_claims = jwks_claims
+        # The issuer and resource of the mcp() plugin's access tokens; None refuses them.
+        if mcp_claims is not None and mcp_claims.audience is None:
+            raise ValueError("access tokens are accepted only for a resource (the audience)")
+        self._mcp_claims = mcp_claims
         self._sessions = sessions
         # Tokens verified lately, keyed by the whole token, signature included: only the very
         # string that was verified is ever answered from here.
@@ -126,8 +136,12 @@ class Authenticator:
                 kind = "hs256"
                 principal = self._shared_secret_principal(token)
             elif isinstance(algorithm, str) and algorithm in ASYMMETRIC_ALGORITHMS:
-                kind = "jwks"
-                principal = await self._jwks_principal(token, header)
+                if _is_access_token(header):
+                    kind = "mcp"
+                    principal = await self._access_token_principal(token, header)
+                else:
+                    kind = "jwks"
+                    principal = await self._jwks_principal(token, header, self._jwks_claims)
             else:
                 raise Unauthenticated("Invalid token: its algorithm is not accepted")
             if not is_user_id(principal.subject):
@@ -167,7 +181,37 @@ class Authenticator:
             self._verified.put(token, Verified(principal, signed_with), seconds_until(expires))
         return principal
 
-    async def _jwks_principal(self, token: str, header: dict[str, Any]) -> Principal:
+    async def _access_token_principal(self, token: str, header: dict[str, Any]) -> Principal:
+        """An OAuth access token from Better Auth's mcp() plugin: good only for the resource
+        configured here (RFC 8707), for a user (not a client acting for itself), and as a plain
+        bearer token (not bound to a DPoP key this service cannot check)."""
+        if self._mcp_claims is None:
+            raise Unauthenticated(MCP_OFF)
+
+        def check(claims: dict[str, Any]) -> None:
+            client = claims.get("client_id", claims.get("azp"))
+            if not isinstance(client, str) or not client:
+                raise Unauthenticated("Invalid token: an access token names no client (client_id)")
+            if claims["sub"] == client:
+                raise Unauthenticated(
+                    "Invalid token: a client credentials token acts for no user; sign in a user "
+                    "through the authorization code flow"
+                )
+            if "cnf" in claims:
+                raise Unauthenticated(
+                    "Invalid token: it is bound to a DPoP key, which this API does not check; "
+                    "register the client without dpop_bound_access_tokens"
+                )
+
+        return await self._jwks_principal(token, header, self._mcp_claims, check)
+
+    async def _jwks_principal(
+        self,
+        token: str,
+        header: dict[str, Any],
+        expected: Expected,
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Principal:
         if self._jwks is None:
             raise Unauthenticated("Invalid token: asymmetric tokens are not accepted here")
         kid = header.get("kid")
@@ -181,14 +225,16 @@ class Authenticator:
             raise CredentialsUncheckable(
                 "The signing keys cannot be fetched.", exc.retry_after
             ) from None
-        claims = _claims(token, key.key, sorted(key.algorithms), self._jwks_claims)
+        claims = _claims(token, key.key, sorted(key.algorithms), expected)
+        if check is not None:
+            check(claims)
         # Remembered with its key: taken again unchecked only while that key is still the
         # published one, from a key set fresh enough (JwksCache.is_current).
         return self._remember(token, claims, (kid, header["alg"], key))
 
     async def _session_subject(self, token: str) -> str:
         if self._sessions is None:
-            raise Unauthenticated(SESSIONS_OFF)
+            raise Unauthenticated(SESSIONS_OFF if self._mcp_claims is None else OPAQUE_OFF)
         try:
             return await self._sessions.subject(token)
         except SessionRejected:
@@ -203,11 +249,25 @@ SESSIONS_OFF = (
     "(BETTER_AUTH_SESSIONS=1 with BETTER_AUTH_URL) and enable Better Auth's bearer() plugin; "
     "or send a JWT from its jwt() plugin."
 )
+MCP_OFF = (
+    "Invalid token: an OAuth access token (typ at+jwt). To accept those of Better Auth's mcp() "
+    "plugin, set BETTER_AUTH_MCP_RESOURCE to the plugin's `resource`."
+)
+OPAQUE_OFF = (
+    "Invalid token: not a JWT. Better Auth's mcp() plugin issues an opaque access token when the "
+    "client names no resource: the client must send resource=BETTER_AUTH_MCP_RESOURCE (RFC 8707) "
+    "in its authorization and token requests to get a JWT this API can check."
+)
 SESSION_REFUSED = (
     "Invalid token: Better Auth's get-session does not accept it. If the session exists, check "
     "that Better Auth's bearer() plugin is enabled (without it, get-session ignores a bearer "
     "token) and that BETTER_AUTH_SESSIONS is on; otherwise sign in again."
 )
+
+
+def _is_access_token(header: dict[str, Any]) -> bool:
+    typ = header.get("typ")
+    return isinstance(typ, str) and typ.lower() in ACCESS_TOKEN_TYPES
 
 
 def _jwt_header(token: str) -> dict[str, Any] | None:

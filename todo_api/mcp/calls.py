@@ -87,7 +87,8 @@ def check(tool: ToolDefinition, arguments: Mapping[str, Any]) -> Call:
         value = arguments.get(argument.name)
         where = {"parameter": argument.parameter_name}
         detail = validators.parameter_detail(value, argument.parameter, argument.location)
-        if detail is None and any(validators.unpaired_surrogates(value)):
+        # Each place is a path, the empty one for a string parameter itself.
+        if detail is None and next(validators.unpaired_surrogates(value), None) is not None:
             detail = validators.UNPAIRED_SURROGATE_DETAIL
         if detail is not None:
             errors.append(where | {"detail": detail})

@@ -161,7 +161,8 @@ def create_app(settings: Settings) -> AsyncApp:
         app.add_url_rule(mcp_metadata_path(), "mcp_metadata", metadata)
     app.add_api(independent_spec(), resolver=connexion_hooks.SharedHandlers())
     if settings.otel_endpoint:
-        # Imported only here: without the `otel` extra, nothing of OpenTelemetry is loaded.
+        # Imported only here: without the `otel` extra, nothing of OpenTelemetry but its API
+        # (which the MCP SDK imports) is loaded.
         try:
             from todo_api.web.tracing import trace_requests
         except ImportError as exc:

@@ -15,6 +15,10 @@ import httpx2
 import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import AUDIENCE, ISSUER, SECRET, Client, bearer, make_token
 from tests.mcp_client import call, in_process, problem, session, structured, summary
@@ -384,3 +388,32 @@ def test_mcp_off_is_404(serve: Client) -> None:
     assert client.get("/.well-known/oauth-protected-resource/api/mcp").status_code == 404
     # The rest of the API is as it was.
     assert client.get("/api/tasks", headers=alice).status_code == 200
+
+
+def test_a_call_is_a_span_within_its_requests(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        # A process has one global provider: set here, or by another test module before.
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'todo.db'}",
+        auth_secret=SECRET,
+        otel_endpoint="http://127.0.0.1:4318",
+    )
+    with in_process(create_app(settings)) as served:
+        exporter.clear()
+        problem(call(f"{served}/mcp", "alice", "get_task", task_id=7))
+    finished = exporter.get_finished_spans()
+    [tool] = [span for span in finished if span.name == "tools/call get_task"]
+    assert tool.attributes is not None
+    assert tool.attributes["gen_ai.tool.name"] == "get_task"
+    assert tool.attributes["todo_api.mcp.outcome"] == "error"
+    # In the agent's trace (the SDK's client sends its context in `_meta`), beside the
+    # request's own server span.
+    parents = {span.context.span_id: span for span in finished}
+    assert tool.parent is not None
+    assert parents[tool.parent.span_id].name == "MCP send tools/call get_task"
+    assert "POST /api/mcp" in {span.name for span in finished}

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import anyio.to_thread
 from connexion.exceptions import ProblemException
+from opentelemetry import trace
 
 from storage import Task, TaskStore
 from todo_api.auth.authenticator import Principal
@@ -127,6 +128,9 @@ async def call(
     finally:
         CURRENT_REQUEST.reset(token)
     seconds = time.perf_counter() - started
+    # The SDK's span of this call (`tools/call <tool>`, when tracing is configured) says how
+    # it went; a no-op otherwise.
+    trace.get_current_span().set_attribute("todo_api.mcp.outcome", result.outcome)
     if metrics is not None:
         metrics.tool_calls.labels(tool.name, result.outcome).inc()
         metrics.tool_call_duration.labels(tool.name).observe(seconds)

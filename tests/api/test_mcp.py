@@ -26,8 +26,10 @@ from tests.prometheus import samples, value
 from tests.sse import EventReader
 from todo_api.app import create_app
 from todo_api.contract import spec
+from todo_api.mcp import calls
 from todo_api.mcp.tools import tools
 from todo_api.settings import Settings
+from todo_api.web.problems import UNEXPECTED
 
 JSON_RPC = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
@@ -417,3 +419,30 @@ def test_a_call_is_a_span_within_its_requests(tmp_path: Path) -> None:
     assert tool.parent is not None
     assert parents[tool.parent.span_id].name == "MCP send tools/call get_task"
     assert "POST /api/mcp" in {span.name for span in finished}
+
+
+def test_domain_errors_are_the_http_problems(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'todo.db'}", auth_secret=SECRET, task_quota=1
+    )
+    with in_process(create_app(settings)) as served:
+        structured(call(f"{served}/mcp", "alice", "add_task", title="The one"))
+        over = problem(call(f"{served}/mcp", "alice", "add_task", title="One more"))
+        http = rest(served, "alice", "POST", "/tasks", json={"title": "One more"})
+    assert http.status_code == 409
+    assert {key: over[key] for key in ("type", "title", "status", "detail")} == {
+        key: http.json()[key] for key in ("type", "title", "status", "detail")
+    }
+
+
+def test_a_fault_is_a_tool_error_without_its_traceback(
+    url: str, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setitem(calls.OPERATIONS, "handlers.tasks.get_task", broken)
+    result = call(url, user, "get_task", task_id=1)
+    failed = problem(result)
+    assert (failed["status"], failed["detail"]) == (500, UNEXPECTED)
+    assert "secret internals" not in result.model_dump_json()

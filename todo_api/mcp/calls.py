@@ -161,16 +161,11 @@ async def _run(
     store: TaskStore,
     metrics: Metrics | None,
 ) -> Result:
-    user_id = arguments.get("user_id")
-    if user_id is not None and user_id != principal.subject:
-        return _refusal(Forbidden(NOT_YOURS), "refused")
+    """Whatever happens, a result: nothing an agent sends is answered with a server error."""
     try:
-        checked = check(tool, arguments)
+        return await _checked_and_run(tool, arguments, principal, store)
     except ValidationProblem as refused:
         return _refusal(refused, "refused")
-    operation = OPERATIONS[tool.operation_id]
-    try:
-        return await anyio.to_thread.run_sync(partial(operation, store, principal.subject, checked))
     except DOMAIN_ERRORS as exc:
         problem = as_problem(cast("DomainError", exc))
         return _refusal(problem, "error" if problem.status < 500 else "unavailable")
@@ -178,9 +173,20 @@ async def _run(
         return _refusal(database_unavailable(exc, metrics), "unavailable")
     except Exception as exc:
         log_unexpected(exc)
-        return _refusal(
-            ProblemException(status=500, title=TITLES[500], detail=UNEXPECTED), "failed"
-        )
+        failed = ProblemException(status=500, title=TITLES[500], detail=UNEXPECTED)
+        return _refusal(failed, "failed")
+
+
+async def _checked_and_run(
+    tool: ToolDefinition, arguments: Mapping[str, Any], principal: Principal, store: TaskStore
+) -> Result:
+    user_id = arguments.get("user_id")
+    if user_id is not None and user_id != principal.subject:
+        return _refusal(Forbidden(NOT_YOURS), "refused")
+    checked = check(tool, arguments)
+    operation = OPERATIONS[tool.operation_id]
+    # The use cases and storage are synchronous: a worker thread, as Connexion runs handlers.
+    return await anyio.to_thread.run_sync(partial(operation, store, principal.subject, checked))
 
 
 def _refusal(problem: ProblemException, outcome: str) -> Result:

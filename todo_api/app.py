@@ -60,6 +60,8 @@ EXPOSED_HEADERS = [
     "ETag",
     "Idempotent-Replayed",
     REQUEST_ID_HEADER,
+    # An MCP client in a browser finds the resource metadata in the 401's challenge.
+    "WWW-Authenticate",
 ]
 ALLOWED_HEADERS = [
     "Authorization",
@@ -71,6 +73,8 @@ ALLOWED_HEADERS = [
     # W3C trace context, from a browser's OpenTelemetry instrumentation
     "traceparent",
     "tracestate",
+    # What an MCP client sends with each request after the first (/api/mcp)
+    "Mcp-Protocol-Version",
 ]
 
 

@@ -446,3 +446,20 @@ def test_a_fault_is_a_tool_error_without_its_traceback(
     failed = problem(result)
     assert (failed["status"], failed["detail"]) == (500, UNEXPECTED)
     assert "secret internals" not in result.model_dump_json()
+
+
+def test_a_browser_client_may_call_from_an_allowed_origin(serve: Client) -> None:
+    client = serve(auth_secret=SECRET, cors_origins=("http://localhost:6274",))
+    preflight = client.options(
+        "/api/mcp",
+        headers={
+            "Origin": "http://localhost:6274",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version",
+        },
+    )
+    assert preflight.status_code == 200
+    refused = client.post("/api/mcp", json={}, headers={"Origin": "http://localhost:6274"})
+    assert refused.status_code == 401
+    exposed = refused.headers["Access-Control-Expose-Headers"].lower()
+    assert "www-authenticate" in exposed

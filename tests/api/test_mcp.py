@@ -463,3 +463,13 @@ def test_a_browser_client_may_call_from_an_allowed_origin(serve: Client) -> None
     assert refused.status_code == 401
     exposed = refused.headers["Access-Control-Expose-Headers"].lower()
     assert "www-authenticate" in exposed
+
+
+def test_no_stream_is_opened_and_no_session_ended(url: str, user: str) -> None:
+    """Stateless: a GET would hold a connection and a place to work for nothing."""
+    for method in ("GET", "DELETE"):
+        answer = httpx2.request(
+            method, url, headers=bearer(make_token(user)) | {"Accept": "text/event-stream"}
+        )
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == "POST"

@@ -127,6 +127,12 @@ class McpDoor:
     """The ASGI app at `/api/mcp`: the bearer check, then the SDK's session manager."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            # Stateless, there is no session to stream to (a GET would hold its connection
+            # and a place to work for nothing) nor one to end (DELETE): MCP's answer is 405.
+            detail = "MCP messages are sent with POST; this server opens no stream."
+            await asgi_response(405, detail, {"Allow": "POST"})(scope, receive, send)
+            return
         request = ConnexionRequest(scope, receive)
         token = bearer_token(request.headers.get("authorization"))
         if token is None:

@@ -10,27 +10,23 @@ from connexion.lifecycle import ConnexionRequest
 from starlette.concurrency import run_in_threadpool
 
 from storage.tickets import TicketStore
-from todo_api.auth.authenticator import Authenticator
 from todo_api.auth.errors import CredentialsUncheckable, InvalidTicket, Unauthenticated
 from todo_api.logs import note_user
+from todo_api.web.credentials import signed_in
 from todo_api.web.problems import Forbidden, as_problem
-from todo_api.web.ratelimit import count_for_user, counted_as_a_guess
+from todo_api.web.ratelimit import count_for_user
 
 
 async def bearer_info(token: str, request: ConnexionRequest) -> dict[str, Any]:
     """A path `user_id` must be the credential's subject, so no operation of the
     `/{user_id}/tasks` family can act for anyone else."""
-    authenticator: Authenticator = request.state.authenticator
     try:
-        principal = authenticator.known(token)
-        if principal is None:
-            async with counted_as_a_guess(request):
-                principal = await authenticator.verify(token)
+        principal = await signed_in(request, token)
     except (Unauthenticated, CredentialsUncheckable) as refused:
         # Connexion ranks the failures of an operation's several schemes (the event stream
         # takes a bearer token or a ticket) by their HTTP status: it must see the problem's.
         raise as_problem(refused) from None
-    await _admit(request, principal.subject)
+    _own_path(request, principal.subject)
     return {"sub": principal.subject, "exp": principal.expires_at}
 
 
@@ -53,6 +49,10 @@ async def ticket_info(ticket: str, request: ConnexionRequest) -> dict[str, Any]:
 async def _admit(request: ConnexionRequest, subject: str) -> None:
     note_user(subject)
     await count_for_user(request, subject)
+    _own_path(request, subject)
+
+
+def _own_path(request: ConnexionRequest, subject: str) -> None:
     path_user = request.path_params.get("user_id")
     if path_user is not None and path_user != subject:
         raise Forbidden("The user id in the path is not the signed-in user.")

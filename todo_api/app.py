@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -21,17 +21,26 @@ from storage.tickets import TicketStore
 from todo_api.auth.authenticator import Authenticator, Expected
 from todo_api.auth.jwks import JwksCache
 from todo_api.auth.sessions import SessionIntrospector
-from todo_api.contract import SPEC_DIR, base_path, independent_spec, is_streamed, probe_paths
+from todo_api.contract import (
+    SPEC_DIR,
+    base_path,
+    independent_spec,
+    is_streamed,
+    probe_paths,
+    spec,
+)
 from todo_api.live.leases import StreamLeases
 from todo_api.live.streams import LiveUpdates
 from todo_api.live.wakeups import Wakeups
+from todo_api.mcp import server as mcp
+from todo_api.mcp.tools import tools
 from todo_api.metrics import Metrics
 from todo_api.settings import ConfigError, Settings, weak_secret
 from todo_api.web import connexion_hooks, problems
 from todo_api.web.json_bodies import OrjsonJsonifier
 from todo_api.web.media_types import RequestContent
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
-from todo_api.web.observe import REQUEST_ID_HEADER, Observe
+from todo_api.web.observe import REQUEST_ID_HEADER, Observe, mcp_metadata_path, mcp_path
 from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
 from todo_api.web.readiness import Readiness
 from todo_api.web.served_contract import (
@@ -51,6 +60,8 @@ EXPOSED_HEADERS = [
     "ETag",
     "Idempotent-Replayed",
     REQUEST_ID_HEADER,
+    # An MCP client in a browser finds the resource metadata in the 401's challenge.
+    "WWW-Authenticate",
 ]
 ALLOWED_HEADERS = [
     "Authorization",
@@ -62,6 +73,8 @@ ALLOWED_HEADERS = [
     # W3C trace context, from a browser's OpenTelemetry instrumentation
     "traceparent",
     "tracestate",
+    # What an MCP client sends with each request after the first (/api/mcp)
+    "Mcp-Protocol-Version",
 ]
 
 
@@ -81,6 +94,9 @@ def create_app(settings: Settings) -> AsyncApp:
     limiter = _rate_limiter(settings, metrics)
     # One place per pooled connection: requests hold one while they work, streams per read.
     slots = asyncio.Semaphore(settings.pool.size + settings.pool.max_overflow)
+    # Read from the installed distribution's metadata once, at start, not by the first request.
+    version = api_index()["version"]
+    mcp_server = mcp.mcp_server(tools(spec()), version) if settings.mcp_enabled else None
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
@@ -94,10 +110,19 @@ def create_app(settings: Settings) -> AsyncApp:
         )
         live.start()
         timeout = httpx2.Timeout(settings.auth_http_timeout)
-        async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        async with (
+            httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+            AsyncExitStack() as doors,
+        ):
+            state: dict[str, Any] = {}
+            if mcp_server is not None:
+                # A manager runs once: each start of the app has one of its own.
+                manager = mcp.session_manager(mcp_server, settings.max_body_bytes)
+                await doors.enter_async_context(manager.run())
+                state[mcp.MANAGER] = manager
             try:
                 # Starlette hands this state to every request as `request.state`.
-                yield {
+                yield state | {
                     "store": store,
                     "readiness": Readiness(store.ping),
                     "tickets": tickets,
@@ -130,13 +155,18 @@ def create_app(settings: Settings) -> AsyncApp:
             swagger_ui_path=DOCS_PATH, serve_spec=False, spec_path=JSON_PATH
         ),
     )
-    # Read from the installed distribution's metadata once, at start, not by the first request.
-    api_index()
     connexion_hooks.decorate_once(app)
     connexion_hooks.read_security_signatures_once()
+    if mcp_server is not None:
+        # Routed before the API's mount, which would take every path below /api; inside every
+        # middleware below, as each operation is.
+        app.add_url_rule(mcp_path(), "mcp", mcp.McpDoor())
+        metadata = mcp.ResourceMetadata(settings.better_auth_url)
+        app.add_url_rule(mcp_metadata_path(), "mcp_metadata", metadata)
     app.add_api(independent_spec(), resolver=connexion_hooks.SharedHandlers())
     if settings.otel_endpoint:
-        # Imported only here: without the `otel` extra, nothing of OpenTelemetry is loaded.
+        # Imported only here: without the `otel` extra, nothing of OpenTelemetry but its API
+        # (which the MCP SDK imports) is loaded.
         try:
             from todo_api.web.tracing import trace_requests
         except ImportError as exc:

@@ -179,6 +179,29 @@ def log_request(fields: dict[str, Any]) -> None:
     )
 
 
+def log_tool_call(fields: dict[str, Any]) -> None:
+    """The line an MCP tool call writes when its result is done (`event: tool_call`), beside
+    its request's own line: the tool, its outcome, how long it took, the user and the request.
+    The tool is one the server serves (`unknown` otherwise); the rest is scrubbed as above."""
+    if not _access_log.isEnabledFor(logging.INFO):
+        return
+    for name in CLIENT_TEXT:
+        value = fields[name]
+        if value is not None:
+            fields[name] = redact(value)
+    error = fields["error"]
+    _access_log.info(
+        "tool %s %s %.1fms user=%s id=%s%s",
+        fields["tool"],
+        fields["outcome"],
+        fields["duration_ms"],
+        fields["user"] or "-",
+        fields["request_id"],
+        f" error={error}" if error else "",
+        extra={"event": "tool_call", "fields": fields, "scrubbed": True},
+    )
+
+
 def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
     """uvicorn's logging, with the application's own loggers beside it, all in one format,
     and credentials scrubbed from every line. The CLI applies it for every command, and uvicorn

@@ -115,6 +115,21 @@ class Metrics:
             registry=registry,
         )
 
+        self.tool_calls = Counter(
+            "todo_api_mcp_tool_calls",
+            "MCP tool calls, by tool and outcome (ok; refused: its arguments or user_id; "
+            "error: the rules said no; unavailable; failed).",
+            ["tool", "outcome"],
+            registry=registry,
+        )
+        self.tool_call_duration = Histogram(
+            "todo_api_mcp_tool_call_duration_seconds",
+            "Time an MCP tool call took, from its arguments' check to its result.",
+            ["tool"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
         self.streams_open = Gauge(
             "todo_api_streams_open",
             "Event streams open now.",

@@ -235,6 +235,9 @@ class Settings:
     metrics_token: str | None = setting(
         "METRICS_TOKEN", text, None, "Bearer token a metrics scrape must send"
     )
+    mcp_enabled: bool = setting(
+        "MCP_ENABLED", flag, True, "Serve the MCP tools at /api/mcp (404 while off)"
+    )
     otel_endpoint: str | None = setting(
         "OTEL_EXPORTER_OTLP_ENDPOINT", text, None, "OTLP/HTTP endpoint that traces are sent to"
     )

@@ -29,6 +29,16 @@ def metrics_path() -> str:
     return f"{base_path()}/metrics"
 
 
+def mcp_path() -> str:
+    """Where MCP is served (todo_api/mcp), beside the spec's operations."""
+    return f"{base_path()}/mcp"
+
+
+def mcp_metadata_path() -> str:
+    """Its protected-resource metadata: RFC 9728 section 3.1's well-known URI of the resource."""
+    return f"/.well-known/oauth-protected-resource{mcp_path()}"
+
+
 @lru_cache(maxsize=4096)
 def route_label(path: str) -> str:
     """The spec's path template for a request path; the served documents and Swagger UI by
@@ -38,7 +48,13 @@ def route_label(path: str) -> str:
         return template
     base = base_path()
     path = path.rstrip("/")
-    if path in {f"{base}/openapi.json", f"{base}/openapi.yaml", metrics_path()}:
+    if path in {
+        f"{base}/openapi.json",
+        f"{base}/openapi.yaml",
+        metrics_path(),
+        mcp_path(),
+        mcp_metadata_path(),
+    }:
         return path
     if path == f"{base}/docs" or path.startswith(f"{base}/docs/"):
         return f"{base}/docs"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+import typing
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from connexion import AsyncApp
 from connexion.exceptions import OAuthProblem, ProblemException
@@ -195,20 +196,98 @@ def _problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionRespo
     )
 
 
+# Every error the rules and storage raise for what a caller sent or reached, and so the one
+# table of what each means as a problem: HTTP answers it, and the MCP door's tool errors say it.
+DomainError: TypeAlias = (
+    Unauthenticated
+    | CredentialsUncheckable
+    | InvalidInput
+    | TaskNotFound
+    | TagNotFound
+    | InvalidTask
+    | InvalidCursor
+    | QuotaExceeded
+    | PreconditionFailed
+    | CursorExpired
+    | IdempotencyKeyReused
+    | StreamLimit
+)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = typing.get_args(DomainError)
+
+CURSOR_EXPIRED = (
+    "Changes from before this cursor are no longer kept (deletions are purged after the "
+    "retention period); sync again from the beginning, without a cursor."
+)
+
+
+def _problem_of(status: int, detail: str, **more: Any) -> ProblemException:
+    return ProblemException(status=status, title=TITLES[status], detail=detail, **more)
+
+
+def _field(status: int, error: dict[str, str]) -> ProblemException:
+    """A problem naming one field, as ValidationProblem names each."""
+    return _problem_of(status, _describe(error), ext={"errors": [error]})
+
+
 # The rules' errors are the problems they stand for: logged under the problem's name, as a
 # problem the web layer raises itself would be.
-def as_problem(exc: Unauthenticated | CredentialsUncheckable | InvalidInput) -> ProblemException:
+def as_problem(exc: DomainError) -> ProblemException:
     if isinstance(exc, Unauthenticated):
         return OAuthProblem(detail=exc.detail)
     if isinstance(exc, CredentialsUncheckable):
         return Unavailable(exc.detail, exc.retry_after)
-    return ValidationProblem(exc.errors)
+    if isinstance(exc, InvalidInput):
+        return ValidationProblem(exc.errors)
+    if isinstance(exc, TaskNotFound):
+        return _problem_of(404, f"There is no task {exc.args[0]}.")
+    if isinstance(exc, TagNotFound):
+        return _problem_of(404, f"None of your tasks carries the tag {exc.args[0]!r}.")
+    if isinstance(exc, InvalidTask):
+        return _field(422, {"pointer": exc.pointer, "detail": exc.detail})
+    if isinstance(exc, InvalidCursor):
+        return _field(422, {"parameter": exc.parameter, "detail": str(exc)})
+    if isinstance(exc, QuotaExceeded):
+        detail = (
+            f"You already have {exc.quota} tasks, the most one user may keep; delete some first."
+        )
+        return _problem_of(409, detail)
+    if isinstance(exc, PreconditionFailed):
+        # The current task comes along, so that a client can merge and retry without a GET.
+        detail = "The task has changed since the version in If-Match; nothing was written."
+        return _problem_of(
+            412,
+            detail,
+            headers={"ETag": task_etag(exc.current)},
+            ext={"task": task_json(exc.current)},
+        )
+    if isinstance(exc, CursorExpired):
+        return _problem_of(410, CURSOR_EXPIRED)
+    if isinstance(exc, IdempotencyKeyReused):
+        detail = "was already used with a different request; use a new key for a new task"
+        return _field(422, {"parameter": "Idempotency-Key", "detail": detail})
+    if exc.per_user:
+        detail = f"You have {exc.limit} event streams open, the most one user may; close one."
+        return _problem_of(429, detail, headers=retry_after_header(RETRY_AFTER_SECONDS))
+    detail = "This server has as many event streams open as it serves; try again shortly."
+    return _problem_of(503, detail, headers=retry_after_header(RETRY_AFTER_SECONDS))
 
 
-def _domain_error(
-    request: ConnexionRequest, exc: Unauthenticated | CredentialsUncheckable | InvalidInput
-) -> ConnexionResponse:
-    return _as_problem(request, as_problem(exc))
+# Checking a credential can fail as a problem of its own kind (OAuthProblem, Unavailable),
+# which the log names.
+_CREDENTIAL_ERRORS = (Unauthenticated, CredentialsUncheckable, InvalidInput)
+
+
+def _domain_error(request: ConnexionRequest, exc: DomainError) -> ConnexionResponse:
+    problem = as_problem(exc)
+    if isinstance(exc, _CREDENTIAL_ERRORS):
+        return _as_problem(request, problem)
+    return _answer(
+        problem.status,
+        problem.detail,
+        title=problem.title,
+        headers=problem.headers,
+        ext=problem.ext,
+    )
 
 
 def _as_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
@@ -225,79 +304,30 @@ def _http_error(request: ConnexionRequest, exc: HTTPException) -> ConnexionRespo
     return _answer(exc.status_code, exc.detail, headers=headers)
 
 
-def _not_found(_request: ConnexionRequest, exc: TaskNotFound) -> ConnexionResponse:
-    return _answer(404, f"There is no task {exc.args[0]}.")
+# Infrastructure failing under a request: neither door's caller did anything wrong.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, PoolTimeout)
+UNEXPECTED = "The server met an unexpected error; it has been logged."
 
 
-def _tag_not_found(_request: ConnexionRequest, exc: TagNotFound) -> ConnexionResponse:
-    return _answer(404, f"None of your tasks carries the tag {exc.args[0]!r}.")
+def database_unavailable(exc: Exception, metrics: Metrics | None) -> ProblemException:
+    """Unreachable, restarting, or every pooled connection busy past the pool's timeout."""
+    logger.error("database unavailable: %s", exc, extra={"event": "database_unavailable"})
+    if metrics is not None and isinstance(exc, PoolTimeout):
+        metrics.pool_timeouts.inc()
+    return Unavailable("The database is unavailable; try again shortly.", RETRY_AFTER_SECONDS)
 
 
-def _invalid_task(_request: ConnexionRequest, exc: InvalidTask) -> ConnexionResponse:
-    errors = [{"pointer": exc.pointer, "detail": exc.detail}]
-    return _answer(422, f"{exc.pointer}: {exc.detail}", ext={"errors": errors})
-
-
-def _quota_exceeded(_request: ConnexionRequest, exc: QuotaExceeded) -> ConnexionResponse:
-    detail = f"You already have {exc.quota} tasks, the most one user may keep; delete some first."
-    return _answer(409, detail)
-
-
-def _precondition_failed(_request: ConnexionRequest, exc: PreconditionFailed) -> ConnexionResponse:
-    # The current task comes along, so that a client can merge and retry without a GET.
-    detail = "The task has changed since the version in If-Match; nothing was written."
-    return _answer(
-        412,
-        detail,
-        headers={"ETag": task_etag(exc.current)},
-        ext={"task": task_json(exc.current)},
-    )
-
-
-CURSOR_EXPIRED = (
-    "Changes from before this cursor are no longer kept (deletions are purged after the "
-    "retention period); sync again from the beginning, without a cursor."
-)
-
-
-def _cursor_expired(_request: ConnexionRequest, _exc: CursorExpired) -> ConnexionResponse:
-    return _answer(410, CURSOR_EXPIRED)
-
-
-def _stream_limit(_request: ConnexionRequest, exc: StreamLimit) -> ConnexionResponse:
-    if exc.per_user:
-        detail = f"You have {exc.limit} event streams open, the most one user may; close one."
-        return _answer(429, detail, headers=retry_after_header(RETRY_AFTER_SECONDS))
-    detail = "This server has as many event streams open as it serves; try again shortly."
-    return _answer(503, detail, headers=retry_after_header(RETRY_AFTER_SECONDS))
-
-
-def _key_reused(_request: ConnexionRequest, _exc: IdempotencyKeyReused) -> ConnexionResponse:
-    detail = "was already used with a different request; use a new key for a new task"
-    errors = [{"parameter": "Idempotency-Key", "detail": detail}]
-    return _answer(422, f"Idempotency-Key: {detail}", ext={"errors": errors})
-
-
-def _bad_cursor(_request: ConnexionRequest, exc: InvalidCursor) -> ConnexionResponse:
-    errors = [{"parameter": exc.parameter, "detail": str(exc)}]
-    return _answer(422, f"{exc.parameter}: {exc}", ext={"errors": errors})
+def log_unexpected(exc: BaseException) -> None:
+    logger.exception("unexpected error", exc_info=exc, extra={"event": "unexpected_error"})
 
 
 def _database_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    # Unreachable, restarting, or every pooled connection busy past the pool's timeout.
-    logger.error("database unavailable: %s", exc, extra={"event": "database_unavailable"})
-    metrics: Metrics | None = request.state.metrics
-    if metrics is not None and isinstance(exc, PoolTimeout):
-        metrics.pool_timeouts.inc()
-    unavailable = Unavailable(
-        "The database is unavailable; try again shortly.", RETRY_AFTER_SECONDS
-    )
-    return unavailable.to_problem()
+    return database_unavailable(exc, request.state.metrics).to_problem()
 
 
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    logger.exception("unexpected error", exc_info=exc, extra={"event": "unexpected_error"})
-    return _answer(500, "The server met an unexpected error; it has been logged.")
+    log_unexpected(exc)
+    return _answer(500, UNEXPECTED)
 
 
 Handler = Callable[[ConnexionRequest, Any], ConnexionResponse]
@@ -317,20 +347,8 @@ def register(app: AsyncApp) -> None:
     handlers: list[tuple[type[Exception], Handler]] = [
         (ProblemException, _problem),
         (HTTPException, _http_error),
-        (Unauthenticated, _domain_error),
-        (CredentialsUncheckable, _domain_error),
-        (InvalidInput, _domain_error),
-        (TaskNotFound, _not_found),
-        (TagNotFound, _tag_not_found),
-        (InvalidTask, _invalid_task),
-        (InvalidCursor, _bad_cursor),
-        (QuotaExceeded, _quota_exceeded),
-        (PreconditionFailed, _precondition_failed),
-        (CursorExpired, _cursor_expired),
-        (IdempotencyKeyReused, _key_reused),
-        (StreamLimit, _stream_limit),
-        (OperationalError, _database_unavailable),
-        (PoolTimeout, _database_unavailable),
+        *((kind, _domain_error) for kind in DOMAIN_ERRORS),
+        *((kind, _database_unavailable) for kind in DATABASE_ERRORS),
         (Exception, _unexpected),
     ]
     for kind, handle in handlers:

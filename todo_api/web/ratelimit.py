@@ -308,10 +308,17 @@ class RateLimits:
 def is_bearer(authorization: str | None) -> bool:
     """Whether an Authorization header carries a bearer credential, the only kind checked
     here: any other (Basic, a bare word) is no credential, and its request is anonymous."""
+    return bearer_token(authorization) is not None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The credential of an `Authorization: Bearer ...` header (the scheme in any case), or
+    None for no header, an empty one or another scheme."""
     if authorization is None:
-        return False
+        return None
     scheme, _, credential = authorization.strip().partition(" ")
-    return scheme.lower() == "bearer" and bool(credential.strip())
+    credential = credential.strip()
+    return credential if scheme.lower() == "bearer" and credential else None
 
 
 @asynccontextmanager

@@ -28,6 +28,8 @@ from todo_api.web.problems import ValidationProblem
 
 # jsonschema quotes the offending value; a client's 64 KiB string need not come back in full.
 MAX_DETAIL = 200
+UNKNOWN_FIELD = "unknown field"
+UNPAIRED_SURROGATE_DETAIL = "contains an unpaired surrogate escape"
 
 
 def _detail(error: ValidationError) -> str:
@@ -47,7 +49,7 @@ def _error_schema(error: ValidationError) -> Mapping[str, Any]:
     return cast("Mapping[str, Any]", error.schema)
 
 
-def _pointer(path: Iterable[Any]) -> str:
+def pointer(path: Iterable[Any]) -> str:
     return "#" + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
@@ -58,14 +60,14 @@ def body_errors(errors: Iterable[ValidationError]) -> list[dict[str, str]]:
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = _error_schema(error).get("properties", {})
             for name in sorted(set(error.instance) - set(known)):
-                found.append({"pointer": _pointer([*path, name]), "detail": "unknown field"})
+                found.append({"pointer": pointer([*path, name]), "detail": UNKNOWN_FIELD})
         elif error.validator == "required" and isinstance(error.instance, dict):
             # The keyword's value, set on every error that iter_errors yields: the names.
             for name in cast("Iterable[str]", error.validator_value):
                 if name not in error.instance:
-                    found.append({"pointer": _pointer([*path, name]), "detail": "is required"})
+                    found.append({"pointer": pointer([*path, name]), "detail": "is required"})
         else:
-            found.append({"pointer": _pointer(path), "detail": _detail(error)})
+            found.append({"pointer": pointer(path), "detail": _detail(error)})
     return found
 
 
@@ -201,7 +203,7 @@ def parse_body(raw: bytes, headers: Headers, encoding: str) -> Any:
         paths = list(duplicated_paths(marked))
     except RecursionError:
         raise BadRequestProblem(detail="The body is nested too deeply.") from None
-    raise ValidationProblem([{"pointer": _pointer(path), "detail": DETAIL} for path in paths])
+    raise ValidationProblem([{"pointer": pointer(path), "detail": DETAIL} for path in paths])
 
 
 def _strict_json(text: str, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any]) -> Any:
@@ -222,7 +224,7 @@ def check_body(body: Any, schema: dict[str, Any], *, required: bool) -> None:
             raise BadRequestProblem(detail="RequestBody is required")
         return
     surrogates = [
-        {"pointer": _pointer(path), "detail": "contains an unpaired surrogate escape"}
+        {"pointer": pointer(path), "detail": UNPAIRED_SURROGATE_DETAIL}
         for path in unpaired_surrogates(body)
     ]
     # jsonschema-rs takes a lone surrogate in as U+FFFD: such a body goes to the full check.

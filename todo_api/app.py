@@ -35,7 +35,8 @@ from todo_api.live.wakeups import Wakeups
 from todo_api.mcp import server as mcp
 from todo_api.mcp.tools import tools
 from todo_api.metrics import Metrics
-from todo_api.settings import ConfigError, Settings, weak_secret
+from todo_api.secret_strength import weak_secret
+from todo_api.settings import ConfigError, Settings
 from todo_api.web import connexion_hooks, problems
 from todo_api.web.json_bodies import OrjsonJsonifier
 from todo_api.web.media_types import RequestContent

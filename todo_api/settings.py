@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from todo_api.secret_strength import MIN_SECRET_LENGTH
 from todo_api.variables import (
     LOG_FORMAT,
     READ_ELSEWHERE,
@@ -38,32 +39,11 @@ from todo_api.variables import (
 from todo_api.variables import ConfigError as ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///todo.db"
-# RFC 7518 section 3.2: an HS256 key must have at least as many bits as the hash.
-MIN_SECRET_LENGTH = 32
 # A day: the longest Retry-After the spec declares.
 MAX_RATE_LIMIT_WINDOW = 86_400
 # Bounds that keep "now minus the period" a date Python and the databases can hold.
 MAX_TOMBSTONE_RETENTION_DAYS = 3_650
 MAX_IDEMPOTENCY_KEY_TTL = 30 * 86_400
-# Every value of BETTER_AUTH_SECRET this project ships as an example (.env.example);
-# tests/api/test_secrets.py keeps this in step with the files.
-SHIPPED_SECRETS = frozenset({"replace-with-at-least-32-random-characters"})
-# Words that mark a secret a person made up rather than generated.
-WEAK_WORDS = (
-    "secret",
-    "password",
-    "passwd",
-    "changeme",
-    "change-me",
-    "replace",
-    "example",
-    "placeholder",
-    "default",
-    "qwerty",
-    "letmein",
-    "admin",
-)
-MIN_DISTINCT_CHARACTERS = 6
 STREAM_WAKEUPS = ("auto", "listen", "poll")
 # A lease shorter than a claim round and a write would send reminders twice; an hour is as
 # late as a lost claim's reminder may come.
@@ -383,20 +363,3 @@ class Settings:
 def documented() -> tuple[Variable, ...]:
     """Every variable docs/configuration.md's table and `.env.example` describe."""
     return (*declared(Settings), *READ_ELSEWHERE)
-
-
-def weak_secret(secret: str) -> str | None:
-    """Why `secret` must not sign tokens, or None: anyone who can guess it can sign a token
-    for any user."""
-    if secret in SHIPPED_SECRETS:
-        return "is the example value shipped in .env.example"
-    if len(secret.encode()) < MIN_SECRET_LENGTH:
-        return f"is shorter than {MIN_SECRET_LENGTH} bytes"
-    # A string that is a shorter string repeated occurs in itself doubled, off its start.
-    if len(set(secret)) < MIN_DISTINCT_CHARACTERS or secret in (secret + secret)[1:-1]:
-        return "is one character or pattern repeated"
-    lowered = secret.lower()
-    word = next((w for w in WEAK_WORDS if w in lowered), None)
-    if word is not None:
-        return f"contains the word {word!r}"
-    return None

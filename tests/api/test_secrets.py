@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.network import TODO_API, free_port
-from todo_api.settings import weak_secret
+from todo_api.secret_strength import weak_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = "replace-with-at-least-32-random-characters"

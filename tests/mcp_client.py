@@ -65,10 +65,15 @@ def summary(result: types.CallToolResult) -> str:
 
 
 def problem(result: types.CallToolResult) -> dict[str, Any]:
-    """A tool error's problem (the HTTP door's problem+json body)."""
+    """A tool error's problem (the HTTP door's problem+json body), as its JSON text block: a
+    refusal has no structured content, which clients hold to the tool's output schema."""
     assert result.is_error, result.content
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
+    assert result.structured_content is None
+    texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
+    assert len(texts) == 2, texts
+    found = json.loads(texts[1])
+    assert isinstance(found, dict)
+    return found
 
 
 @contextlib.contextmanager

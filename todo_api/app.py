@@ -74,8 +74,11 @@ ALLOWED_HEADERS = [
     # W3C trace context, from a browser's OpenTelemetry instrumentation
     "traceparent",
     "tracestate",
-    # What an MCP client sends with each request after the first (/api/mcp)
+    # What an MCP client sends with each request after the first (/api/mcp), and, from the
+    # 2026-07-28 revision on, with every request
     "Mcp-Protocol-Version",
+    "Mcp-Method",
+    "Mcp-Name",
 ]
 
 
@@ -161,8 +164,10 @@ def create_app(settings: Settings) -> AsyncApp:
     if mcp_server is not None:
         # Routed before the API's mount, which would take every path below /api; inside every
         # middleware below, as each operation is.
-        app.add_url_rule(mcp_path(), "mcp", mcp.McpDoor())
-        metadata = mcp.ResourceMetadata(settings.better_auth_url)
+        resource = settings.better_auth_mcp_resource
+        app.add_url_rule(mcp_path(), "mcp", mcp.McpDoor(resource))
+        issuer = settings.oauth_issuer if settings.better_auth_url else None
+        metadata = mcp.ResourceMetadata(issuer, resource)
         app.add_url_rule(mcp_metadata_path(), "mcp_metadata", metadata)
     app.add_api(independent_spec(), resolver=connexion_hooks.SharedHandlers())
     if settings.otel_endpoint:
@@ -306,13 +311,8 @@ def _authenticator(
             settings.jwt_issuer or settings.better_auth_url,
             settings.jwt_audience or settings.better_auth_url,
         ),
-        # The mcp() plugin's access tokens name Better Auth's OAuth issuer (its base URL and
-        # /api/auth) unless its jwt() plugin has a `jwt.issuer`, which JWT_ISSUER then names.
         mcp_claims=(
-            Expected(
-                settings.jwt_issuer or f"{settings.better_auth_url}/api/auth",
-                settings.better_auth_mcp_resource,
-            )
+            Expected(settings.oauth_issuer, settings.better_auth_mcp_resource)
             if settings.better_auth_mcp_resource
             else None
         ),

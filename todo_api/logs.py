@@ -147,6 +147,7 @@ class JsonLines(logging.Formatter):
         return json.dumps(scrubbed, ensure_ascii=False, default=str)
 
 
+MCP_SESSIONS_LOGGER = "mcp.server.streamable_http"
 _access_log = logging.getLogger(ACCESS_LOGGER)
 # Of the access line's fields, those a client's text can reach; the rest are the spec's route
 # templates, a known method, numbers and the server's own words.
@@ -227,4 +228,11 @@ def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
     # uvicorn's are turned off where it runs (`access_log=False`).
     config["loggers"][ACCESS_LOGGER] = {"handlers": ["access"], "level": level, "propagate": False}
     config["root"] = {"handlers": ["default"], "level": level}
+    # The MCP SDK notes each stateless request's session at INFO: a line per call that says
+    # nothing the tool-call line does not.
+    config["loggers"][MCP_SESSIONS_LOGGER] = {"level": _quieter(level, logging.WARNING)}
     return config
+
+
+def _quieter(level: str, floor: int) -> str:
+    return str(logging.getLevelName(max(logging.getLevelNamesMapping()[level], floor)))

@@ -328,6 +328,15 @@ class Settings:
         return dt.timedelta(seconds=self.idempotency_key_ttl)
 
     @property
+    def oauth_issuer(self) -> str | None:
+        """Better Auth's OAuth issuer: the `iss` of its mcp() plugin's access tokens (its base URL
+        and /api/auth, or its jwt() plugin's `jwt.issuer`, which JWT_ISSUER then names), and
+        the authorization server an MCP client is sent to."""
+        if self.jwt_issuer:
+            return self.jwt_issuer
+        return f"{self.better_auth_url}/api/auth" if self.better_auth_url else None
+
+    @property
     def jwks_endpoint(self) -> str | None:
         if self.jwks_url:
             return self.jwks_url

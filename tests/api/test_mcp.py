@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import jsonschema
 import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -19,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tests.conftest import AUDIENCE, ISSUER, SECRET, Client, bearer, make_token
 from tests.mcp_client import call, in_process, problem, session, structured, summary
@@ -359,12 +361,17 @@ def test_the_per_user_limit_counts_mcp_calls(tmp_path: Path) -> None:
     listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     with in_process(create_app(settings)) as served:
         alice = JSON_RPC | bearer(make_token("alice", iss=None, aud=None))
-        answers = [httpx2.post(f"{served}/mcp", json=listing, headers=alice) for _ in range(4)]
+        # Seven calls over a quota of three: should a (fixed) window end among them, one of
+        # the two windows still gets a fourth.
+        answers = [httpx2.post(f"{served}/mcp", json=listing, headers=alice) for _ in range(7)]
         other = httpx2.post(
             f"{served}/mcp", json=listing, headers=JSON_RPC | bearer(make_token("bob"))
         )
-    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
-    assert answers[3].headers["ratelimit-policy"] == '"user";q=3;w=60'
+    statuses = [answer.status_code for answer in answers]
+    assert statuses[:3] == [200, 200, 200]
+    refused = [answer for answer in answers if answer.status_code == 429]
+    assert refused, statuses
+    assert refused[0].headers["ratelimit-policy"] == '"user";q=3;w=60'
     assert other.status_code == 200
 
 
@@ -374,7 +381,7 @@ def test_the_metadata_names_better_auth_as_the_authorization_server(serve: Clien
     assert document.status_code == 200
     assert document.json() == {
         "resource": "http://testserver/api/mcp",
-        "authorization_servers": ["https://auth.example.com"],
+        "authorization_servers": ["https://auth.example.com/api/auth"],
         "bearer_methods_supported": ["header"],
         "resource_name": "Todo API (MCP)",
         "resource_documentation": "http://testserver/api/docs",
@@ -473,3 +480,73 @@ def test_no_stream_is_opened_and_no_session_ended(url: str, user: str) -> None:
         )
         assert answer.status_code == 405
         assert answer.headers["allow"] == "POST"
+
+
+def test_every_result_holds_to_its_tools_output_schema_errors_included(url: str, user: str) -> None:
+    """As the TypeScript SDK's client checks: structured content, whenever a result has it,
+    refusals included, must match the tool's output schema; a refusal carries none."""
+
+    async def results() -> tuple[list[types.Tool], list[tuple[str, types.CallToolResult]]]:
+        async with session(url, user) as opened:
+            listed = (await opened.list_tools()).tools
+            made = await opened.call_tool("add_task", {"title": "Held to its schema"})
+            task_id = made.structured_content["id"] if made.structured_content else 0
+            calls_made = [
+                ("add_task", {"title": "Held to its schema"}),
+                ("add_task", {"title": ""}),
+                ("get_task", {"task_id": task_id}),
+                ("get_task", {"task_id": 999_999_999}),
+                ("update_task", {"task_id": 999_999_999, "title": "x"}),
+                ("complete_task", {"task_id": task_id}),
+                ("list_tasks", {"limit": 5}),
+                ("list_tasks", {"status": "nonsense"}),
+                ("list_tags", {}),
+                ("rename_tag", {"tag": "absent", "to": "present"}),
+            ]
+            answered = [(name, await opened.call_tool(name, args)) for name, args in calls_made]
+            return listed, answered
+
+    listed, answered = asyncio.run(results())
+    schemas = {tool.name: tool.output_schema for tool in listed}
+    assert any(result.is_error for _, result in answered)
+    assert any(not result.is_error for _, result in answered)
+    for name, result in answered:
+        if result.is_error:
+            assert result.structured_content is None, (name, result.structured_content)
+            problem(result)
+        elif schemas[name] is not None:
+            jsonschema.Draft202012Validator(schemas[name]).validate(result.structured_content)
+
+
+def test_a_database_outage_is_a_tool_error_that_says_when_to_retry(
+    url: str, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 503 the HTTP door answers, with its Retry-After as `retry_after` (seconds): a tool
+    error has no headers."""
+
+    def down(*_: Any) -> Any:
+        raise PoolTimeout("QueuePool limit reached")
+
+    monkeypatch.setitem(calls.OPERATIONS, "handlers.tasks.list_tasks", down)
+    failed = problem(call(url, user, "list_tasks"))
+    assert failed["status"] == 503
+    assert failed["retry_after"] >= 1
+
+
+def test_the_metadata_names_the_configured_resource_and_better_auths_issuer(
+    serve: Client,
+) -> None:
+    """The resource Better Auth's access tokens must name, and the issuer they must carry:
+    what a client is sent to is what the authenticator holds tokens to."""
+    client = serve(
+        better_auth_url="https://auth.example.com",
+        better_auth_mcp_resource="https://todo.example.com/api/mcp",
+    )
+    document = client.get("/.well-known/oauth-protected-resource/api/mcp").json()
+    assert document["resource"] == "https://todo.example.com/api/mcp"
+    assert document["authorization_servers"] == ["https://auth.example.com/api/auth"]
+    challenge = client.post("/api/mcp", json={}).headers["WWW-Authenticate"]
+    assert (
+        'resource_metadata="https://todo.example.com/.well-known/oauth-protected-resource/api/mcp"'
+        in challenge
+    )

@@ -84,7 +84,7 @@ def test_each_input_schema_is_the_operations_parameters_and_writable_body_fields
     """Derived here independently of the generator: names, requiredness and each schema."""
     source = spec()
     made = by_name()
-    for _path, _method, item, operation in marked():
+    for _path, method, item, operation in marked():
         tool = made[operation[EXTENSION]["name"]]
         expected: dict[str, Any] = {}
         for reference in [*item.get("parameters", ()), *operation.get("parameters", ())]:
@@ -105,6 +105,8 @@ def test_each_input_schema_is_the_operations_parameters_and_writable_body_fields
             for name, field in properties.items():
                 if not field.get("readOnly"):
                     expected[name] = validators.draft4_schema(field)
+                    if method in {"put", "patch"}:  # a partial update's fields have no default
+                        expected[name].pop("default", None)
         user_id = source["components"]["parameters"]["UserId"]
         expected["user_id"] = validators.draft4_schema(user_id["schema"]) | {
             "description": user_id["description"]
@@ -281,3 +283,19 @@ def test_a_checked_call_has_the_operations_defaults() -> None:
     created = calls.check(by_name()["add_task"], {"title": "t", "idempotency_key": "k-1"})
     assert created.parameters == {"Idempotency-Key": "k-1"}
     assert created.body == {"title": "t"}
+
+
+def test_an_update_advertises_no_defaults_a_create_does() -> None:
+    """A default tells a client what to send; sent to a partial update, it would reset the
+    field."""
+    made = by_name()
+    created = made["add_task"].input_schema["properties"]
+    assert created["priority"]["default"] == "medium"
+    for name in ("update_task", "complete_task"):
+        for field, schema in made[name].input_schema["properties"].items():
+            assert "default" not in schema, (name, field)
+
+
+def test_renaming_a_tag_is_marked_destructive() -> None:
+    """Renamed into a tag a task already carries, the two merge for good."""
+    assert by_name()["rename_tag"].annotations["destructiveHint"] is True

@@ -198,6 +198,10 @@ def _refusal(problem: ProblemException, outcome: str) -> Result:
         "detail": problem.detail,
     }
     body |= problem.ext or {}
+    retry_after = (problem.headers or {}).get("Retry-After")
+    if retry_after is not None:
+        # The header a tool error has no place for: when to call again, in seconds.
+        body["retry_after"] = int(retry_after)
     context = CURRENT_REQUEST.get()
     if context is not None:
         body["request_id"] = context.request_id

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import mcp_types as types
 from connexion.lifecycle import ConnexionRequest
@@ -31,7 +32,7 @@ from todo_api.logs import CURRENT_REQUEST, note_error
 from todo_api.mcp import calls
 from todo_api.mcp.tools import ToolDefinition
 from todo_api.web.credentials import signed_in
-from todo_api.web.observe import mcp_metadata_path, mcp_path
+from todo_api.web.observe import PROTECTED_RESOURCE_METADATA, mcp_metadata_path, mcp_path
 from todo_api.web.problems import REALM, as_problem, asgi_response
 from todo_api.web.ratelimit import bearer_token
 from todo_api.web.served_contract import DOCS_PATH
@@ -98,12 +99,15 @@ def sdk_tool(tool: ToolDefinition) -> types.Tool:
 
 
 def sdk_result(result: calls.Result) -> types.CallToolResult:
-    """The summary first, for a model to read; then, for clients that read text only, the
-    structured content as JSON, as MCP asks of a tool with an output schema."""
+    """The summary first, for a model to read; then, as JSON text, the structured content (for
+    clients that read text only, as MCP asks of a tool with an output schema) or, for a
+    refusal, the problem. A refusal carries no structured content: clients hold structured
+    content to the tool's output schema, which a problem is not."""
     content: list[types.ContentBlock] = [types.TextContent(text=result.summary)]
-    structured = result.problem if result.is_error else result.structured
-    if structured is not None and not result.is_error:
-        content.append(types.TextContent(text=json.dumps(structured, ensure_ascii=False)))
+    shown = result.problem if result.is_error else result.structured
+    if shown is not None:
+        content.append(types.TextContent(text=json.dumps(shown, ensure_ascii=False)))
+    structured = None if result.is_error else result.structured
     return types.CallToolResult(
         content=content, structured_content=structured, is_error=result.is_error
     )
@@ -126,6 +130,9 @@ def session_manager(server: Server[Any], max_body_bytes: int) -> StreamableHTTPS
 class McpDoor:
     """The ASGI app at `/api/mcp`: the bearer check, then the SDK's session manager."""
 
+    def __init__(self, resource: str | None = None) -> None:
+        self.resource = resource
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
             # Stateless, there is no session to stream to (a GET would hold its connection
@@ -136,13 +143,15 @@ class McpDoor:
         request = ConnexionRequest(scope, receive)
         token = bearer_token(request.headers.get("authorization"))
         if token is None:
-            await _challenge(scope, MISSING_CREDENTIAL, invalid=False)(scope, receive, send)
+            challenge = _challenge(scope, self.resource, MISSING_CREDENTIAL, invalid=False)
+            await challenge(scope, receive, send)
             return
         try:
             principal = await signed_in(request, token)
         except Unauthenticated as refused:
             note_error(type(refused).__name__)
-            await _challenge(scope, refused.detail, invalid=True)(scope, receive, send)
+            challenge = _challenge(scope, self.resource, refused.detail, invalid=True)
+            await challenge(scope, receive, send)
             return
         except CredentialsUncheckable as unchecked:
             raise as_problem(unchecked) from None
@@ -155,21 +164,33 @@ class McpDoor:
         await manager.handle_request(called, receive, send)
 
 
-def _challenge(scope: Scope, detail: str, *, invalid: bool) -> Any:
+def _challenge(scope: Scope, resource: str | None, detail: str, *, invalid: bool) -> Any:
     """401 naming where the protected resource's metadata is (RFC 9728 section 5.1), and, for
     a credential that was sent, that it is not good (RFC 6750 section 3)."""
-    challenge = f'{REALM}, resource_metadata="{_url(scope, mcp_metadata_path())}"'
+    challenge = f'{REALM}, resource_metadata="{metadata_url(scope, resource)}"'
     if invalid:
         challenge += ', error="invalid_token"'
     return asgi_response(401, detail, {"WWW-Authenticate": challenge})
 
 
-class ResourceMetadata:
-    """RFC 9728's protected-resource metadata of `/api/mcp`: the resource, and Better Auth
-    (BETTER_AUTH_URL) as its authorization server when there is one."""
+def metadata_url(scope: Scope, resource: str | None) -> str:
+    """RFC 9728 section 3.1: the well-known URI of the resource's metadata. The resource is
+    BETTER_AUTH_MCP_RESOURCE where set (the one the tokens name); else `/api/mcp` on the server
+    the request was sent to."""
+    if resource is None:
+        return _url(scope, mcp_metadata_path())
+    named = urlsplit(resource)
+    return f"{named.scheme}://{named.netloc}{PROTECTED_RESOURCE_METADATA}{named.path.rstrip('/')}"
 
-    def __init__(self, authorization_server: str | None) -> None:
+
+class ResourceMetadata:
+    """RFC 9728's protected-resource metadata of `/api/mcp`: the resource (the one Better
+    Auth's access tokens must name, where set), and Better Auth's OAuth issuer as its
+    authorization server when there is one."""
+
+    def __init__(self, authorization_server: str | None, resource: str | None = None) -> None:
         self.authorization_server = authorization_server
+        self.resource = resource
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in {"GET", "HEAD"}:
@@ -179,7 +200,7 @@ class ResourceMetadata:
         await JSONResponse(self.document(scope))(scope, receive, send)
 
     def document(self, scope: Scope) -> dict[str, Any]:
-        document: dict[str, Any] = {"resource": _url(scope, mcp_path())}
+        document: dict[str, Any] = {"resource": self.resource or _url(scope, mcp_path())}
         if self.authorization_server:
             document["authorization_servers"] = [self.authorization_server]
         document |= {

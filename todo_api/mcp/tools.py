@@ -43,6 +43,8 @@ METHOD_HINTS: dict[str, dict[str, bool]] = {
     "delete": {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": True},
 }
 HINTS = frozenset({"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"})
+# The methods whose body changes only the fields it carries (the spec's PUT and PATCH).
+PARTIAL_WRITES = frozenset({"put", "patch"})
 
 
 class SpecError(ValueError):
@@ -156,6 +158,10 @@ def _tool(
         raise SpecError(f"{name}: {USER_ID} is every tool's own argument, not a parameter")
     body_schema, body_required = _body(spec, operation)
     fields = _writable(body_schema)
+    if method in PARTIAL_WRITES:
+        # A field an update is not sent keeps its value: a default would tell a client (or a
+        # model) to send it, and so reset the field.
+        fields = {field: _without_default(schema) for field, schema in fields.items()}
     taken = {p.name for p in parameters} | {USER_ID}
     clashing = sorted(taken & set(fields))
     if clashing:
@@ -247,6 +253,10 @@ def _writable(body_schema: Mapping[str, Any] | None) -> dict[str, Mapping[str, A
         return {}
     properties: Mapping[str, Mapping[str, Any]] = _object(body_schema).get("properties", {})
     return {name: schema for name, schema in properties.items() if not schema.get("readOnly")}
+
+
+def _without_default(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {key: value for key, value in schema.items() if key != "default"}
 
 
 def _visible(schema: Mapping[str, Any], description: str | None = None) -> dict[str, Any]:

@@ -34,9 +34,13 @@ def mcp_path() -> str:
     return f"{base_path()}/mcp"
 
 
+# RFC 9728 section 3.1: the well-known path prefix of a resource's metadata.
+PROTECTED_RESOURCE_METADATA = "/.well-known/oauth-protected-resource"
+
+
 def mcp_metadata_path() -> str:
     """Its protected-resource metadata: RFC 9728 section 3.1's well-known URI of the resource."""
-    return f"/.well-known/oauth-protected-resource{mcp_path()}"
+    return f"{PROTECTED_RESOURCE_METADATA}{mcp_path()}"
 
 
 @lru_cache(maxsize=4096)

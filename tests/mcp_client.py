@@ -23,10 +23,13 @@ from tests.network import free_port
 
 @contextlib.asynccontextmanager
 async def session(
-    url: str, user: str | None = "alice", **claims: Any
+    url: str, user: str | None = "alice", *, token: str | None = None, **claims: Any
 ) -> AsyncIterator[ClientSession]:
-    """An initialized session at `url` (the server's `/api/mcp`) as `user`'s bearer token."""
-    headers = bearer(make_token(user, **claims)) if user is not None else {}
+    """An initialized session at `url` (the server's `/api/mcp`) as `user`'s bearer token, or
+    with `token` as it is (one another issuer made)."""
+    if token is None and user is not None:
+        token = make_token(user, **claims)
+    headers = bearer(token) if token is not None else {}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=30) as http,
         streamable_http_client(url, http_client=http) as (read, write),
@@ -77,9 +80,10 @@ def problem(result: types.CallToolResult) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def in_process(app: Any) -> Iterator[str]:
-    """`app` served by uvicorn in a thread on a free loopback port: its API base URL."""
-    port = free_port()
+def in_process(app: Any, port: int | None = None) -> Iterator[str]:
+    """`app` served by uvicorn in a thread on `port` (a free loopback port unless given): its
+    API base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

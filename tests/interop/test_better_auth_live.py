@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -21,8 +22,11 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Client, bearer
 from tests.fake_better_auth import ALGORITHMS
+from tests.mcp_client import in_process, session, structured
 from tests.network import free_port
 from tests.prometheus import samples, value
+from todo_api.app import create_app
+from todo_api.settings import Settings
 
 HARNESS = Path(__file__).parent / "better_auth"
 # Where an MCP client's user comes back to; never visited: its query is read from the redirect.
@@ -376,3 +380,47 @@ def test_mcp_access_token_while_better_auth_is_down_is_503(
     assert response.status_code == 503, response.text
     assert 1 <= int(response.headers["Retry-After"]) <= 30
     assert checked_as_mcp(api, "unavailable") == 1
+
+
+def test_mcp_access_token_from_better_auth_calls_the_tools_at_api_mcp(
+    better_auth: Client, tmp_path: Path
+) -> None:
+    """As Claude or ChatGPT would: the metadata that /api/mcp's 401 names points at Better Auth,
+    whose token for this resource then calls the tools as its user, through the official SDK's
+    client. The resource is the address the API is served at, as a client finds it."""
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/api/mcp"
+    server = better_auth(mcp_resource=resource)
+    user_id, session_token = server.sign_up()
+    token = server.mcp_tokens(session_token, resource)["access_token"]
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'todo.db'}",
+        better_auth_url=server.url,
+        better_auth_mcp_resource=resource,
+    )
+    with in_process(create_app(settings), port=port) as base:
+        url = f"{base}/mcp"
+        assert url == resource
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        refused = httpx2.post(
+            url,
+            json=hello,
+            headers={"Accept": "application/json, text/event-stream"},
+        )
+        assert refused.status_code == 401
+        metadata = f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/api/mcp"
+        assert f'resource_metadata="{metadata}"' in refused.headers["www-authenticate"]
+        document = httpx2.get(metadata).json()
+        assert document["resource"] == resource
+        assert document["authorization_servers"] == [server.url]
+
+        async def add_and_list() -> tuple[Any, Any]:
+            async with session(url, token=token) as opened:
+                added = await opened.call_tool("add_task", {"title": "From Claude"})
+                listed = await opened.call_tool("list_tasks", {"user_id": user_id})
+                return structured(added), structured(listed)
+
+        added, listed = asyncio.run(add_and_list())
+    assert (added["title"], added["user_id"]) == ("From Claude", user_id)
+    assert listed["tasks"] == [added]
+    assert listed["total"] == 1

@@ -22,7 +22,7 @@ from agents.mcp import MCPServerStreamableHttp
 from agents.tool_context import ToolContext
 
 from tests.conftest import AUDIENCE, ISSUER, SECRET, make_token
-from tests.mcp_client import in_process
+from tests.mcp_client import in_process, problem
 from todo_api.app import create_app
 from todo_api.contract import spec
 from todo_api.mcp.tools import tools
@@ -184,10 +184,9 @@ def test_another_users_id_is_a_tool_error(url: str, user: str) -> None:
 
     task = run(url, other, bobs)
     for result in run(url, user, as_other):
-        assert result.is_error
-        assert isinstance(result.structured_content, dict)
-        assert result.structured_content["status"] == 403
-        assert "tasks" not in result.structured_content
+        refusal = problem(result)
+        assert refusal["status"] == 403
+        assert "tasks" not in refusal
     assert run(url, user, own_of(user))["total"] == 0
     assert [listed["id"] for listed in run(url, other, own_of(other))["tasks"]] == [task["id"]]
 
@@ -195,7 +194,7 @@ def test_another_users_id_is_a_tool_error(url: str, user: str) -> None:
 def test_an_agents_tools_answer_the_model_the_structured_content(url: str, user: str) -> None:
     """What a model reads: the Agent turns each MCP tool into a function tool; with
     `use_structured_content` its output is the task as JSON, and a refusal is the problem's
-    one line, not an exception that would end the run."""
+    one line and its JSON, not an exception that would end the run."""
 
     async def steps(server: MCPServerStreamableHttp) -> tuple[list[FunctionTool], Any, Any]:
         agent = Agent(name="todo", mcp_servers=[server])
@@ -229,8 +228,10 @@ def test_an_agents_tools_answer_the_model_the_structured_content(url: str, user:
     assert isinstance(added, str)
     task = json.loads(added)
     assert (task["title"], task["user_id"]) == ("From a model", user)
-    assert refused == {
+    summary, problem_text = refused
+    assert summary == {
         "type": "text",
         "text": "Forbidden: The user_id argument is not the signed-in user; nothing was read or "
         "written.",
     }
+    assert json.loads(problem_text["text"])["status"] == 403

@@ -412,7 +412,13 @@ def test_mcp_access_token_from_better_auth_calls_the_tools_at_api_mcp(
         assert f'resource_metadata="{metadata}"' in refused.headers["www-authenticate"]
         document = httpx2.get(metadata).json()
         assert document["resource"] == resource
-        assert document["authorization_servers"] == [server.url]
+        # Better Auth's OAuth issuer, the tokens' `iss`; its own metadata (RFC 8414 section 3.1,
+        # the well-known path before the issuer's) names the same issuer, as a client checks.
+        [issuer] = document["authorization_servers"]
+        assert issuer == f"{server.url}/api/auth"
+        found = httpx2.get(f"{server.url}/.well-known/oauth-authorization-server/api/auth")
+        assert found.status_code == 200, found.text
+        assert found.json()["issuer"] == issuer
 
         async def add_and_list() -> tuple[Any, Any]:
             async with session(url, token=token) as opened:

@@ -16,15 +16,12 @@ import jsonschema
 import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tests.conftest import AUDIENCE, ISSUER, SECRET, Client, bearer, make_token
 from tests.mcp_client import call, in_process, problem, session, structured, summary
 from tests.prometheus import samples, value
+from tests.spans import span_exporter
 from tests.sse import EventReader
 from todo_api.app import create_app
 from todo_api.contract import spec
@@ -400,13 +397,7 @@ def test_mcp_off_is_404(serve: Client) -> None:
 
 
 def test_a_call_is_a_span_within_its_requests(tmp_path: Path) -> None:
-    exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        # A process has one global provider: set here, or by another test module before.
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter = span_exporter()
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'todo.db'}",
         auth_secret=SECRET,

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from tests.conftest import SECRET, Client, bearer, make_token
+from tests.spans import span_exporter
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -22,13 +21,10 @@ PARENT_ID = "00f067aa0ba902b7"
 
 @pytest.fixture(scope="module")
 def spans() -> InMemorySpanExporter:
-    # A process has one global tracer provider; the app uses the one set, as it would an SDK
-    # configured by the deployment.
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return exporter
+    # The instrumentor is one per process and instruments the first engine it is given (a
+    # server process has one app); another module's app may have been first here.
+    SQLAlchemyInstrumentor().uninstrument()
+    return span_exporter()
 
 
 def test_a_request_is_one_server_span_with_its_statements(

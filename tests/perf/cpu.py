@@ -1,6 +1,6 @@
 """CPU per request, in process: the service's app and the floor's, called one request at a time.
 
-    python -m tests.perf.cpu [--postgres URL] [--requests N] [--rounds N]
+    python -m tests.perf.cpu [--postgres URL] [--requests N] [--rounds N] [--only SCENARIO...]
 
 wrk figures on a shared 2-core machine swing with everyone else's load. This measures what our
 Python layers cost per request more steadily: both ASGI apps are called directly (no sockets,
@@ -8,6 +8,11 @@ no HTTP parsing, which uvicorn does alike for both), against the same seeded Pos
 database, and the CPU time of this process (every thread) is divided by the requests. Rounds
 alternate between the two apps, and each figure is the least of its rounds: interference only
 ever adds time. Used to weigh one change at a time.
+
+`mcp-add` and `mcp-list` are the MCP door's tool calls (`add_task`, `list_tasks`) at /api/mcp,
+of our app alone (the floor has no MCP), each against the REST scenario that does the same
+(`create`, `list`): when both are chosen, their rounds alternate too, and the table gives
+mcp/REST.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from tests.databases import fresh_postgres
 from tests.perf.run import DEFAULT_POSTGRES, SECRET, _server_env
@@ -33,6 +40,17 @@ App = Callable[
     [dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
     Awaitable[None],
 ]
+Header = tuple[bytes, bytes]
+
+# Each MCP scenario and the REST scenario it is weighed against.
+MCP_PAIRS = {"mcp-add": "create", "mcp-list": "list"}
+# What a stateless Streamable HTTP client sends with a POST: the answer's types, and the
+# protocol version an SDK client would have negotiated. Stateless, the server serves each
+# request alone: no `initialize` first (server.py, the SDK's streamable_http_manager.py).
+MCP_HEADERS: tuple[Header, ...] = (
+    (b"accept", b"application/json, text/event-stream"),
+    (b"mcp-protocol-version", LATEST_HANDSHAKE_VERSION.encode()),
+)
 
 
 class Client:
@@ -60,12 +78,18 @@ class Client:
             await self._task
 
     async def request(
-        self, method: str, target: str, token: str, body: bytes = b""
+        self,
+        method: str,
+        target: str,
+        token: str,
+        body: bytes = b"",
+        headers: Sequence[Header] = (),
     ) -> tuple[int, bytes]:
         path, _, query = target.partition("?")
-        headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
+        sent_headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
+        sent_headers += headers
         if body:
-            headers += [
+            sent_headers += [
                 (b"content-type", b"application/json"),
                 (b"content-length", b"%d" % len(body)),
             ]
@@ -79,7 +103,7 @@ class Client:
             "raw_path": path.encode(),
             "query_string": query.encode(),
             "root_path": "",
-            "headers": headers,
+            "headers": sent_headers,
             "client": ("127.0.0.1", 40000),
             "server": ("127.0.0.1", 8000),
             "state": dict(self._state),
@@ -109,6 +133,11 @@ def _requests(owner: Owner, scenario: str, n: int, run: str) -> list[tuple[str, 
     """The requests of one timed run; `run` names it, so that each PATCH changes its task (one
     that repeats the stored title is a no-op the service answers without writing)."""
     span = owner.last_id - owner.first_id + 1
+    if scenario == "mcp-add":
+        arguments = {"title": "Benchmark task", "priority": "high", "tags": ["bench"]}
+        return _tool_calls("add_task", arguments, n)
+    if scenario == "mcp-list":
+        return _tool_calls("list_tasks", {"limit": 50}, n)
     if scenario == "list":
         return [("GET", "/api/tasks?limit=50", b"")] * n
     if scenario == "deep":
@@ -130,24 +159,83 @@ def _requests(owner: Owner, scenario: str, n: int, run: str) -> list[tuple[str, 
     raise ValueError(scenario)
 
 
+def _tool_calls(tool: str, arguments: dict[str, Any], n: int) -> list[tuple[str, str, bytes]]:
+    """`n` JSON-RPC `tools/call` requests of `tool`, as the POSTs to /api/mcp that carry them."""
+    return [
+        (
+            "POST",
+            "/api/mcp",
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "tools/call",
+                    "params": {"name": tool, "arguments": arguments},
+                }
+            ).encode(),
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+def _failure(scenario: str, status: int, answer: bytes) -> str | None:
+    """Why an answer is not a success, if it is not: a 2xx, and for a tool call a JSON-RPC
+    result that is no tool error (which MCP answers with 200)."""
+    if not 200 <= status < 300:
+        return f"{status} {answer[:200]!r}"
+    if scenario in MCP_PAIRS:
+        result = json.loads(answer).get("result")
+        if (
+            not isinstance(result, dict)
+            or result.get("isError")
+            or "structuredContent" not in result
+        ):
+            return f"not a tool's result: {answer[:300]!r}"
+    return None
+
+
+def _groups(scenarios: list[str]) -> list[list[str]]:
+    """The scenarios whose rounds alternate: each alone, but an MCP scenario with its REST
+    scenario when both are chosen (where that one stands in the order)."""
+    groups: list[list[str]] = []
+    for scenario in scenarios:
+        pair = MCP_PAIRS.get(scenario)
+        group = next((g for g in groups if pair in g), None) if pair else None
+        if group is not None:
+            group.append(scenario)
+        else:
+            groups.append([scenario])
+    return groups
+
+
 async def _measure(
     clients: dict[str, Client], owner: Owner, scenarios: list[str], n: int, rounds: int
 ) -> dict[str, dict[str, float]]:
     token = mint_token(SECRET, owner.user_id, dt.timedelta(hours=1), Expected())
     best: dict[str, dict[str, float]] = {s: {} for s in scenarios}
-    for scenario in scenarios:
+    for group in _groups(scenarios):
         for round_ in range(rounds):
-            for name, client in clients.items():
-                requests = _requests(owner, scenario, n, f"{name} {round_}")
-                for method, target, body in requests[:10]:  # warm caches
-                    await client.request(method, target, token, body)
-                started = time.process_time()
-                for method, target, body in requests:
-                    status, answer = await client.request(method, target, token, body)
-                    if not 200 <= status < 300:
-                        raise RuntimeError(f"{name} {method} {target}: {status} {answer[:200]!r}")
-                cpu_ms = 1000 * (time.process_time() - started) / n
-                best[scenario][name] = min(best[scenario].get(name, float("inf")), cpu_ms)
+            for scenario in group:
+                headers = MCP_HEADERS if scenario in MCP_PAIRS else ()
+                for name, client in clients.items():
+                    if scenario in MCP_PAIRS and name != "ours":
+                        continue
+                    requests = _requests(owner, scenario, n, f"{name} {round_}")
+                    for method, target, body in requests[:10]:  # warm caches
+                        await client.request(method, target, token, body, headers)
+                    answers = []
+                    started = time.process_time()
+                    for method, target, body in requests:
+                        answers.append(await client.request(method, target, token, body, headers))
+                    cpu_ms = 1000 * (time.process_time() - started) / n
+                    # Checked once the clock has stopped: reading an answer is the client's work.
+                    for (method, target, _), (status, answer) in zip(
+                        requests, answers, strict=True
+                    ):
+                        failure = _failure(scenario, status, answer)
+                        if failure is not None:
+                            raise RuntimeError(f"{name} {scenario} {method} {target}: {failure}")
+                    best[scenario][name] = min(best[scenario].get(name, float("inf")), cpu_ms)
     return best
 
 
@@ -195,10 +283,15 @@ def main(argv: list[str] | None = None) -> int:
         best = asyncio.run(run())
     print(f"{'scenario':<8} {'ours ms':>8} {'floor ms':>8} {'floor/ours':>10}")
     for scenario, result in best.items():
-        print(
-            f"{scenario:<8} {result['ours']:>8.2f} {result['floor']:>8.2f} "
-            f"{result['floor'] / result['ours']:>10.2f}"
-        )
+        if "floor" in result:
+            floor_ms = f"{result['floor']:>8.2f} {result['floor'] / result['ours']:>10.2f}"
+        else:
+            floor_ms = f"{'-':>8} {'-':>10}"
+        print(f"{scenario:<8} {result['ours']:>8.2f} {floor_ms}")
+    for scenario, rest in MCP_PAIRS.items():
+        if scenario in best and rest in best:
+            ratio = best[scenario]["ours"] / best[rest]["ours"]
+            print(f"{scenario}/{rest} (ours, mcp/REST): {ratio:.2f}")
     print("CPU-JSON " + json.dumps(best))
     return 0
 

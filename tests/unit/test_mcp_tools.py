@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from todo_api.contract import spec
 from todo_api.mcp import calls
+from todo_api.mcp.server import mcp_server, sdk_tool
 from todo_api.mcp.tools import (
     EXTENSION,
     SpecError,
@@ -194,6 +195,19 @@ def test_every_schema_is_json_schema_as_mcp_clients_read_it() -> None:
         if tool.output_schema is not None:
             Draft202012Validator.check_schema(tool.output_schema)
             assert tool.output_schema["type"] == "object"
+
+
+def test_the_input_schema_a_call_is_checked_by_is_the_listed_one() -> None:
+    """The SDK looks a tool's input schema up (for a 2026-07-28 call's Mcp-Param-* headers)
+    instead of running tools/list: it must find what the list says, and nothing for a tool
+    the list does not name."""
+    made = by_name()
+    server = mcp_server(made.values())
+    assert server.get_tool_input_schema is not None
+    for name, tool in made.items():
+        listed_schema = sdk_tool(tool).model_dump(mode="json", by_alias=True)["inputSchema"]
+        assert server.get_tool_input_schema(name) == listed_schema
+    assert server.get_tool_input_schema("drop_table") is None
 
 
 def test_every_tool_has_its_operation_and_every_operation_its_tool() -> None:

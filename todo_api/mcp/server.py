@@ -72,10 +72,18 @@ def mcp_server(definitions: Iterable[ToolDefinition], version: str = "") -> Serv
         result = await calls.call(tools, request.scope, params.name, params.arguments or {})
         return sdk_result(result)
 
+    def input_schema(name: str) -> dict[str, Any] | None:
+        tool = tools.get(name)
+        return None if tool is None else tool.input_schema
+
     return Server(
         NAME,
         version=version,
         instructions=INSTRUCTIONS,
+        # A 2026-07-28 client's tools/call has its Mcp-Param-* headers checked against the
+        # tool's input schema: found here, the SDK need not run and serialize the whole
+        # tools/list for each call. The list is everyone's, so this is the same schema.
+        get_tool_input_schema=input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )

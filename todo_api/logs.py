@@ -154,6 +154,13 @@ _access_log = logging.getLogger(ACCESS_LOGGER)
 CLIENT_TEXT = ("user", "client", "request_id")
 
 
+def _scrub(fields: dict[str, Any]) -> None:
+    for name in CLIENT_TEXT:
+        value = fields[name]
+        if value is not None:
+            fields[name] = redact(value)
+
+
 def log_request(fields: dict[str, Any]) -> None:
     """The one line a request writes when its answer is done, `fields` as the JSON names them.
 
@@ -161,10 +168,7 @@ def log_request(fields: dict[str, Any]) -> None:
     filter and again in the formatter: this line is written for every request."""
     if not _access_log.isEnabledFor(logging.INFO):
         return
-    for name in CLIENT_TEXT:
-        value = fields[name]
-        if value is not None:
-            fields[name] = redact(value)
+    _scrub(fields)
     error = fields["error"]
     _access_log.info(
         "%s %s %s %.1fms %dB user=%s id=%s%s",
@@ -186,10 +190,7 @@ def log_tool_call(fields: dict[str, Any]) -> None:
     The tool is one the server serves (`unknown` otherwise); the rest is scrubbed as above."""
     if not _access_log.isEnabledFor(logging.INFO):
         return
-    for name in CLIENT_TEXT:
-        value = fields[name]
-        if value is not None:
-            fields[name] = redact(value)
+    _scrub(fields)
     error = fields["error"]
     _access_log.info(
         "tool %s %s %.1fms user=%s id=%s%s",

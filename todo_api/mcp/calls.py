@@ -19,7 +19,7 @@ from opentelemetry import trace
 
 from storage import Task, TaskStore
 from todo_api.auth.authenticator import Principal
-from todo_api.logs import CURRENT_REQUEST, RequestContext, log_tool_call
+from todo_api.logs import CURRENT_REQUEST, RequestContext, current_request_id, log_tool_call
 from todo_api.mcp.tools import ToolDefinition, listed
 from todo_api.metrics import Metrics
 from todo_api.usecases import tags, tasks
@@ -202,9 +202,9 @@ def _refusal(problem: ProblemException, outcome: str) -> Result:
     if retry_after is not None:
         # The header a tool error has no place for: when to call again, in seconds.
         body["retry_after"] = int(retry_after)
-    context = CURRENT_REQUEST.get()
-    if context is not None:
-        body["request_id"] = context.request_id
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
     return Result(f"{problem.title}: {problem.detail}", problem=body, outcome=outcome)
 
 

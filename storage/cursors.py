@@ -139,3 +139,34 @@ class Position:
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidCursor(_NOT_A_PAGE) from exc
         return cls(sort=sort, order=order, keys=values, id=task_id)
+
+
+_NOT_IN_CONVERSATIONS = "The cursor is not one this API issued for the list of conversations."
+
+
+def conversation_cursor(created_at: dt.datetime, conversation_id: str) -> str:
+    """The position after a conversation, in the list of conversations (newest first)."""
+    return _dump({"c": created_at.isoformat(), "i": conversation_id})
+
+
+def conversation_position(cursor: str) -> tuple[dt.datetime, str]:
+    data = _load(cursor, {"c", "i"}, _NOT_IN_CONVERSATIONS)
+    try:
+        return _instant(data["c"]), _text(data["i"])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidCursor(_NOT_IN_CONVERSATIONS) from exc
+
+
+_NOT_IN_MESSAGES = "The cursor is not one this API issued for a conversation's messages."
+
+
+def message_cursor(seq: int) -> str:
+    """The position after a message, in its conversation's messages."""
+    return _dump({"m": seq})
+
+
+def message_position(cursor: str) -> int:
+    seq = _load(cursor, {"m"}, _NOT_IN_MESSAGES)["m"]
+    if type(seq) is not int or not 0 <= seq < 2**63:
+        raise InvalidCursor(_NOT_IN_MESSAGES)
+    return seq

@@ -53,3 +53,17 @@ class InvalidTask(Exception):
 
 class TagNotFound(LookupError):
     """None of the user's tasks carries this tag."""
+
+
+class ConversationNotFound(LookupError):
+    """No such conversation (or message in it) for this user; another user's is reported the
+    same way."""
+
+
+class ChatQuotaExceeded(Exception):
+    """The user already keeps as many conversations, or messages, as one user may."""
+
+    def __init__(self, what: str, quota: int) -> None:
+        super().__init__(what, quota)
+        self.what = what
+        self.quota = quota

@@ -169,3 +169,53 @@ class StreamTicketRow(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     # When the credential that asked for the ticket expires: the stream closes then too.
     credential_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ConversationRow(Base):
+    """A chat conversation (a ChatKit thread): the user's alone."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_created", "user_id", "created_at", "id"),)
+
+    # A random UUID: a guessed id names no one's conversation.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    # What ChatKit keeps of a thread besides its title (its status, metadata), as its JSON.
+    thread: Mapped[dict[str, Any] | None] = mapped_column(Tags, nullable=True)
+
+
+class MessageRow(Base):
+    """One message of a conversation (a ChatKit thread item)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_seq", "user_id", "conversation_id", "seq"),
+        Index("ix_messages_id", "id", unique=True),
+        {"sqlite_autoincrement": True},
+    )
+
+    # The order the messages were stored in: a clock could give two the same instant.
+    seq: Mapped[int] = mapped_column(TaskId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    conversation_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    content: Mapped[str] = mapped_column(TextType, nullable=False)
+    tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(Tags, nullable=False)
+    # The ChatKit item this message is, as its JSON, when ChatKit stored it (it may hold more
+    # than text: widgets, tool-call items); None for a message of POST /chat.
+    item: Mapped[dict[str, Any] | None] = mapped_column(Tags, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ChatOwnerRow(Base):
+    """One per user who chats: the counts the chat quotas are held to, under this row's lock."""
+
+    __tablename__ = "chat_owners"
+
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    conversation_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    message_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -21,6 +21,8 @@ from storage.tickets import TicketStore
 from todo_api.auth.authenticator import Authenticator, Expected
 from todo_api.auth.jwks import JwksCache
 from todo_api.auth.sessions import SessionIntrospector
+from todo_api.chat.service import STATE_KEY as CHAT
+from todo_api.compose_chat import chat_service
 from todo_api.contract import (
     SPEC_DIR,
     base_path,
@@ -33,6 +35,7 @@ from todo_api.live.leases import StreamLeases
 from todo_api.live.streams import LiveUpdates
 from todo_api.live.wakeups import Wakeups
 from todo_api.mcp import server as mcp
+from todo_api.mcp.in_process import InProcessTools
 from todo_api.mcp.tools import tools
 from todo_api.metrics import Metrics
 from todo_api.secret_strength import weak_secret
@@ -42,7 +45,14 @@ from todo_api.web.json_bodies import OrjsonJsonifier
 from todo_api.web.media_types import RequestContent
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
 from todo_api.web.observe import REQUEST_ID_HEADER, Observe, mcp_metadata_path, mcp_path
-from todo_api.web.ratelimit import MemoryCounter, Policy, RateLimiter, RateLimits, RedisCounter
+from todo_api.web.ratelimit import (
+    Counter,
+    MemoryCounter,
+    Policy,
+    RateLimiter,
+    RateLimits,
+    RedisCounter,
+)
 from todo_api.web.readiness import Readiness
 from todo_api.web.served_contract import (
     DOCS_PATH,
@@ -95,12 +105,14 @@ def create_app(settings: Settings) -> AsyncApp:
     metrics = Metrics() if settings.metrics_enabled else None
     if metrics is not None:
         metrics.watch_pool(engine)
-    limiter = _rate_limiter(settings, metrics)
+    counter = _counter(settings)
+    limiter = _rate_limiter(settings, counter, metrics)
     # One place per pooled connection: requests hold one while they work, streams per read.
     slots = asyncio.Semaphore(settings.pool.size + settings.pool.max_overflow)
     # Read from the installed distribution's metadata once, at start, not by the first request.
     version = api_index()["version"]
     mcp_server = mcp.mcp_server(tools(spec()), version) if settings.mcp_enabled else None
+    chat = chat_service(settings, engine, counter, metrics, InProcessTools(tools(spec())))
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
@@ -136,13 +148,14 @@ def create_app(settings: Settings) -> AsyncApp:
                     "authenticator": _authenticator(settings, client, metrics),
                     "rate_limiter": limiter,
                     "metrics": metrics,
+                    CHAT: chat,
                 }
             finally:
                 live.stop()
                 await live.close()
                 engine.dispose()
-                if limiter is not None:
-                    await limiter.close()
+                await chat.close()
+                await counter.close()
 
     app = AsyncApp(
         __name__,
@@ -255,18 +268,22 @@ def task_store(settings: Settings, engine: Engine, wakeups: Wakeups | None = Non
     )
 
 
-def _rate_limiter(settings: Settings, metrics: Metrics | None) -> RateLimiter | None:
+def _counter(settings: Settings) -> Counter:
+    """Where the rate limits count: Redis, shared by every process, or this process."""
+    if not settings.redis_url:
+        return MemoryCounter()
+    return RedisCounter(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout,
+    )
+
+
+def _rate_limiter(
+    settings: Settings, counter: Counter, metrics: Metrics | None
+) -> RateLimiter | None:
     if not settings.rate_limit_enabled:
         return None
-    counter = (
-        RedisCounter(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            timeout=settings.redis_timeout,
-        )
-        if settings.redis_url
-        else MemoryCounter()
-    )
     window = settings.rate_limit_window
     return RateLimiter(
         counter,

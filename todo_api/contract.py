@@ -196,13 +196,17 @@ EVENT_STREAM = "text/event-stream"
 
 @cache
 def streamed_routes() -> frozenset[str]:
-    """The spec's paths whose GET answers an event stream (a request that lasts)."""
+    """The spec's paths that may answer an event stream (a request that lasts: the event
+    stream, a chat turn): those whose 200 answer offers one."""
     base = base_path()
     found = set()
     for template, item in spec()["paths"].items():
-        answer = _resolve(item.get("get", {}).get("responses", {}).get("200", {}))
-        if EVENT_STREAM in answer.get("content", {}):
-            found.add(base + template)
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            answer = _resolve(operation.get("responses", {}).get("200", {}))
+            if EVENT_STREAM in answer.get("content", {}):
+                found.add(base + template)
     return frozenset(found)
 
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from todo_api.chat_settings import ChatSettings
 from todo_api.secret_strength import MIN_SECRET_LENGTH
 from todo_api.variables import (
     LOG_FORMAT,
@@ -104,6 +105,7 @@ class Settings:
         "Shared secret of HS256 tokens",
         shortest=MIN_SECRET_LENGTH,
         hint=" (generate one with `openssl rand -base64 32`)",
+        secret=True,
     )
     jwt_issuer: str | None = setting("JWT_ISSUER", text, None, "Expected `iss`")
     jwt_audience: str | None = setting("JWT_AUDIENCE", text, None, "Expected `aud`")
@@ -213,7 +215,7 @@ class Settings:
         "METRICS_ENABLED", flag, False, "Serve Prometheus metrics at /api/metrics"
     )
     metrics_token: str | None = setting(
-        "METRICS_TOKEN", text, None, "Bearer token a metrics scrape must send"
+        "METRICS_TOKEN", text, None, "Bearer token a metrics scrape must send", secret=True
     )
     mcp_enabled: bool = setting(
         "MCP_ENABLED", flag, True, "Serve the MCP tools at /api/mcp (404 while off)"
@@ -266,6 +268,8 @@ class Settings:
         most=MAX_REMINDER_LEASE,
         unit="seconds",
     )
+
+    chat: ChatSettings = field(default_factory=ChatSettings)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -100,8 +100,10 @@ def setting(
     unit: str = "",
     hint: str = "",
     derive: Callable[[Mapping[str, Any]], T] | None = None,
+    secret: bool = False,
 ) -> T:
-    """A dataclass field read from the environment variable `name`."""
+    """A dataclass field read from the environment variable `name`; a `secret` one is left
+    out of the settings' repr, so that no log line or traceback can carry it."""
     variable = Variable(
         name=name,
         parse=parse,
@@ -116,7 +118,7 @@ def setting(
         hint=hint,
         derive=derive,
     )
-    return field(default=default, metadata={KEY: variable})
+    return field(default=default, metadata={KEY: variable}, repr=not secret)
 
 
 def variable_of(cls: type, name: str) -> Variable:

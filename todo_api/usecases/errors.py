@@ -19,3 +19,20 @@ class StreamLimit(Exception):
         super().__init__(per_user, limit)
         self.per_user = per_user
         self.limit = limit
+
+
+class ChatUnavailable(Exception):
+    """The chatbot is not set up here: the `chat` extra or OPENAI_API_KEY is missing."""
+
+
+class ModelUnavailable(Exception):
+    """The model did not answer in time, or could not be reached: worth a retry (503)."""
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class ModelFailed(ModelUnavailable):
+    """The model answered something that is no answer, or refused the server's key (502)."""

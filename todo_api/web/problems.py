@@ -27,11 +27,18 @@ from storage import (
     TagNotFound,
     TaskNotFound,
 )
+from storage.errors import ChatQuotaExceeded, ConversationNotFound
 from todo_api.auth.errors import CredentialsUncheckable, Unauthenticated
 from todo_api.contract import allowed_methods
 from todo_api.logs import current_request_id, note_error
 from todo_api.metrics import Metrics
-from todo_api.usecases.errors import InvalidInput, StreamLimit
+from todo_api.usecases.errors import (
+    ChatUnavailable,
+    InvalidInput,
+    ModelFailed,
+    ModelUnavailable,
+    StreamLimit,
+)
 from todo_api.web.representation import task_etag, task_json
 
 logger = logging.getLogger("todo_api")
@@ -53,11 +60,14 @@ TITLES = {
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",
+    502: "Bad Gateway",
     503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
 REALM = 'Bearer realm="todo-api"'
 RETRY_AFTER_SECONDS = 5
+# A server without a model will not have one in seconds.
+CHAT_UNAVAILABLE_RETRY = 300
 # Enough to fix a form; a body with thousands of bad keys gets no thousand-line answer.
 MAX_ERRORS = 20
 
@@ -211,6 +221,10 @@ DomainError: TypeAlias = (
     | CursorExpired
     | IdempotencyKeyReused
     | StreamLimit
+    | ConversationNotFound
+    | ChatQuotaExceeded
+    | ChatUnavailable
+    | ModelUnavailable
 )
 DOMAIN_ERRORS: tuple[type[Exception], ...] = typing.get_args(DomainError)
 
@@ -265,6 +279,20 @@ def as_problem(exc: DomainError) -> ProblemException:
     if isinstance(exc, IdempotencyKeyReused):
         detail = "was already used with a different request; use a new key for a new task"
         return _field(422, {"parameter": "Idempotency-Key", "detail": detail})
+    if isinstance(exc, ConversationNotFound):
+        return _problem_of(404, f"There is no conversation {exc.args[0]}.")
+    if isinstance(exc, ChatQuotaExceeded):
+        detail = (
+            f"You already keep {exc.quota} {exc.what}, the most one user may; "
+            "delete a conversation first."
+        )
+        return _problem_of(409, detail)
+    if isinstance(exc, ChatUnavailable):
+        return _problem_of(503, str(exc), headers=retry_after_header(CHAT_UNAVAILABLE_RETRY))
+    if isinstance(exc, ModelUnavailable):
+        # The user's message is stored: the client sends the next one, not this one again.
+        status = 502 if isinstance(exc, ModelFailed) else 503
+        return _problem_of(status, exc.detail, headers=retry_after_header(exc.retry_after))
     if exc.per_user:
         detail = f"You have {exc.limit} event streams open, the most one user may; close one."
         return _problem_of(429, detail, headers=retry_after_header(RETRY_AFTER_SECONDS))

@@ -10,6 +10,7 @@ from typing import Any, TypeAlias
 from connexion.lifecycle import ConnexionResponse
 
 from storage import Changes, TagCount, Task, TaskQuery, Tombstone
+from storage.conversations import Conversation, Message
 from todo_api.contract import task_properties
 
 # A task's strong tag names the task and its write count: "17-3". No leading zeros, so that a
@@ -91,3 +92,24 @@ def duration_text(value: dt.timedelta) -> str:
 def rfc3339(value: dt.datetime) -> str:
     # isoformat, unlike strftime, pads years before 1000 to the four digits RFC 3339 requires.
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def conversation_json(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "created_at": rfc3339(conversation.created_at),
+        "updated_at": rfc3339(conversation.updated_at),
+    }
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        # A ChatKit item that is no message of either (a widget, a task) reads as the agent's.
+        "role": "user" if message.role == "user" else "assistant",
+        "content": message.content,
+        "tool_calls": message.tool_calls,
+        "created_at": rfc3339(message.created_at),
+    }

@@ -1,0 +1,54 @@
+"""The chatbot as every door reaches it: the rules' `Chat`, the tools bound to the user, the
+chat rate limit, and ChatKit's server over the same conversations."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from starlette.responses import Response
+from starlette.types import Scope
+
+from todo_api.usecases.chat import Chat, ToolCaller
+from todo_api.web.chat_rate import ChatRate
+
+# Where the app's lifespan leaves it (`request.state`).
+STATE_KEY = "chat"
+
+
+class ToolBinder(Protocol):
+    def bound(self, scope: Scope, user: str) -> ToolCaller: ...
+
+
+@dataclass
+class ChatService:
+    chat: Chat
+    tools: ToolBinder
+    rate: ChatRate | None = None
+    # What ends with the app: the model's client.
+    closing: Callable[[], Awaitable[None]] | None = None
+    # todo_api/chat/chatkit.py's server, when the chat extra is installed.
+    chatkit: Any = None
+
+    async def chatkit_answer(self, scope: Scope, user: str, body: dict[str, Any]) -> Response:
+        """ChatKit's request, answered by its server for `user` (todo_api/chat/chatkit.py)."""
+        self.chat.ready()
+        raise NotImplementedError("ChatKit's server is being built")
+
+    async def close(self) -> None:
+        if self.closing is not None:
+            await self.closing()
+
+    async def admit(self, scope: Scope, user: str) -> ToolCaller:
+        """One chat message of the user's, admitted: the chatbot is set up (503 otherwise),
+        and the user is within the chat rate limit (429); the user's tools for it."""
+        self.chat.ready()
+        if self.rate is not None:
+            await self.rate.count(user)
+        return self.tools.bound(scope, user)
+
+
+def chat_service(scope: Scope) -> ChatService:
+    service: ChatService = scope["state"][STATE_KEY]  # set by todo_api.app at startup
+    return service

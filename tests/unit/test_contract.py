@@ -130,4 +130,4 @@ def test_app_starts_and_resolves_every_operation(client: TestClient) -> None:
         for key, operation in item.items()
         if key != "parameters"
     ]
-    assert len(operations) == len(set(operations)) == 31
+    assert len(operations) == len(set(operations)) == 40

@@ -78,9 +78,7 @@ def messages(client: TestClient, user: str, conversation: str) -> list[dict[str,
     return answer.json()
 
 
-def test_a_message_that_asks_for_a_task_adds_it_and_lists_the_call(
-    start: Start, user: str
-) -> None:
+def test_a_message_that_asks_for_a_task_adds_it_and_lists_the_call(start: Start, user: str) -> None:
     client = start()
     answer = say(client, user, "remind me to buy milk")
     assert answer.status_code == 200, answer.text
@@ -224,9 +222,7 @@ def test_a_model_slower_than_chat_timeout_gives_503(
     assert "retry-after" in answer.headers
 
 
-def test_without_a_model_chat_is_503_and_the_rest_works(
-    settings: Settings, user: str
-) -> None:
+def test_without_a_model_chat_is_503_and_the_rest_works(settings: Settings, user: str) -> None:
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         answer = say(client, user, "hello")
         assert answer.status_code == 503
@@ -236,9 +232,7 @@ def test_without_a_model_chat_is_503_and_the_rest_works(
         assert client.get("/api/tasks", headers=headers(user)).status_code == 200
 
 
-def test_streaming_sends_deltas_tool_events_and_the_answer_last(
-    start: Start, user: str
-) -> None:
+def test_streaming_sends_deltas_tool_events_and_the_answer_last(start: Start, user: str) -> None:
     client = start()
     answer = client.post(
         "/api/chat",

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx2
 
 from tests.databases import fresh_postgres
+from tests.fake_openai import API_KEY, MODEL, FakeOpenAI, serve_fake_openai
 from tests.network import running_server
 from todo_api.auth.authenticator import Expected, mint_token
 
@@ -42,8 +43,12 @@ def database(postgres: str | None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def server(database_url: str, secret: str) -> Iterator[str]:
+def server(database_url: str, secret: str, model: FakeOpenAI) -> Iterator[str]:
     env = {**os.environ, "DATABASE_URL": database_url, "BETTER_AUTH_SECRET": secret}
+    # The chat operations answer for real, on a scripted model on loopback; their bounds are
+    # above the fuzzer's pace, as the rate limits are.
+    env.update(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=model.base_url, CHAT_MODEL=MODEL)
+    env.update(CHAT_RATE_LIMIT_PER_USER="1000000", CHAT_CONVERSATION_QUOTA="100000")
     # Limits on as deployed, but above the fuzzer's pace: their headers are checked, not 429s.
     env.update(LOG_LEVEL="WARNING", RATE_LIMIT_PER_USER="1000000", RATE_LIMIT_PER_ADDRESS="1000000")
     # An event stream lasts until its token expires: here it ends at once, so that each case
@@ -84,7 +89,11 @@ def main() -> int:
     alice, bob = (
         mint_token(secret, user, dt.timedelta(hours=1), Expected()) for user in ("alice", "bob")
     )
-    with database(args.postgres) as url, server(url, secret) as base:
+    with (
+        serve_fake_openai() as model,
+        database(args.postgres) as url,
+        server(url, secret, model) as base,
+    ):
         print(f"== schemathesis as user A on {url.split(':')[0]}", flush=True)
         passed = schemathesis(base, alice, "main.toml", {})
         print("== schemathesis as user A on the /{user_id}/tasks family", flush=True)

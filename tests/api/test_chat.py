@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -354,3 +355,17 @@ def test_the_api_key_is_never_logged(
     assert all(key not in record.getMessage() for record in caplog.records)
     assert all(key not in str(record.__dict__) for record in caplog.records)
     assert key not in repr(ChatSettings(api_key=key))
+
+
+def test_without_the_chat_extra_chat_is_503_even_with_a_key(
+    start: Start, user: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As if `openai-agents` were not installed: importing the model's adapter fails.
+    monkeypatch.setitem(sys.modules, "todo_api.chat.agent", None)
+    with caplog.at_level(logging.WARNING):
+        client = start()
+    answer = say(client, user, "hello")
+    assert answer.status_code == 503
+    assert "todo-api[chat]" in answer.json()["detail"]
+    assert any("chat extra is missing" in record.getMessage() for record in caplog.records)
+    assert client.get("/api/tasks", headers=headers(user)).status_code == 200

@@ -8,6 +8,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from tests.conftest import AUDIENCE, ISSUER, SECRET, Client
+from tests.fake_openai import API_KEY, MODEL, serve_fake_openai
+from todo_api.chat_settings import ChatSettings
+
 Create = Callable[..., dict[str, Any]]
 
 
@@ -85,6 +89,29 @@ def test_values_of_other_backends_are_422_naming_the_field(
     assert response.status_code == 422
     error = response.json()["errors"][0]
     assert named in (error.get("parameter"), error.get("pointer"))
+
+
+def test_phase_threes_chat_call_answers_its_shape_with_a_string_conversation_id(
+    serve: Client, alice: dict[str, str]
+) -> None:
+    with serve_fake_openai() as fake:
+        chat = ChatSettings(api_key=API_KEY, base_url=fake.base_url, model=MODEL)
+        client = serve(auth_secret=SECRET, jwt_issuer=ISSUER, jwt_audience=AUDIENCE, chat=chat)
+        first = client.post("/api/alice/chat", json={"message": "add Buy milk"}, headers=alice)
+        assert first.status_code == 200
+        answer = first.json()
+        assert set(answer) == {"conversation_id", "response", "tool_calls"}
+        assert isinstance(answer["conversation_id"], str)
+        assert [call["name"] for call in answer["tool_calls"]] == ["add_task"]
+        conversation = answer["conversation_id"]
+        again = {"conversation_id": conversation, "message": "list"}
+        second = client.post("/api/alice/chat", json=again, headers=alice)
+        assert second.json()["conversation_id"] == conversation
+        # Phase III's integer ids are not this API's.
+        numbered = {"conversation_id": 3, "message": "list"}
+        refused = client.post("/api/alice/chat", json=numbered, headers=alice)
+        assert refused.status_code == 422
+        assert [error["pointer"] for error in refused.json()["errors"]] == ["#/conversation_id"]
 
 
 # What replayed frontends tripped on (the page's "What replayed frontends tripped on").

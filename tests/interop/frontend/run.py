@@ -1,7 +1,8 @@
 """The frontend's side of the contract, as CI runs it: `python -m tests.interop.frontend.run`.
 
 Starts the Better Auth harness and the API (checking Better Auth's JWTs, CORS open to one
-loopback origin) on free ports with a fresh SQLite database, then in tests/interop/frontend:
+loopback origin, its chatbot on tests/fake_openai.py's scripted model) on free ports with a
+fresh SQLite database, then in tests/interop/frontend:
 generates TypeScript types from the served /api/openapi.json with openapi-typescript (and
 checks that they name the contract's schemas, and that /api/openapi.yaml gives the same types),
 type-checks the openapi-fetch client with `tsc --noEmit`, runs it against the live server
@@ -25,6 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.fake_openai import API_KEY, MODEL, serve_fake_openai
 from tests.network import free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -75,15 +77,20 @@ def better_auth() -> Iterator[str]:
 
 @contextlib.contextmanager
 def api(better_auth_url: str, frontend_origin: str) -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as directory, serve_fake_openai() as model:
         env = {
             key: value
             for key, value in os.environ.items()
             # Only Better Auth's JWTs: a shared secret in the environment must not let others in.
             if key not in {"BETTER_AUTH_SECRET", "JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE"}
+            # The chatbot on the fake model only, whatever model the environment names.
+            and not key.startswith(("OPENAI_", "CHAT_"))
         }
         env.update(
             DATABASE_URL=f"sqlite:///{directory}/frontend.db",
+            OPENAI_API_KEY=API_KEY,
+            OPENAI_BASE_URL=model.base_url,
+            CHAT_MODEL=MODEL,
             BETTER_AUTH_URL=better_auth_url,
             CORS_ORIGINS=frontend_origin,
             LOG_LEVEL="WARNING",

@@ -15,6 +15,10 @@ export type Change = components["schemas"]["Change"];
 export type PreconditionProblem = components["schemas"]["PreconditionProblem"];
 export type StreamTicket = components["schemas"]["StreamTicket"];
 export type TagCount = components["schemas"]["TagCount"];
+export type ChatRequest = paths["/chat"]["post"]["requestBody"]["content"]["application/json"];
+export type ChatAnswer = components["schemas"]["ChatAnswer"];
+export type Conversation = components["schemas"]["Conversation"];
+export type ChatMessage = components["schemas"]["Message"];
 
 /** An open subscription to the live updates; `close()` ends it for good. */
 export interface Subscription {
@@ -34,6 +38,21 @@ export interface SubscribeOptions {
   onOpen?: () => void;
   /** A task's `remind_at` has come: show it. Once per occurrence; not replayed on resume. */
   onReminder?: (task: Task) => void;
+}
+
+/** One page of the user's chatbot conversations, newest first. */
+export interface ConversationPage {
+  conversations: Conversation[];
+  total: number;
+  /** The cursor of the next page, if there is one. */
+  next: string | null;
+}
+
+/** One page of a conversation's messages, oldest first. */
+export interface MessagePage {
+  messages: ChatMessage[];
+  total: number;
+  next: string | null;
 }
 
 /** One page of the user's tags, most used first. */
@@ -157,6 +176,12 @@ export function nextLink(header: string | null): string | null {
     if (match?.[1] !== undefined && relations.includes("next")) return match[1];
   }
   return null;
+}
+
+/** The cursor of the `Link: rel="next"` page, if there is one. */
+function cursorOf(response: Response): string | null {
+  const link = nextLink(response.headers.get("Link"));
+  return link ? new URL(link, response.url).searchParams.get("cursor") : null;
 }
 
 function toPage(tasks: Task[], query: ListQuery, response: Response): Page {
@@ -482,6 +507,52 @@ export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) 
   const renameTag = async (tag: string, to: string): Promise<TagCount> =>
     ok(await client.POST("/tags/{tag}/rename", { params: { path: { tag } }, body: { to } }));
 
+  /**
+   * One turn with the chatbot: its reply and the tool calls it made. Without `conversationId`,
+   * a new conversation begins; its id is in the answer, to go on with it.
+   */
+  const chat = async (message: string, conversationId?: string): Promise<ChatAnswer> => {
+    const body: ChatRequest = conversationId
+      ? { conversation_id: conversationId, message }
+      : { message };
+    const answer = ok(await client.POST("/chat", { body }));
+    // The contract's 200 is JSON or, asked for with `Accept: text/event-stream`, a stream.
+    if (typeof answer === "string") throw new Error("a stream answered a request for JSON");
+    return answer;
+  };
+
+  const listConversations = async (limit?: number, cursor?: string): Promise<ConversationPage> => {
+    const answer = await client.GET("/conversations", { params: { query: { limit, cursor } } });
+    return {
+      conversations: ok(answer),
+      total: Number(answer.response.headers.get("X-Total-Count")),
+      next: cursorOf(answer.response),
+    };
+  };
+
+  const conversationMessages = async (
+    conversationId: string,
+    limit?: number,
+    cursor?: string,
+  ): Promise<MessagePage> => {
+    const answer = await client.GET("/conversations/{conversation_id}/messages", {
+      params: { path: { conversation_id: conversationId }, query: { limit, cursor } },
+    });
+    return {
+      messages: ok(answer),
+      total: Number(answer.response.headers.get("X-Total-Count")),
+      next: cursorOf(answer.response),
+    };
+  };
+
+  const deleteConversation = async (conversationId: string): Promise<void> => {
+    ok(
+      await client.DELETE("/conversations/{conversation_id}", {
+        params: { path: { conversation_id: conversationId } },
+      }),
+    );
+  };
+
   /** The tasks whose reminder is due and not yet delivered on a stream (for polling clients). */
   const dueReminders = async (): Promise<Page> => listTasks({ reminder: "due" });
 
@@ -508,6 +579,10 @@ export function createTodoApi(baseUrl: string, getToken: () => Promise<string>) 
     listTags,
     renameTag,
     dueReminders,
+    chat,
+    listConversations,
+    conversationMessages,
+    deleteConversation,
     createTask,
     getTask,
     getTaskIfChanged,

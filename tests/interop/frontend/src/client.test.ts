@@ -375,6 +375,48 @@ describe("the typed client against the live API", () => {
     assert.deepEqual(await api.renameTag("wrk", "work"), { tag: "work", pending: 1, completed: 1 });
     await refused(api.renameTag("wrk", "work"), 404);
   });
+
+  // The model is tests/fake_openai.py's script: "add <title>" calls add_task, "list" list_tasks.
+  test("the chatbot: a turn, the conversations, their messages, a delete", async () => {
+    const first = await api.chat("add Oat milk from the chatbot");
+    assert.match(first.conversation_id, /^[0-9a-f]{8}-[0-9a-f]{4}-/, "a UUID string");
+    assert.deepEqual(
+      first.tool_calls.map((call) => [call.name, call.outcome]),
+      [["add_task", "ok"]],
+    );
+    const [added] = (await api.listTasks({ q: "Oat milk from the chatbot" })).tasks;
+    assert.equal(added?.user_id, userId, "the agent acted as the signed-in user");
+
+    const next = await api.chat("list", first.conversation_id);
+    assert.equal(next.conversation_id, first.conversation_id);
+    assert.deepEqual(
+      next.tool_calls.map((call) => call.name),
+      ["list_tasks"],
+    );
+
+    const conversations = await api.listConversations(10);
+    assert.equal(conversations.total, 1);
+    assert.equal(conversations.conversations[0]?.id, first.conversation_id);
+    assert.equal(conversations.conversations[0]?.title, "add Oat milk from the chatbot");
+
+    const firstPage = await api.conversationMessages(first.conversation_id, 3);
+    assert.equal(firstPage.total, 4);
+    assert.ok(firstPage.next, "a next page is linked");
+    const rest = await api.conversationMessages(first.conversation_id, 3, firstPage.next);
+    const messages = [...firstPage.messages, ...rest.messages];
+    assert.deepEqual(
+      messages.map((message) => message.role),
+      ["user", "assistant", "user", "assistant"],
+    );
+    assert.equal(messages[1]?.content, first.response);
+    assert.equal(rest.next, null);
+
+    await refused(api.chat("list", "00000000-0000-4000-8000-000000000000"), 404);
+    await api.deleteConversation(first.conversation_id);
+    await refused(api.conversationMessages(first.conversation_id), 404);
+    assert.equal((await api.listConversations()).total, 0);
+    if (added) await api.deleteTask(added.id);
+  });
 });
 
 test("nextLink finds rel=next among several links", () => {

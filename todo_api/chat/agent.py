@@ -20,7 +20,6 @@ import openai
 from agents import (
     Agent,
     FunctionTool,
-    ModelSettings,
     OpenAIChatCompletionsModel,
     RunConfig,
     Runner,
@@ -102,7 +101,8 @@ class AgentAssistant:
             name="Todo assistant",
             instructions=INSTRUCTIONS.format(timezone=timezone, now=now),
             model=self.model,
-            model_settings=ModelSettings(parallel_tool_calls=False),
+            # No `parallel_tool_calls`: not every OpenAI-compatible endpoint takes it (Gemini's
+            # has refused it), and the cap holds for calls in parallel too (call_tool).
             tools=list(self.tools),
         )
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from storage.conversations import ConversationStore
-from todo_api.chat.service import ChatService
+from todo_api.chat.service import ChatKitDoor, ChatService
 from todo_api.chat_settings import ChatSettings
 from todo_api.mcp.in_process import InProcessTools
 from todo_api.metrics import Metrics
@@ -43,6 +43,7 @@ def chat_service(
         tools,
         ChatRate(limiter, policy),
         closing=assistant.close if assistant is not None else None,
+        chatkit=chatkit_for(assistant, conversations, chat.history_messages),
     )
 
 
@@ -62,3 +63,24 @@ def assistant_for(settings: ChatSettings, specs: list[ToolSpec]) -> AgentAssista
         )
         return None
     return AgentAssistant(settings, specs)
+
+
+def chatkit_for(
+    assistant: AgentAssistant | None, conversations: ConversationStore, history: int
+) -> ChatKitDoor | None:
+    """ChatKit's server over the same conversations and agent; None without a model, or
+    without `openai-chatkit`, and then ChatKit's endpoint answers 503."""
+    if assistant is None:
+        return None
+    try:
+        from todo_api.chat.chatkit import TodoChatKitServer
+        from todo_api.chat.chatkit_store import ConversationThreads
+    except ImportError as exc:
+        logger.warning(
+            "The chat model is set up, but openai-chatkit is missing (%s): /chatkit answers "
+            "503; install it with `pip install 'todo-api[chat]'`.",
+            exc,
+            extra={"event": "chatkit_unavailable"},
+        )
+        return None
+    return TodoChatKitServer(ConversationThreads(conversations), assistant, history)

@@ -11,14 +11,30 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from todo_api.usecases.chat import Chat, ToolCaller
+from todo_api.usecases.errors import ChatUnavailable
 from todo_api.web.chat_rate import ChatRate
 
 # Where the app's lifespan leaves it (`request.state`).
 STATE_KEY = "chat"
+NO_CHATKIT = (
+    "ChatKit's server is not installed here: it needs the `chat` extra "
+    "(`pip install 'todo-api[chat]'`), which brings `openai-chatkit`."
+)
+
+# A chat message admitted for a user: their tools, or the refusal (503, 429).
+Admit = Callable[[Scope, str], Awaitable[ToolCaller]]
 
 
 class ToolBinder(Protocol):
     def bound(self, scope: Scope, user: str) -> ToolCaller: ...
+
+
+class ChatKitDoor(Protocol):
+    """ChatKit's server (todo_api/chat/chatkit.py), which needs the `chat` extra."""
+
+    async def answer(
+        self, scope: Scope, user: str, body: dict[str, Any], admit: Admit
+    ) -> Response: ...
 
 
 @dataclass
@@ -28,13 +44,17 @@ class ChatService:
     rate: ChatRate | None = None
     # What ends with the app: the model's client.
     closing: Callable[[], Awaitable[None]] | None = None
-    # todo_api/chat/chatkit.py's server, when the chat extra is installed.
-    chatkit: Any = None
+    # todo_api/chat/chatkit.py's server, when there is a model and the chat extra.
+    chatkit: ChatKitDoor | None = None
 
     async def chatkit_answer(self, scope: Scope, user: str, body: dict[str, Any]) -> Response:
-        """ChatKit's request, answered by its server for `user` (todo_api/chat/chatkit.py)."""
-        self.chat.ready()
-        raise NotImplementedError("ChatKit's server is being built")
+        """ChatKit's request, answered by its server for `user`; each request that makes the
+        model answer is admitted as a chat message is (`admit`)."""
+        if self.chatkit is None:
+            # Without a model ChatKit has nothing to offer: 503, as POST /chat answers.
+            self.chat.ready()
+            raise ChatUnavailable(NO_CHATKIT)
+        return await self.chatkit.answer(scope, user, body, self.admit)
 
     async def close(self) -> None:
         if self.closing is not None:

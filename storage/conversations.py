@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -27,6 +27,11 @@ from sqlalchemy import (
 )
 
 from storage import clock
+from storage.chat_records import Conversation as Conversation
+from storage.chat_records import ConversationPage as ConversationPage
+from storage.chat_records import Message as Message
+from storage.chat_records import MessagePage as MessagePage
+from storage.chat_records import NewMessage as NewMessage
 from storage.cursors import (
     conversation_cursor,
     conversation_position,
@@ -36,43 +41,6 @@ from storage.cursors import (
 from storage.errors import ChatQuotaExceeded, ConversationNotFound
 from storage.models import ChatOwnerRow, ConversationRow, MessageRow
 from storage.statements import insert_ignoring_conflict
-
-
-@dataclass(frozen=True)
-class Conversation:
-    id: str
-    title: str | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    # What ChatKit keeps of its thread besides the title, as JSON; None for POST /chat's.
-    thread: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Message:
-    id: str
-    conversation_id: str
-    role: str
-    content: str
-    tool_calls: list[dict[str, Any]]
-    created_at: dt.datetime
-    item: dict[str, Any] | None = None
-    seq: int = 0
-
-
-@dataclass(frozen=True)
-class ConversationPage:
-    conversations: list[Conversation]
-    total: int
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class MessagePage:
-    messages: list[Message]
-    total: int
-    next_cursor: str | None
-
 
 _OWNER = bindparam("owner", type_=ConversationRow.user_id.type)
 _CONVERSATION = bindparam("conversation", type_=ConversationRow.id.type)
@@ -154,10 +122,10 @@ class ConversationStore:
         conversation_id: str | None = None,
         thread: dict[str, Any] | None = None,
         created_at: dt.datetime | None = None,
-        first: tuple[str, str] | None = None,
+        first: NewMessage | None = None,
     ) -> tuple[Conversation, Message | None]:
-        """A new conversation, and its `first` message (role, content) in the same
-        transaction; ChatQuotaExceeded past a quota, and then nothing is written."""
+        """A new conversation, and its `first` message in the same transaction;
+        ChatQuotaExceeded past a quota, and then nothing is written."""
         now = clock.utc_now()
         conversation = Conversation(
             id=conversation_id or str(uuid.uuid4()),
@@ -181,8 +149,17 @@ class ConversationStore:
             )
             message = None
             if first is not None:
-                role, content = first
-                message = self._insert(connection, user_id, conversation.id, role, content, now)
+                message = self._insert(
+                    connection,
+                    user_id,
+                    conversation.id,
+                    first.role,
+                    first.content,
+                    first.created_at or now,
+                    tool_calls=first.tool_calls,
+                    item=first.item,
+                    message_id=first.message_id,
+                )
         return conversation, message
 
     def get(self, user_id: str, conversation_id: str) -> Conversation:
@@ -283,7 +260,7 @@ class ConversationStore:
         with self._engine.connect() as connection:
             row = connection.execute(query, keys).one_or_none()
         if row is None:
-            raise ConversationNotFound(message_id)
+            raise ConversationNotFound(message_id, "message")
         return Message(*row)
 
     def append(
@@ -382,6 +359,21 @@ class ConversationStore:
         with self._engine.begin() as connection:
             if connection.execute(statement, keys).rowcount:
                 connection.execute(_SHRINK, {"owner": user_id, "conversations": 0, "messages": 1})
+
+    def check_room(self, user_id: str, conversations: int, messages: int) -> None:
+        """ChatQuotaExceeded if the user has no room for so many more: a check before a
+        stream starts, so that its refusal is an answer of its own (each write holds the
+        quotas again, under the lock)."""
+        query = select(_OWNERS.c.conversation_count, _OWNERS.c.message_count).where(
+            _OWNERS.c.user_id == _OWNER
+        )
+        with self._engine.connect() as connection:
+            row = connection.execute(query, {"owner": user_id}).first()
+        held = (0, 0) if row is None else tuple(row)
+        for column, count, more in zip(self._quota, held, (conversations, messages), strict=True):
+            if more and count + more > self._quota[column]:
+                what = "conversations" if column == "conversation_count" else "messages"
+                raise ChatQuotaExceeded(what, self._quota[column])
 
     def _take(self, connection: Connection, user_id: str, column: str, how_many: int) -> None:
         """A place in the owner's quota, taken under the owner row's lock."""

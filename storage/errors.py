@@ -59,6 +59,10 @@ class ConversationNotFound(LookupError):
     """No such conversation (or message in it) for this user; another user's is reported the
     same way."""
 
+    def __init__(self, identifier: str, what: str = "conversation") -> None:
+        super().__init__(identifier)
+        self.what = what
+
 
 class ChatQuotaExceeded(Exception):
     """The user already keeps as many conversations, or messages, as one user may."""

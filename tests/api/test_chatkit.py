@@ -358,3 +358,46 @@ def test_a_retry_answers_the_message_again(client: TestClient, fake: FakeOpenAI)
     assert len(fake.requests) == before + 1
     items = post(client, ItemsListReq(params=ItemsListParams(thread_id=thread_id, order="asc")))
     assert [item["id"] for item in items.json()["data"]] == [user["id"], again["id"]]
+
+
+@pytest.mark.parametrize(
+    ("message", "detail"),
+    [("x" * 4001, "longer than 4000"), ("   ", "blank"), ("a\u0007b", "control character")],
+)
+def test_a_message_out_of_post_chats_bounds_is_422(
+    client: TestClient, message: str, detail: str
+) -> None:
+    answer = post(client, ThreadsCreateReq(params=ThreadCreateParams(input=said(message))))
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert error["pointer"] == "#/params/input/content"
+    assert detail in error["detail"]
+    assert client.get("/api/conversations", headers=bearer(make_token("alice"))).json() == []
+
+
+def test_a_nul_anywhere_is_422_before_the_database_sees_it(client: TestClient) -> None:
+    params = ThreadGetByIdParams(thread_id="a\u0000b")
+    answer = post(client, ThreadsGetByIdReq(params=params))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["pointer"] == "#/params/thread_id"
+
+
+def test_a_new_thread_past_the_message_quota_leaves_no_conversation(
+    serve: Client, fake: FakeOpenAI
+) -> None:
+    client = start(serve, fake, message_quota=2)
+    create(client, "hello")  # its message and the reply: the quota, full
+    answer = post(client, ThreadsCreateReq(params=ThreadCreateParams(input=said("again"))))
+    assert answer.status_code == 409, answer.text
+    conversations = client.get("/api/conversations", headers=bearer(make_token("alice")))
+    assert len(conversations.json()) == 1
+
+
+def test_a_deleted_thread_is_not_brought_back_by_an_update(client: TestClient) -> None:
+    thread_id, _ = create(client, "hello")
+    headers = bearer(make_token("alice"))
+    assert client.delete(f"/api/conversations/{thread_id}", headers=headers).status_code == 204
+    params = ThreadUpdateParams(thread_id=thread_id, title="back from the dead")
+    answer = post(client, ThreadsUpdateReq(params=params))
+    assert answer.status_code == 404, answer.text
+    assert client.get("/api/conversations", headers=headers).json() == []

@@ -255,3 +255,11 @@ def test_each_parameter_is_checked_once_per_request(
     monkeypatch.setattr(ParametersValidator, "validate_parameter", staticmethod(counting))
     assert client.get(f"/api/tasks/{task['id']}", headers=alice).status_code == 200
     assert sorted(checked) == ["If-None-Match", "task_id"]
+
+
+def test_a_value_over_its_length_bound_is_named_by_the_bound_not_echoed(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    response = client.post("/api/tasks", json={"title": "x" * 5000}, headers=alice)
+    [error] = response.json()["errors"]
+    assert error == {"pointer": "#/title", "detail": "is longer than 200 characters"}

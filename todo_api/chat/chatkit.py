@@ -20,13 +20,13 @@ from typing import Any, cast
 from agents import RunResultStreaming, StreamEvent
 from agents.exceptions import MaxTurnsExceeded
 from agents.models.fake_id import FAKE_RESPONSES_ID
+from anyio import to_thread
 from chatkit.agents import AgentContext, ThreadItemConverter, stream_agent_response
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageItem,
-    ChatKitReq,
     ErrorEvent,
     ProgressUpdateEvent,
     ThreadItemAddedEvent,
@@ -41,17 +41,15 @@ from chatkit.types import (
     UserMessageTagContent,
 )
 from openai.types.responses import ResponseInputContentParam, ResponseInputTextParam
-from pydantic import TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Scope
 
 from storage.errors import ConversationNotFound
 from todo_api.chat.agent import STOPPED, AgentAssistant, model_error
+from todo_api.chat.chatkit_checks import checked
 from todo_api.chat.chatkit_store import (
     ChatKitContext,
     ConversationThreads,
-    no_attachments,
     role_and_text,
 )
 from todo_api.chat.service import Admit
@@ -59,24 +57,11 @@ from todo_api.chat.stream import MEDIA_TYPE, problem_of
 from todo_api.usecases.chat import Events
 from todo_api.usecases.errors import InvalidInput, ModelFailed
 
-# What this server cannot do: it keeps no files, transcribes nothing, sends no widgets,
-# client tools or structured input to act on.
-UNSUPPORTED = {
-    "attachments.create": "this server takes no attachments",
-    "attachments.delete": "this server takes no attachments",
-    "input.transcribe": "this server does no dictation",
-    "threads.custom_action": "this server sends no widgets to act on",
-    "threads.sync_custom_action": "this server sends no widgets to act on",
-    "threads.add_client_tool_output": "this server calls no client tools",
-    "threads.add_structured_input": "this server asks for no structured input",
-}
 NOT_A_USER_MESSAGE = "names no user message of this thread"
 NOT_ADMITTED = "This request cannot make the assistant answer."
 # The requests that make the model answer: admitted (rate limit) before they start.
 ANSWERING = (ThreadsCreateReq, ThreadsAddUserMessageReq, ThreadsRetryAfterItemReq)
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-
-_REQUEST = TypeAdapter[ChatKitReq](ChatKitReq)
 
 
 class TodoChatKitServer(ChatKitServer[ChatKitContext]):
@@ -91,9 +76,8 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
     async def answer(self, scope: Scope, user: str, body: dict[str, Any], admit: Admit) -> Response:
         """One ChatKit request of `user`'s: JSON, or its events as Server-Sent Events."""
         raw = json.dumps(body, ensure_ascii=False).encode()
-        request = parsed(raw, body)
-        refuse_unsupported(request)
-        context = ChatKitContext(user)
+        request = checked(raw, body)
+        context = ChatKitContext(user, creating=isinstance(request, ThreadsCreateReq))
         if isinstance(request, ANSWERING):
             # Checked before admission: a request that names another's thread costs nothing.
             await self._check_names(request, context)
@@ -110,8 +94,12 @@ class TodoChatKitServer(ChatKitServer[ChatKitContext]):
     ) -> None:
         """A 404 for a thread that is not the user's, before any event: inside the stream the
         SDK could only cut the connection."""
+        conversations = self.threads.conversations
         if isinstance(request, ThreadsCreateReq):
+            await to_thread.run_sync(conversations.check_room, context.user, 1, 1)
             return
+        if isinstance(request, ThreadsAddUserMessageReq):
+            await to_thread.run_sync(conversations.check_room, context.user, 0, 1)
         thread_id = request.params.thread_id
         await self.store.load_thread(thread_id, context)
         if isinstance(request, ThreadsRetryAfterItemReq):
@@ -244,48 +232,6 @@ def title_of(message: UserMessageItem) -> str | None:
     lines = role_and_text(message)[1].strip().splitlines()
     line = lines[0] if lines else ""
     return (line[:197] + "...") if len(line) > 200 else (line or None)
-
-
-def parsed(raw: bytes, body: dict[str, Any]) -> ChatKitReq:
-    """The request as the SDK reads it; what it refuses is a 422 naming each field."""
-    try:
-        return _REQUEST.validate_json(raw)
-    except ValidationError as exc:
-        raise InvalidInput([field_error(error, body) for error in exc.errors()]) from None
-
-
-def field_error(error: ErrorDetails, body: Any) -> dict[str, str]:
-    """Pydantic's error as the project's: a JSON Pointer into the body. Pydantic's location
-    has each union's tag in it (`threads.create`), which is no member of the body."""
-    steps: list[str] = []
-    here = body
-    for step in error["loc"]:
-        if isinstance(here, dict) and here.get("type") == step:
-            continue
-        steps.append(str(step).replace("~", "~0").replace("/", "~1"))
-        if isinstance(here, dict):
-            here = here.get(str(step))
-        elif isinstance(here, list) and isinstance(step, int) and 0 <= step < len(here):
-            here = here[step]
-        else:
-            here = None
-    detail = error["msg"]
-    if error["type"] == "union_tag_invalid":
-        # Pydantic's message lists every tag: the type is what is wrong.
-        steps.append("type")
-        detail = "is not one of the types ChatKit's protocol has here"
-    return {"pointer": "#/" + "/".join(steps), "detail": detail}
-
-
-def refuse_unsupported(request: ChatKitReq) -> None:
-    reason = UNSUPPORTED.get(request.type)
-    if reason is not None:
-        raise InvalidInput([{"pointer": "#/type", "detail": f"{request.type}: {reason}"}])
-    if (
-        isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq)
-        and request.params.input.attachments
-    ):
-        raise no_attachments()
 
 
 async def streamed(events: AsyncGenerator[bytes, None]) -> StreamingResponse:

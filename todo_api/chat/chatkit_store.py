@@ -33,7 +33,7 @@ from chatkit.types import (
 )
 from pydantic import TypeAdapter
 
-from storage.conversations import Conversation, ConversationStore, Message
+from storage.conversations import Conversation, ConversationStore, Message, NewMessage
 from storage.cursors import conversation_cursor, message_cursor
 from storage.errors import ChatQuotaExceeded, ConversationNotFound
 from todo_api.usecases.chat import ToolCall, ToolCaller
@@ -63,6 +63,10 @@ class ChatKitContext:
     # Set once the model is asked: a store's error then reaches the SDK's own handling, whose
     # event says only that "an error occurred".
     answering: bool = False
+    # A threads.create's new thread, kept here until its first item: the two are stored in
+    # one transaction, so that a quota refusing the item leaves no empty conversation.
+    creating: bool = False
+    pending: ThreadMetadata | None = None
 
     def unreported_calls(self) -> list[dict[str, Any]]:
         calls = self.calls[self.reported :]
@@ -87,22 +91,25 @@ class ConversationThreads(Store[ChatKitContext]):
         return str(uuid.uuid4())
 
     async def load_thread(self, thread_id: str, context: ChatKitContext) -> ThreadMetadata:
+        if context.pending is not None and context.pending.id == thread_id:
+            return context.pending
         conversation = await _run(self.conversations.get, context.user, thread_id)
         return thread_of(conversation)
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
-        await _run(self._save_thread, thread, context.user)
+        await _run(self._save_thread, thread, context)
 
-    def _save_thread(self, thread: ThreadMetadata, user: str) -> None:
+    def _save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
+        if context.pending is not None and context.pending.id == thread.id:
+            context.pending = thread
+            return
         kept = thread.model_dump(mode="json", include=THREAD_FIELDS)
-        if not self.conversations.update(user, thread.id, thread.title, kept):
-            self.conversations.start(
-                user,
-                thread.title,
-                conversation_id=thread.id,
-                thread=kept,
-                created_at=aware(thread.created_at),
-            )
+        if self.conversations.update(context.user, thread.id, thread.title, kept):
+            return
+        if not context.creating:
+            # Deleted meanwhile (DELETE /conversations/{id}): it stays deleted.
+            raise ConversationNotFound(thread.id)
+        context.creating, context.pending = False, thread
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: ChatKitContext
@@ -166,13 +173,26 @@ class ConversationThreads(Store[ChatKitContext]):
         role, text = role_and_text(item)
         calls = context.unreported_calls() if role == "assistant" else []
         moment = aware(item.created_at)
+        message = NewMessage(role, text, calls, item_json(item, moment), item.id, moment)
+        thread = context.pending
+        if thread is not None and thread.id == thread_id:
+            self.conversations.start(
+                context.user,
+                thread.title or text,
+                conversation_id=thread.id,
+                thread=thread.model_dump(mode="json", include=THREAD_FIELDS),
+                created_at=aware(thread.created_at),
+                first=message,
+            )
+            context.pending = None
+            return
         self.conversations.append(
             context.user,
             thread_id,
             role,
             text,
             calls,
-            item=item_json(item, moment),
+            item=message.item,
             message_id=item.id,
             created_at=moment,
         )

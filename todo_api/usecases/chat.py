@@ -22,6 +22,7 @@ from storage.conversations import (
     ConversationStore,
     Message,
     MessagePage,
+    NewMessage,
 )
 from todo_api.usecases.errors import ChatUnavailable
 
@@ -168,7 +169,8 @@ class Chat:
         """The conversation the turn goes on (a new one, with the message, when none is
         named), the history before the message, and the message stored."""
         if conversation_id is None:
-            conversation, _ = self.conversations.start(user, message, first=("user", message))
+            first = NewMessage("user", message)
+            conversation, _ = self.conversations.start(user, message, first=first)
             return conversation.id, []
         history = self.conversations.history(user, conversation_id, self.history)
         self.conversations.append(user, conversation_id, "user", message)

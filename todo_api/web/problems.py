@@ -280,7 +280,7 @@ def as_problem(exc: DomainError) -> ProblemException:
         detail = "was already used with a different request; use a new key for a new task"
         return _field(422, {"parameter": "Idempotency-Key", "detail": detail})
     if isinstance(exc, ConversationNotFound):
-        return _problem_of(404, f"There is no conversation {exc.args[0]}.")
+        return _problem_of(404, f"There is no {exc.what} {exc.args[0]}.")
     if isinstance(exc, ChatQuotaExceeded):
         detail = (
             f"You already keep {exc.quota} {exc.what}, the most one user may; "

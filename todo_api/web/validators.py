@@ -29,6 +29,11 @@ from todo_api.web.problems import ValidationProblem
 # jsonschema quotes the offending value; a client's 64 KiB string need not come back in full.
 MAX_DETAIL = 200
 UNKNOWN_FIELD = "unknown field"
+TOO_MANY = {
+    "maxLength": "is longer than {} characters",
+    "maxItems": "has more than {} items",
+    "maxProperties": "has more than {} members",
+}
 UNPAIRED_SURROGATE_DETAIL = "contains an unpaired surrogate escape"
 
 
@@ -39,6 +44,9 @@ def _detail(error: ValidationError) -> str:
             "x-pattern-detail", "is blank or has characters not allowed here"
         )
         return detail
+    if error.validator in TOO_MANY:
+        # jsonschema's words quote the whole value first: cut short, they lose what is wrong.
+        return TOO_MANY[str(error.validator)].format(error.validator_value)
     message = error.message
     return message if len(message) <= MAX_DETAIL else message[: MAX_DETAIL - 3] + "..."
 

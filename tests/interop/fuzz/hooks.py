@@ -20,6 +20,9 @@ def no_other_users_task(_context: Any, response: Any, case: Any) -> bool | None:
         # Compared as text: the configured parameter reaches the case as a string.
         if str((case.path_parameters or {}).get("task_id")) == victim_id:
             raise AssertionError(f"{response.status_code} for the victim's task {victim_id}")
+        conversation = os.environ.get("FUZZ_VICTIM_CONVERSATION_ID")
+        if (case.path_parameters or {}).get("conversation_id") == conversation:
+            raise AssertionError(f"{response.status_code} for the victim's conversation")
         if response.headers.get("content-type", [""])[0].startswith("text/event-stream"):
             tasks = [_event_task(line) for line in response.text.splitlines()]
         else:

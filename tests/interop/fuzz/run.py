@@ -81,6 +81,12 @@ def schemathesis(base: str, token: str, config: str, env: dict[str, str], *args:
     return subprocess.run(command, cwd=ROOT, env={**os.environ, **hooks, **env}).returncode == 0
 
 
+def a_state(base: str, headers: dict[str, str], conversation: str) -> list[object]:
+    """User A's tasks, conversations and the victim conversation's messages."""
+    paths = ["tasks?limit=500", "conversations", f"conversations/{conversation}/messages"]
+    return [httpx2.get(f"{base}/{path}", headers=headers).json() for path in paths]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--postgres", help="run on a fresh database on this PostgreSQL server")
@@ -110,9 +116,14 @@ def main() -> int:
 
         headers = {"Authorization": f"Bearer {alice}"}
         victim = httpx2.post(f"{base}/tasks", json={"title": "A's own"}, headers=headers).json()
-        before = httpx2.get(f"{base}/tasks?limit=500", headers=headers).json()
+        chat = httpx2.post(f"{base}/chat", json={"message": "A's own"}, headers=headers).json()
+        before = a_state(base, headers, chat["conversation_id"])
         print(f"== schemathesis as user B against user A's task {victim['id']}", flush=True)
-        env = {"FUZZ_VICTIM": "alice", "FUZZ_VICTIM_TASK_ID": str(victim["id"])}
+        env = {
+            "FUZZ_VICTIM": "alice",
+            "FUZZ_VICTIM_TASK_ID": str(victim["id"]),
+            "FUZZ_VICTIM_CONVERSATION_ID": chat["conversation_id"],
+        }
         passed &= schemathesis(
             base,
             bob,
@@ -123,9 +134,8 @@ def main() -> int:
             "--phases",
             "examples,coverage,fuzzing",
         )
-        after = httpx2.get(f"{base}/tasks?limit=500", headers=headers).json()
-        if after != before:
-            print("BOLA: user A's tasks changed while user B was testing", flush=True)
+        if a_state(base, headers, chat["conversation_id"]) != before:
+            print("BOLA: user A's tasks or chat changed while user B was testing", flush=True)
             passed = False
     return 0 if passed else 1
 

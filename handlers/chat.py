@@ -22,8 +22,9 @@ async def post_chat(
 ) -> Response | StarletteResponse:
     scope = request_scope()
     service = chat_service(scope)
-    tools = await service.admit(scope, user)
     conversation_id, message = body.get("conversation_id"), body["message"]
+    await service.chat.check(user, conversation_id)
+    tools = await service.admit(scope, user)
     if EVENT_STREAM in Headers(scope=scope).get("accept", ""):
         pending = await service.chat.begin(user, conversation_id, message)
         return streamed_turn(service.chat, pending, tools)

@@ -151,10 +151,11 @@ def create_app(settings: Settings) -> AsyncApp:
                     CHAT: chat,
                 }
             finally:
+                # First: a chat turn whose client left still stores its reply.
+                await chat.close()
                 live.stop()
                 await live.close()
                 engine.dispose()
-                await chat.close()
                 await counter.close()
 
     app = AsyncApp(

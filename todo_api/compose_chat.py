@@ -43,6 +43,7 @@ def chat_service(
         tools,
         ChatRate(limiter, policy),
         closing=assistant.close if assistant is not None else None,
+        drain_seconds=chat.timeout,
         chatkit=chatkit_for(assistant, conversations, chat.history_messages),
     )
 

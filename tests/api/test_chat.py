@@ -223,6 +223,20 @@ def test_a_model_slower_than_chat_timeout_gives_503(
     assert "retry-after" in answer.headers
 
 
+def test_chat_timeout_bounds_the_whole_turn_not_each_model_call(
+    start: Start, user: str, fake: FakeOpenAI
+) -> None:
+    # Each model call answers within the client's own timeout; the turn's many do not.
+    client = start(timeout=1, max_tool_calls=8)
+    fake.delay = 0.3
+    try:
+        answer = say(client, user, "loop")
+    finally:
+        fake.delay = 0
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["detail"] == "The model did not answer within 1 seconds."
+
+
 def test_without_a_model_chat_is_503_and_the_rest_works(settings: Settings, user: str) -> None:
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         answer = say(client, user, "hello")
@@ -369,3 +383,36 @@ def test_without_the_chat_extra_chat_is_503_even_with_a_key(
     assert "todo-api[chat]" in answer.json()["detail"]
     assert any("chat extra is missing" in record.getMessage() for record in caplog.records)
     assert client.get("/api/tasks", headers=headers(user)).status_code == 200
+
+
+def test_a_refused_message_costs_no_place_in_the_chat_rate_limit(start: Start, user: str) -> None:
+    client = start(rate_limit_per_user=1)
+    unknown = str(uuid.uuid4())
+    assert say(client, user, "hello", unknown).status_code == 404
+    assert say(client, user, "hello").status_code == 200
+
+
+def test_a_streamed_turn_whose_client_left_is_stored_before_the_app_ends(
+    settings: Settings, fake: FakeOpenAI, user: str
+) -> None:
+    fake.delay = 0.5
+    chat = ChatSettings(api_key=API_KEY, base_url=fake.base_url, model=MODEL)
+    app = create_app(dataclasses.replace(settings, chat=chat))
+    try:
+        with (
+            TestClient(app) as client,
+            client.stream(
+                "POST",
+                "/api/chat",
+                json={"message": "hello"},
+                headers=headers(user) | {"Accept": "text/event-stream"},
+            ) as answer,
+        ):
+            assert answer.status_code == 200
+            # Gone before the model answers: the app ends right after.
+    finally:
+        fake.delay = 0
+    with TestClient(create_app(settings)) as client:
+        [conversation] = client.get("/api/conversations", headers=headers(user)).json()
+        stored = messages(client, user, conversation["id"])
+    assert [m["role"] for m in stored] == ["user", "assistant"]

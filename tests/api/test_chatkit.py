@@ -339,6 +339,20 @@ def test_a_model_slower_than_chat_timeout_ends_the_stream_with_its_error(
     assert [text(item) for item in items["data"]] == ["slow"]
 
 
+def test_chat_timeout_bounds_the_whole_turn_not_each_model_call(
+    serve: Client, fake: FakeOpenAI
+) -> None:
+    # Each model call answers within the client's own timeout; the turn's many do not.
+    client = start(serve, fake, timeout=1, max_tool_calls=8)
+    fake.delay = 0.3
+    try:
+        _thread_id, streamed = create(client, "loop")
+    finally:
+        fake.delay = 0
+    (error,) = [event for event in streamed if event["type"] == "error"]
+    assert error["message"] == "The model did not answer within 1 seconds."
+
+
 def test_a_retry_answers_the_message_again(client: TestClient, fake: FakeOpenAI) -> None:
     thread_id, streamed = create(client, "hello")
     (user,) = done(streamed, "user_message")

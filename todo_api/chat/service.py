@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from starlette.responses import Response
 from starlette.types import Scope
 
+from todo_api.chat.stream import drain
 from todo_api.usecases.chat import Chat, ToolCaller
 from todo_api.usecases.errors import ChatUnavailable
 from todo_api.web.chat_rate import ChatRate
@@ -44,6 +45,8 @@ class ChatService:
     rate: ChatRate | None = None
     # What ends with the app: the model's client.
     closing: Callable[[], Awaitable[None]] | None = None
+    # How long the app's end waits for streamed turns to finish (CHAT_TIMEOUT bounds each).
+    drain_seconds: float = 0
     # todo_api/chat/chatkit.py's server, when there is a model and the chat extra.
     chatkit: ChatKitDoor | None = None
 
@@ -57,12 +60,15 @@ class ChatService:
         return await self.chatkit.answer(scope, user, body, self.admit)
 
     async def close(self) -> None:
+        await drain(self.drain_seconds)
         if self.closing is not None:
             await self.closing()
 
     async def admit(self, scope: Scope, user: str) -> ToolCaller:
         """One chat message of the user's, admitted: the chatbot is set up (503 otherwise),
-        and the user is within the chat rate limit (429); the user's tools for it."""
+        and the user is within the chat rate limit (429); the user's tools for it. A door
+        checks first what it can refuse for free (`Chat.check`), so that no refusal costs a
+        place in the limit."""
         self.chat.ready()
         if self.rate is not None:
             await self.rate.count(user)

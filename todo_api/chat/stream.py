@@ -12,17 +12,8 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from todo_api.logs import current_request_id
 from todo_api.usecases.chat import Chat, Pending, ToolCaller
-from todo_api.web.problems import (
-    DATABASE_ERRORS,
-    DOMAIN_ERRORS,
-    TITLES,
-    UNEXPECTED,
-    as_problem,
-    database_unavailable,
-    log_unexpected,
-)
+from todo_api.web.problem_values import problem_for, problem_value
 
 MEDIA_TYPE = "text/event-stream; charset=utf-8"
 # Turns still running after their client left: held, so that none is collected half-way.
@@ -62,23 +53,10 @@ def streamed_turn(chat: Chat, pending: Pending, tools: ToolCaller) -> StreamingR
 
 def problem_of(exc: Exception) -> dict[str, Any]:
     """The problem an HTTP answer would have been, as an event's data."""
-    if isinstance(exc, DOMAIN_ERRORS):
-        problem = as_problem(exc)  # type: ignore[arg-type]  # narrowed by DOMAIN_ERRORS
-    elif isinstance(exc, DATABASE_ERRORS):
-        problem = database_unavailable(exc, None)
-    else:
-        log_unexpected(exc)
-        return _body(500, TITLES[500], UNEXPECTED, None)
-    retry_after = (problem.headers or {}).get("Retry-After")
-    return _body(problem.status, problem.title, problem.detail, retry_after)
+    return problem_value(problem_for(exc))
 
 
-def _body(status: int, title: str, detail: str, retry_after: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    body["detail"] = detail
-    if retry_after is not None:
-        body["retry_after"] = int(retry_after)
-    request_id = current_request_id()
-    if request_id is not None:
-        body["request_id"] = request_id
-    return body
+async def drain(seconds: float) -> None:
+    """Wait, at most `seconds`, for the turns whose clients left to store their replies."""
+    if _RUNNING:
+        await asyncio.wait(set(_RUNNING), timeout=seconds)

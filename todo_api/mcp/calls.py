@@ -19,22 +19,18 @@ from opentelemetry import trace
 
 from storage import Task, TaskStore
 from todo_api.auth.authenticator import Principal
-from todo_api.logs import CURRENT_REQUEST, RequestContext, current_request_id, log_tool_call
+from todo_api.logs import CURRENT_REQUEST, RequestContext, log_tool_call
 from todo_api.mcp.tools import ToolDefinition, listed
 from todo_api.metrics import Metrics
 from todo_api.usecases import tags, tasks
 from todo_api.web import validators
+from todo_api.web.problem_values import problem_for, problem_value
 from todo_api.web.problems import (
-    DATABASE_ERRORS,
     DOMAIN_ERRORS,
-    TITLES,
-    UNEXPECTED,
     DomainError,
     Forbidden,
     ValidationProblem,
     as_problem,
-    database_unavailable,
-    log_unexpected,
 )
 from todo_api.web.representation import rfc3339, tag_json, task_json
 
@@ -169,12 +165,9 @@ async def _run(
     except DOMAIN_ERRORS as exc:
         problem = as_problem(cast("DomainError", exc))
         return _refusal(problem, "error" if problem.status < 500 else "unavailable")
-    except DATABASE_ERRORS as exc:
-        return _refusal(database_unavailable(exc, metrics), "unavailable")
     except Exception as exc:
-        log_unexpected(exc)
-        failed = ProblemException(status=500, title=TITLES[500], detail=UNEXPECTED)
-        return _refusal(failed, "failed")
+        problem = problem_for(exc, metrics)
+        return _refusal(problem, "unavailable" if problem.status != 500 else "failed")
 
 
 async def _checked_and_run(
@@ -191,20 +184,7 @@ async def _checked_and_run(
 
 def _refusal(problem: ProblemException, outcome: str) -> Result:
     """A problem as a tool error: the problem+json the HTTP door would answer, and its line."""
-    body: dict[str, Any] = {
-        "type": problem.type or "about:blank",
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
-    }
-    body |= problem.ext or {}
-    retry_after = (problem.headers or {}).get("Retry-After")
-    if retry_after is not None:
-        # The header a tool error has no place for: when to call again, in seconds.
-        body["retry_after"] = int(retry_after)
-    request_id = current_request_id()
-    if request_id is not None:
-        body["request_id"] = request_id
+    body = problem_value(problem)
     return Result(f"{problem.title}: {problem.detail}", problem=body, outcome=outcome)
 
 

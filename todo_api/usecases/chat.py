@@ -142,6 +142,17 @@ class Chat:
     ) -> Turn:
         return await self.finish(await self.begin(user, conversation_id, message), tools, events)
 
+    async def check(self, user: str, conversation_id: str | None) -> None:
+        """What a message would be refused for, found before it is counted or stored: the
+        conversation is not the user's (404), or a quota is full (409)."""
+        self.ready()
+        await to_thread.run_sync(self._check, user, conversation_id)
+
+    def _check(self, user: str, conversation_id: str | None) -> None:
+        if conversation_id is not None:
+            self.conversations.get(user, conversation_id)
+        self.conversations.check_room(user, 0 if conversation_id else 1, 1)
+
     async def begin(self, user: str, conversation_id: str | None, message: str) -> Pending:
         """The turn's first half: the conversation found (or begun) and the message stored.
         Everything a client got wrong is raised here, before any answer starts."""

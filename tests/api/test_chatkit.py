@@ -5,6 +5,7 @@ by the agent of POST /chat, within its limits."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,10 +37,23 @@ from pydantic import BaseModel
 from starlette.testclient import TestClient
 
 from tests.conftest import AUDIENCE, ISSUER, SECRET, Client, bearer, make_token
+from tests.databases import fresh_postgres
 from tests.fake_openai import API_KEY, FakeOpenAI, serve_fake_openai
 from todo_api.chat_settings import ChatSettings
 
 PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def serve(serve: Client) -> Iterator[Client]:
+    """conftest's `serve`, on a PostgreSQL database of the test's own when the suite runs on
+    PostgreSQL (TEST_DATABASE_URL): ChatKit's JSON items and threads are stored there too."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        yield serve
+        return
+    with fresh_postgres(server) as database:
+        yield lambda **settings: serve(**({"database_url": database} | settings))
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.network import free_port
+from tests.network import in_a_thread
 
 API_KEY = "fake-openai-key"
 MODEL = "fake-model"
@@ -325,27 +324,12 @@ def serve_fake_openai(
     """A fake served by uvicorn in a daemon thread on a free loopback port; stopped after,
     answering at once any request still sleeping (`delay`, `slow`)."""
     fake = FakeOpenAI(delay=delay, slow_seconds=slow_seconds, model=model)
-    port = free_port()
-    config = uvicorn.Config(
-        fake.app(),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake OpenAI server did not start")
-        time.sleep(0.02)
-    fake.base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        yield fake
-    finally:
-        fake.stopping.set()
-        server.should_exit = True
-        thread.join(timeout=30)
+    with in_a_thread(
+        fake.app(), host="127.0.0.1", lifespan="off", timeout_graceful_shutdown=1
+    ) as port:
+        fake.base_url = f"http://127.0.0.1:{port}/v1"
+        try:
+            yield fake
+        finally:
+            # Requests still sleeping answer at once, so that the server stops at once.
+            fake.stopping.set()

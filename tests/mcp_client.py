@@ -6,19 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx2
 import mcp_types as types
-import uvicorn
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import bearer, make_token
-from tests.network import free_port
+from tests.network import in_a_thread
 
 
 @contextlib.asynccontextmanager
@@ -83,17 +80,5 @@ def problem(result: types.CallToolResult) -> dict[str, Any]:
 def in_process(app: Any, port: int | None = None) -> Iterator[str]:
     """`app` served by uvicorn in a thread on `port` (a free loopback port unless given): its
     API base URL."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with in_a_thread(app, port) as served:
+        yield f"http://127.0.0.1:{served}/api"

@@ -6,12 +6,14 @@ import contextlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import httpx2
+import uvicorn
 
 TODO_API = str(Path(sys.executable).parent / "todo-api")
 
@@ -73,3 +75,23 @@ def running_server(
     """`todo-api serve` on a free loopback port; yields its API base URL, stops it after."""
     with serving(env, cwd, stdout, stderr) as (base, _process):
         yield base
+
+
+@contextlib.contextmanager
+def in_a_thread(app: Any, port: int | None = None, **config: Any) -> Iterator[int]:
+    """`app` served by uvicorn in a daemon thread on `port` (a free loopback port unless
+    given), with uvicorn's `config`: the port, once it listens; stopped after."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -111,8 +111,9 @@ def create_app(settings: Settings) -> AsyncApp:
     slots = asyncio.Semaphore(settings.pool.size + settings.pool.max_overflow)
     # Read from the installed distribution's metadata once, at start, not by the first request.
     version = api_index()["version"]
-    mcp_server = mcp.mcp_server(tools(spec()), version) if settings.mcp_enabled else None
-    chat = chat_service(settings, engine, counter, metrics, InProcessTools(tools(spec())))
+    definitions = tools(spec())
+    mcp_server = mcp.mcp_server(definitions, version) if settings.mcp_enabled else None
+    chat = chat_service(settings, engine, counter, metrics, InProcessTools(definitions))
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:

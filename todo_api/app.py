@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -40,7 +41,7 @@ from todo_api.mcp.tools import tools
 from todo_api.metrics import Metrics
 from todo_api.secret_strength import weak_secret
 from todo_api.settings import ConfigError, Settings
-from todo_api.web import connexion_hooks, problems
+from todo_api.web import connexion_hooks, problems, stack
 from todo_api.web.json_bodies import OrjsonJsonifier
 from todo_api.web.media_types import RequestContent
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
@@ -159,14 +160,21 @@ def create_app(settings: Settings) -> AsyncApp:
                 engine.dispose()
                 await counter.close()
 
+    # After the body is read and the credential checked (Better Auth may be slow): a place is
+    # held only by a request ready to work, and for as long as it works.
+    admission = functools.partial(
+        Admission,
+        slots=slots,
+        wait=settings.pool.timeout,
+        exempt=lambda method, path: is_probe(method, path) or is_streamed(path),
+        metrics=metrics,
+    )
     app = AsyncApp(
         __name__,
         specification_dir=SPEC_DIR,
         lifespan=lifespan,
-        # Query parameters an operation does not declare are ignored (todo_api/web/validators.py).
-        strict_validation=False,
+        middlewares=stack.middlewares(after_security=admission),
         validate_responses=settings.validate_responses,
-        validator_map=connexion_hooks.VALIDATORS,
         jsonifier=OrjsonJsonifier(),
         # Connexion's copy of the spec has every $ref inlined: ServedContract serves the file's
         # own, and Swagger UI reads it from there.
@@ -174,7 +182,6 @@ def create_app(settings: Settings) -> AsyncApp:
             swagger_ui_path=DOCS_PATH, serve_spec=False, spec_path=JSON_PATH
         ),
     )
-    connexion_hooks.decorate_once(app)
     connexion_hooks.read_security_signatures_once()
     if mcp_server is not None:
         # Routed before the API's mount, which would take every path below /api; inside every
@@ -240,16 +247,6 @@ def create_app(settings: Settings) -> AsyncApp:
             limiter=limiter,
             exempt=is_probe,
         )
-    # After the body is read and the credential checked (Better Auth may be slow): a place is
-    # held only by a request ready to work, and for as long as it works.
-    app.add_middleware(
-        Admission,
-        position=MiddlewarePosition.BEFORE_VALIDATION,
-        slots=slots,
-        wait=settings.pool.timeout,
-        exempt=lambda method, path: is_probe(method, path) or is_streamed(path),
-        metrics=metrics,
-    )
     problems.register(app)
     return app
 

@@ -242,17 +242,17 @@ def test_each_parameter_is_checked_once_per_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Connexion lists a path's parameters once more for each of its middlewares."""
-    from todo_api.web.connexion_hooks import ParametersValidator
+    from todo_api.web import validators
 
     task = create(title="t")
     checked: list[str] = []
-    check = ParametersValidator.validate_parameter
+    check = validators.parameter_detail
 
-    def counting(kind: str, value: Any, param: dict[str, Any], name: Any = None) -> Any:
+    def counting(value: Any, param: dict[str, Any], location: str) -> str | None:
         checked.append(param["name"])
-        return check(kind, value, param, name)
+        return check(value, param, location)
 
-    monkeypatch.setattr(ParametersValidator, "validate_parameter", staticmethod(counting))
+    monkeypatch.setattr(validators, "parameter_detail", counting)
     assert client.get(f"/api/tasks/{task['id']}", headers=alice).status_code == 200
     assert sorted(checked) == ["If-None-Match", "task_id"]
 

@@ -10,13 +10,9 @@ import inspect
 from typing import Any
 
 import pytest
-from connexion import AsyncApp
-from connexion.apps.asynchronous import AsyncApi, AsyncOperation
 from connexion.context import _scope as _scope_var
-from connexion.decorators import StarletteDecorator
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.security import AbstractSecurityHandler
-from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from starlette.testclient import TestClient
 
 from todo_api.web import connexion_hooks, validators
@@ -26,84 +22,12 @@ def _parameters(function: Any) -> list[str]:
     return list(inspect.signature(function).parameters)
 
 
-def test_the_api_class_is_an_attribute_of_the_middleware_app() -> None:
-    app = AsyncApp(__name__)
-    assert issubclass(app._middleware_app.api_cls, AsyncApi)
-    connexion_hooks.decorate_once(app)
-    assert app._middleware_app.api_cls is connexion_hooks._Api
-
-
-def test_operations_are_made_and_decorated_as_the_hook_expects() -> None:
-    assert _parameters(AsyncApi.make_operation) == ["self", "operation"]
-    assert {"pythonic_params", "jsonifier"} <= set(_parameters(AsyncOperation.from_operation))
-    assert isinstance(inspect.getattr_static(AsyncOperation, "fn"), property)
-    assert "_fn" in inspect.getsource(AsyncOperation.__init__)
-    assert {"pythonic_params", "jsonifier"} <= set(_parameters(StarletteDecorator.__init__))
-    assert callable(StarletteDecorator.decorate)
-
-
-def test_the_body_validator_steps_and_attributes_exist() -> None:
-    assert inspect.iscoroutinefunction(JSONRequestBodyValidator._parse)
-    assert _parameters(JSONRequestBodyValidator._parse) == ["self", "stream", "scope"]
-    assert _parameters(JSONRequestBodyValidator._validate) == ["self", "body"]
-    validator = connexion_hooks.BodyValidator(
-        schema={"type": "object"}, required=True, encoding="utf-8", strict_validation=False
-    )
-    assert (validator._schema, validator._required, validator._encoding) == (
-        {"type": "object"},
-        True,
-        "utf-8",
-    )
-
-
-def test_the_parameter_validator_steps_exist() -> None:
-    check = inspect.getattr_static(ParameterValidator, "validate_parameter")
-    assert isinstance(check, staticmethod)
-    assert _parameters(check) == ["parameter_type", "value", "param", "param_name"]
-    assert _parameters(ParameterValidator.validate) == ["self", "scope"]
-    assert _parameters(ParameterValidator.validate_request) == ["self", "request"]
-    for location in ("query", "path", "header"):
-        method = getattr(ParameterValidator, f"validate_{location}_parameter")
-        assert _parameters(method) == ["self", "param", "request"]
-
-
 def test_the_current_scope_proxy_gives_its_object() -> None:
     token = _scope_var.set({"type": "http", "marker": 1})
     try:
         assert connexion_hooks.request_scope()["marker"] == 1
     finally:
         _scope_var.reset(token)
-
-
-def test_connexion_calls_every_overridden_step(
-    client: TestClient, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    called: list[str] = []
-
-    def spy(cls: type, name: str) -> None:
-        original = getattr(cls, name)
-        if inspect.iscoroutinefunction(original):
-
-            async def spied_async(*args: Any, **kwargs: Any) -> Any:
-                called.append(name)
-                return await original(*args, **kwargs)
-
-            monkeypatch.setattr(cls, name, spied_async)
-        else:
-
-            def spied(*args: Any, **kwargs: Any) -> Any:
-                called.append(name)
-                return original(*args, **kwargs)
-
-            monkeypatch.setattr(cls, name, spied)
-
-    spy(connexion_hooks.BodyValidator, "_parse")
-    spy(connexion_hooks.BodyValidator, "_validate")
-    spy(connexion_hooks.ParametersValidator, "validate")
-    spy(connexion_hooks.ParametersValidator, "validate_request")
-    created = client.post("/api/tasks?_=1", json={"title": "hooked"}, headers=alice)
-    assert created.status_code == 201
-    assert {"_parse", "_validate", "validate", "validate_request"} <= set(called)
 
 
 def test_the_schemas_checked_are_compiled_once_for_the_life_of_the_app(

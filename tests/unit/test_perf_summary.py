@@ -1,10 +1,15 @@
-"""The load benchmark's arithmetic (tests/perf/summary.py): the ratios and targets are computed
-from the figures."""
+"""The load benchmark's arithmetic (tests/perf/summary.py, report.py, servers.py): the ratios
+and targets are computed from the figures, a partial report still prints, and a vanished
+server's exit is put in words."""
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
+from tests.perf.report import errors_in, format_report
+from tests.perf.run import FULL, QUICK, chosen
+from tests.perf.servers import exit_cause, oom_finding
 from tests.perf.summary import ratio, summarize
 
 
@@ -103,3 +108,46 @@ def test_targets_are_met_missed_or_unmeasured() -> None:
     met, missed = list(verdicts.values()).count(True), list(verdicts.values()).count(False)
     assert (summary["targets_met"], summary["targets_missed"]) == (met, missed)
     assert summary["targets_unmeasured"] == 1
+
+
+def test_a_partial_report_still_prints_with_its_summary_and_failure() -> None:
+    partial = report()
+    del partial["workers2"]
+    partial["scenarios"]["patch"] = {"ours": pair(load(500), load(400))}  # failed before floor
+    partial["failure"] = {"section": "scenarios", "error": "the server ours vanished"}
+    partial["summary"] = summarize(partial)
+    table = format_report(partial)
+    assert "THE RUN FAILED in scenarios: the server ours vanished" in table
+    assert "targets:" in table
+    assert partial["summary"]["workers1"]["floor"]["patch"]["throughput"] is None
+
+
+def test_the_reference_errors_are_no_failed_run() -> None:
+    assert errors_in(report()) == 2
+
+
+def test_exit_in_words() -> None:
+    assert exit_cause(-signal.SIGKILL) == "killed by SIGKILL"
+    assert exit_cause(-signal.SIGSEGV) == "killed by SIGSEGV"
+    assert exit_cause(3) == "exited with code 3"
+    assert exit_cause(None) == "still running"
+    assert oom_finding(1, 1, 0).startswith("no")
+    assert oom_finding(1, -signal.SIGTERM, 0).startswith("no")
+
+
+def test_quick_mode_runs_growth_and_two_workers_only_when_named() -> None:
+    quick = chosen(None, QUICK)
+    assert not quick["growth"]
+    assert not quick["workers2"]
+    assert quick["observability"]
+    assert quick["doors"] == ["mcp-add", "mcp-list", "chat-add"]
+    named = chosen(["get", "growth", "workers2", "chat-add"], QUICK)
+    assert named["scenarios"] == ["get"]
+    assert named["reference"] == ["get"]
+    assert named["growth"]
+    assert named["workers2"]
+    assert not named["observability"]
+    assert named["doors"] == ["chat-add"]
+    full = chosen(None, FULL)
+    assert full["growth"]
+    assert full["workers2"]

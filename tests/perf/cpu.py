@@ -31,8 +31,9 @@ from typing import Any
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from tests.databases import fresh_postgres
-from tests.perf.run import DEFAULT_POSTGRES, SECRET, _server_env
+from tests.perf.bench import SECRET, server_env
 from tests.perf.seed import Owner, seed
+from tests.perf.servers import DEFAULT_POSTGRES
 from todo_api.auth.authenticator import Expected, mint_token
 
 Message = dict[str, Any]
@@ -241,7 +242,7 @@ async def _measure(
 
 def seeded_database(url: str) -> tuple[dict[str, str], Owner]:
     """The servers' environment for `url`, migrated, and the one user seeded there."""
-    env = _server_env(url, redis=False)
+    env = server_env(url, redis=False)
     subprocess.run(
         [sys.executable, "-m", "todo_api", "db", "upgrade"],
         env=env,

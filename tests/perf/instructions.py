@@ -24,8 +24,8 @@ import tempfile
 from pathlib import Path
 
 from tests.perf.cpu import seeded_database
-from tests.perf.run import DEFAULT_POSTGRES, ROOT
 from tests.perf.seed import Owner
+from tests.perf.servers import DEFAULT_POSTGRES, ROOT
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,20 +37,11 @@ import httpx2
 
 from tests.databases import fresh_postgres
 from tests.network import free_port
-from tests.perf.run import (
-    DEFAULT_POSTGRES,
-    SECRET,
-    Bench,
-    _ensure_postgres,
-    _find_wrk,
-    _rss,
-    _server_env,
-    _started,
-    _users_file,
-    _wait_until_idle,
-    write_results,
-)
+from tests.perf.bench import SECRET, Bench, ensure_postgres, find_wrk, server_env, users_file
+from tests.perf.report import write_results
 from tests.perf.seed import seed
+from tests.perf.servers import DEFAULT_POSTGRES, started, wait_until_idle
+from tests.perf.servers import rss as rss_of
 from tests.sse import EventReader
 from todo_api.auth.authenticator import Expected, mint_token
 
@@ -84,7 +75,7 @@ def delivery(env: dict[str, str], work: Path, wakeups: str, writes: int) -> dict
     }
     user = f"live-{wakeups}"
     headers = {"Authorization": f"Bearer {_token(user)}"}
-    with _started(servers, work, workers=1) as bases:
+    with started(servers, work, workers=1) as bases:
         a, b = (f"{bases[name]}/api" for name in ("a", "b"))
         with httpx2.Client(headers=headers) as client:
             # Warm both: connections, caches, the stream's first read.
@@ -124,7 +115,7 @@ def reminder_delivery(env: dict[str, str], work: Path, wakeups: str, count: int)
     headers = {"Authorization": f"Bearer {_token(f'reminders-{wakeups}')}"}
     # The event's receive time is a perf_counter reading; remind_at is wall-clock time.
     wall = time.time() - time.perf_counter()
-    with _started(servers, work, workers=1) as bases:
+    with started(servers, work, workers=1) as bases:
         a, b = (f"{bases[name]}/api" for name in ("a", "b"))
         with (
             httpx2.Client(headers=headers) as client,
@@ -184,26 +175,26 @@ def streams_alongside(
     }
     scenarios = ("get", "create")
     results: dict[str, Any] = {s: {"without": [], "with": []} for s in scenarios}
-    with _started(servers, work, workers=1) as bases:
+    with started(servers, work, workers=1) as bases:
         base = bases["ours"]
         bench.load(base, "mix", users_file, 100, 3)
-        rss_without = sum(_rss(base))
+        rss_without = sum(rss_of(base))
         with idle_streams(base, count, users=count // 10):
             time.sleep(1)
-            rss_with = sum(_rss(base))
-        _wait_until_idle(base)
+            rss_with = sum(rss_of(base))
+        wait_until_idle(base)
         for turn in range(rounds):
             order = ("without", "with") if turn % 2 == 0 else ("with", "without")
             for state in order:
                 with idle_streams(base, count if state == "with" else 0, users=max(count // 10, 1)):
                     # Opening (or, before, closing) a thousand streams is work of its own: each
                     # turn measures the streams held, not their coming and going.
-                    _wait_until_idle(base)
+                    wait_until_idle(base)
                     for scenario in scenarios:
                         results[scenario][state].append(
                             bench.load(base, scenario, users_file, 100, 8)
                         )
-                _wait_until_idle(base)
+                wait_until_idle(base)
     return {
         "streams": count,
         "rss_kib": {"without": rss_without, "with": rss_with},
@@ -219,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reminders", action="store_true", help="the reminders part alone")
     args = parser.parse_args(argv)
     writes, streams, rounds = (100, 200, 2) if args.quick else (1000, 1000, 4)
-    wrk = _find_wrk()
-    _ensure_postgres(args.postgres)
+    wrk = find_wrk()
+    ensure_postgres(args.postgres)
     report: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
@@ -228,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with fresh_postgres(args.postgres) as url, tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
-        env = _server_env(url, redis=False) | {"LOG_LEVEL": "WARNING"}
+        env = server_env(url, redis=False) | {"LOG_LEVEL": "WARNING"}
         subprocess.run([sys.executable, "-m", "todo_api", "db", "upgrade"], env=env, check=True)
         reminders = 50 if args.quick else 200
         report["reminders"] = [
@@ -239,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
             write_results(report, "reminders")
             return 0
         owners = seed(url, {f"bench-user-{n:02}": 200 for n in range(10)})
-        users_file = _users_file(work / "users.txt", owners)
+        users = users_file(work / "users.txt", owners)
         report["delivery"] = [delivery(env, work, mode, writes) for mode in ("listen", "poll")]
-        report["idle"] = streams_alongside(env, work, Bench(wrk, work), users_file, streams, rounds)
+        report["idle"] = streams_alongside(env, work, Bench(wrk, work), users, streams, rounds)
     report["machine"]["load_after"] = os.getloadavg()
     print(format_report(report))
     write_results(report, "live")

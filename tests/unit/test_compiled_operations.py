@@ -13,7 +13,7 @@ from connexion.jsonifier import Jsonifier
 from connexion.middleware.abstract import RoutedAPI, RoutedMiddleware
 from connexion.middleware.request_validation import RequestValidationMiddleware
 
-from todo_api.web import stack
+from todo_api.web import stack, validators
 from todo_api.web.dispatch import Dispatch, OperationCall, _unpacked
 from todo_api.web.request_checks import Parameter, RequestChecks
 
@@ -115,3 +115,22 @@ def test_connexions_middleware_per_operation_model_is_as_the_checks_expect() -> 
     assert "operation_id" in inspect.getsource(RoutedMiddleware.__call__)
     assert inspect.signature(RoutedAPI.make_operation).parameters.keys() == {"self", "operation"}
     assert "next_app" in inspect.signature(RoutedAPI.__init__).parameters
+
+
+def test_a_valid_value_is_passed_by_the_compiled_schema_without_the_full_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[dict[str, Any]] = []
+    build = validators._parameter_checker
+
+    def spied(schema: dict[str, Any]) -> Any:
+        built.append(schema)
+        return build(schema)
+
+    monkeypatch.setattr(validators, "_parameter_checker", spied)
+    monkeypatch.setattr(validators, "_PARAMETER_CHECKERS", {})
+    parameter = _parameter("query", {"type": "integer", "minimum": 1})
+    assert parameter.detail(3) is None
+    assert built == []
+    assert parameter.detail(0) == "0 is less than the minimum of 1"
+    assert len(built) == 1

@@ -115,6 +115,8 @@ class OperationChecks:
         accepted = MediaTypeDict([(c.lower(), None) for c in self._consumes])
         self._accepted = accepted
         self._operation = operation
+        # Without a request body, no media type or body is looked at, as in Connexion.
+        self._has_body = bool(operation.is_request_body_defined)
         # Bodies by media type, as met: the spec's own types, not whatever a client sends.
         self._bodies: dict[str, Body | None] = {}
 
@@ -135,11 +137,12 @@ class OperationChecks:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         values = self._check_parameters(scope)
-        mime_type, encoding = self._content_type(scope)
-        body = self._body(mime_type)
         parsed: Any = validators.NO_BODY
-        if body is not None:
-            parsed, receive = await self._check_body(body, scope, receive, encoding)
+        if self._has_body:
+            mime_type, encoding = self._content_type(scope)
+            body = self._body(mime_type)
+            if body is not None:
+                parsed, receive = await self._check_body(body, scope, receive, encoding)
         scope[CHECKED] = Checked(values, parsed)
         await self.next_app(scope, receive, send)
 

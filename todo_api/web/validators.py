@@ -258,7 +258,11 @@ def parameter_detail(value: Any, param: dict[str, Any], parameter_type: str) -> 
     """What is wrong with one parameter's value, or None."""
     if value is None:
         return f"the {parameter_type} parameter is required" if param.get("required") else None
-    checker = _kept(_PARAMETER_CHECKERS, param.get("schema", param), _parameter_checker)
+    schema = param.get("schema", param)
+    # As for bodies: the compiled schema's yes is final, its no goes to the full check.
+    if quickly_valid(value, schema):
+        return None
+    checker = _kept(_PARAMETER_CHECKERS, schema, _parameter_checker)
     error = next(iter(checker.iter_errors(value)), None)
     return None if error is None else _detail(error)
 

@@ -16,6 +16,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp
 
 from storage import TaskStore, build_engine, upgrade
 from storage.tickets import TicketStore
@@ -42,6 +43,7 @@ from todo_api.metrics import Metrics
 from todo_api.secret_strength import weak_secret
 from todo_api.settings import ConfigError, Settings
 from todo_api.web import connexion_hooks, problems, stack
+from todo_api.web.heap import FrozenAfterStartup
 from todo_api.web.json_bodies import OrjsonJsonifier
 from todo_api.web.media_types import RequestContent
 from todo_api.web.middleware import CORS, Admission, BodyLimit, SecurityHeaders, TrailingSlash
@@ -350,11 +352,11 @@ def expected_claims(settings: Settings) -> Expected:
     return Expected(settings.jwt_issuer, settings.jwt_audience)
 
 
-def app_from_env() -> AsyncApp:
+def app_from_env() -> ASGIApp:
     """The factory uvicorn (or another ASGI server) calls in each worker process."""
     settings = Settings.from_env()
     refuse_a_guessable_secret(settings)
-    return create_app(settings)
+    return FrozenAfterStartup(create_app(settings))
 
 
 def refuse_a_guessable_secret(settings: Settings) -> None:

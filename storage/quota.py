@@ -112,6 +112,9 @@ class Quota:
         self.limit = limit
         self._dialect = dialect
         self._notify = dialect == "postgresql"
+        # PostgreSQL's data-modifying CTEs let the commonest writes record themselves here and
+        # write the task in one statement (storage/one_trip.py); SQLite has none.
+        self.one_trip = dialect == "postgresql"
 
     def record_write(
         self,

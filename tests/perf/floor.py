@@ -65,15 +65,11 @@ def _run(statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
     return results
 
 
-def _create(owner: dict[str, Any], task: dict[str, Any]) -> Sequence[Any] | None:
-    """The new task's row, or None past the quota; the owner's change number goes to the task."""
+def _create(task: dict[str, Any]) -> Sequence[Any] | None:
+    """The new task's row, or None past the quota: one statement, as the service's."""
     assert _engine is not None
     with _engine.begin() as connection:
-        connection.exec_driver_sql(sql.OWNER_ROW, owner)
-        counted = connection.exec_driver_sql(sql.OWNER_COUNT_UP, owner).first()
-        if counted is None:
-            return None
-        return connection.exec_driver_sql(sql.INSERT, task | {"seq": counted[0]}).one()
+        return connection.exec_driver_sql(sql.CREATE, task).first()
 
 
 def _write(statement: str, params: dict[str, Any], *, toggle: bool = False) -> list[Any] | None:
@@ -219,8 +215,7 @@ async def create_task(request: Request) -> Response:
         "remind_before": None,
         "remind_at": None,
     }
-    owner = {"user_id": user, "quota": SETTINGS.task_quota}
-    row = await run_in_threadpool(_create, owner, task)
+    row = await run_in_threadpool(_create, task | {"quota": SETTINGS.task_quota})
     if row is None:
         return Response(status_code=409)
     headers = HEADERS | _etag(row) | {"Location": f"{request.url.path.rstrip('/')}/{row[0]}"}

@@ -15,7 +15,7 @@ COLUMNS = (
     "tasks.priority, tasks.tags, tasks.due_date, tasks.created_at, tasks.updated_at, "
     "tasks.completed_at, tasks.version, tasks.recurrence, tasks.timezone, tasks.series_id, "
     "tasks.next_task_id, tasks.remind_before, tasks.remind_at, tasks.seq, tasks.deleted_at, "
-    "tasks.reminded_at"
+    "tasks.reminded_at, tasks.reminder_claimed_until"
 )
 
 # list: the owner's row (the list's ETag, and the unfiltered total), then one page (limit + 1
@@ -48,25 +48,23 @@ NOTIFY = (
     "task_owners.user_id) AS notified"
 )
 
-# create: the owner's row, the quota-checked count with the next change number, then the task.
-OWNER_ROW = (
-    "INSERT INTO task_owners (user_id, task_count) VALUES (%(user_id)s, 0) "
-    "ON CONFLICT (user_id) DO NOTHING"
-)
-OWNER_COUNT_UP = (
-    "UPDATE task_owners SET task_count=(task_owners.task_count + 1), "
-    "change_seq=(task_owners.change_seq + 1) "
-    "WHERE task_owners.user_id = %(user_id)s AND task_owners.task_count + 1 <= %(quota)s "
-    f"RETURNING task_owners.change_seq, {NOTIFY}"
-)
-INSERT = (
+# create: one statement, the owner's row (made, or counted within the quota, with the next change
+# number) and the task (storage/one_trip.py); no row past the quota.
+CREATE = (
+    "WITH owner AS (INSERT INTO task_owners (user_id, task_count, completed_count, change_seq) "
+    "SELECT %(user_id)s, 1, CAST(%(completed)s AS INTEGER), 1 WHERE 1 <= %(quota)s "
+    "ON CONFLICT (user_id) DO UPDATE SET task_count = (task_owners.task_count + 1), "
+    "completed_count = (task_owners.completed_count + excluded.completed_count), "
+    "change_seq = (task_owners.change_seq + 1) "
+    "WHERE task_owners.task_count + 1 <= %(quota)s "
+    f"RETURNING task_owners.change_seq, {NOTIFY}) "
     "INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_date, "
     "created_at, updated_at, completed_at, version, recurrence, timezone, series_id, "
-    "next_task_id, remind_before, remind_at, seq) VALUES (%(user_id)s, "
+    "next_task_id, remind_before, remind_at, seq) SELECT %(user_id)s, "
     "%(title)s, %(description)s, %(completed)s, %(priority)s, %(tags)s::JSONB, %(due_date)s, "
     "%(created_at)s, %(updated_at)s, %(completed_at)s, 1, %(recurrence)s, %(timezone)s, "
-    "%(series_id)s, %(next_task_id)s, %(remind_before)s, %(remind_at)s, %(seq)s) "
-    f"RETURNING {COLUMNS}"
+    "%(series_id)s, %(next_task_id)s, %(remind_before)s, %(remind_at)s, owner.change_seq "
+    f"FROM owner RETURNING {COLUMNS}"
 )
 
 # every other write: the owner's row locked for the next change number, then the task.

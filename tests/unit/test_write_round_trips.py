@@ -1,16 +1,19 @@
-"""A create sends one statement on PostgreSQL (storage/one_trip.py): the owner's row and the
-task in one round trip; SQLite keeps its statements. And what folding them must keep: the
-quota, and a failed or no-op write that moves nothing."""
+"""The benchmark's writes send one statement on PostgreSQL (storage/one_trip.py): the owner's
+row and the task in one round trip; SQLite keeps its statements. And what folding them must
+keep: the quota, a failed or no-op write that moves nothing, and writes racing for the owner's
+lock that end as if one ran after the other."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, select, text
 from starlette.testclient import TestClient
 
 from storage import IfMatch, PreconditionFailed, QuotaExceeded, TaskNotFound, TaskStore
@@ -19,7 +22,7 @@ from todo_api.contract import task_defaults
 
 # Statements (cursor executes) per write; BEGIN and COMMIT are not cursor executes.
 STATEMENTS = {
-    "postgresql": {"create": 1, "patch": 2, "toggle": 3},
+    "postgresql": {"create": 1, "patch": 1, "toggle": 1},
     "sqlite": {"create": 3, "patch": 2, "toggle": 3},
 }
 
@@ -136,3 +139,82 @@ def test_a_write_that_fails_or_changes_nothing_moves_no_owner_row(
         assert {user: owner_row(engine, user) for user in before} == before
         assert owner_row(engine, "carol") is None
     assert store.get("alice", task.id) == task
+
+
+class HeldAtCommit:
+    """Runs a write in a thread and holds it at its commit (its locks taken) until released."""
+
+    def __init__(self, engine: Engine, write: Callable[[], object]) -> None:
+        self._engine = engine
+        self._reached = threading.Event()
+        self._release = threading.Event()
+        self._thread = threading.Thread(target=write)
+        event.listen(engine, "commit", self._hold)
+        self._thread.start()
+        assert self._reached.wait(10), "the held write never reached its commit"
+
+    def _hold(self, _connection: Any) -> None:
+        if threading.current_thread() is self._thread:
+            self._reached.set()
+            self._release.wait(10)
+
+    def commit(self) -> None:
+        self._release.set()
+        self._thread.join(10)
+        event.remove(self._engine, "commit", self._hold)
+
+
+def race(engine: Engine, first: Callable[[], object], second: Callable[[], Any]) -> Any:
+    """Run `second` while `first` holds the owner's lock, and let `first` commit once `second`
+    waits for it: `second`'s statement began before `first` committed."""
+    held = HeldAtCommit(engine, first)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        answer = pool.submit(second)
+        _until_a_writer_waits(engine)
+        held.commit()
+        return answer.result(10)
+
+
+def _until_a_writer_waits(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        time.sleep(0.3)  # SQLite's writers queue on its lock (busy timeout): no view of it
+        return
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    deadline = time.monotonic() + 10
+    with engine.connect() as connection:
+        while not connection.scalar(waiting):
+            assert time.monotonic() < deadline, "the second write never waited for the first"
+            time.sleep(0.01)
+            connection.rollback()
+
+
+def test_a_patch_that_waited_for_a_restore_changes_the_restored_task(
+    store: TaskStore, engine: Engine
+) -> None:
+    task = store.create("alice", new_task(title="old")).task
+    store.delete("alice", task.id)
+    patched = race(
+        engine,
+        lambda: store.restore("alice", task.id),
+        lambda: store.update("alice", task.id, {"title": "new"}),
+    )
+    assert patched.title == "new"
+    assert store.get("alice", task.id) == patched
+    assert patched.version == task.version + 3  # the delete, the restore, the patch
+
+
+def test_a_toggle_that_waited_for_another_keeps_the_completed_count(
+    store: TaskStore, engine: Engine
+) -> None:
+    task = store.create("alice", new_task()).task
+    toggled = race(
+        engine,
+        lambda: store.set_completed("alice", task.id, None),
+        lambda: store.set_completed("alice", task.id, None),
+    )
+    assert not toggled.completed
+    assert store.get("alice", task.id) == toggled
+    assert owner_row(engine, "alice") == (1, 0, 3)

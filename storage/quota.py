@@ -3,7 +3,9 @@ sequence numbers.
 
 Every write of a user's tasks records itself here first (Quota.record_write): the row's lock is
 the first any write of the user's takes (always in that order, so writers never deadlock), and
-the change number it takes under that lock orders the user's writes as they commit.
+the change number it takes under that lock orders the user's writes as they commit. On
+PostgreSQL, a create, a patch and a toggle do so in the statement that writes the task
+(storage/one_trip.py).
 """
 
 from __future__ import annotations

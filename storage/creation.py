@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from storage import idempotency, snapshots
+from storage import idempotency, one_trip, snapshots
 from storage.derived import derive_fields
-from storage.errors import IdempotencyKeyReused
+from storage.errors import IdempotencyKeyReused, QuotaExceeded
 from storage.fields import complete_column_values
 from storage.quota import Quota
 from storage.records import Created, Task
@@ -110,6 +110,13 @@ class Creation:
         user_id = row["user_id"]
         keys = 0 if key is None else 1
         connection = work.connection
+        if key is None and self._quota.one_trip:
+            counted_with = row | {"owner": user_id, "quota": self._quota.limit}
+            made = connection.execute(one_trip.create_task(tuple(row)), counted_with).one_or_none()
+            if made is None:
+                raise QuotaExceeded(self._quota.limit)
+            work.add_change(user_id, made.seq)
+            return Task.of(made)
         counted = self._quota.record_write(
             work, user_id, +1, completed=int(row["completed"]), keys=keys
         )

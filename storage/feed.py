@@ -17,7 +17,7 @@ from storage.models import TaskOwnerRow, TaskRow
 from storage.records import Changes, Task, Tombstone
 from storage.statements import COLUMNS, OWNER
 
-# Live updates: each write of a user's tasks is announced on this channel (Quota.record_write).
+# Live updates: each write of a user's tasks is announced on this channel (quota.notify_change).
 CHANGE_CHANNEL = "todo_changes"
 LISTEN = f"LISTEN {CHANGE_CHANNEL}"
 

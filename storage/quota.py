@@ -3,7 +3,9 @@ sequence numbers.
 
 Every write of a user's tasks records itself here first (Quota.record_write): the row's lock is
 the first any write of the user's takes (always in that order, so writers never deadlock), and
-the change number it takes under that lock orders the user's writes as they commit.
+the change number it takes under that lock orders the user's writes as they commit. On
+PostgreSQL, a create, a patch and a toggle do so in the statement that writes the task
+(storage/one_trip.py).
 """
 
 from __future__ import annotations
@@ -11,13 +13,32 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Row, String, Update, bindparam, cast, func, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Label,
+    Row,
+    String,
+    Update,
+    bindparam,
+    cast,
+    func,
+    update,
+)
 
 from storage.errors import QuotaExceeded
 from storage.feed import CHANGE_CHANNEL
 from storage.models import TaskOwnerRow
 from storage.statements import OWNER, insert_ignoring_conflict
 from storage.unit_of_work import UnitOfWork
+
+
+def notify_change() -> Label[Any]:
+    """For an owner row's RETURNING, on PostgreSQL: send its new change number on
+    CHANGE_CHANNEL as `seq:user_id`, which PostgreSQL delivers when, and only if, the write
+    commits."""
+    payload = cast(TaskOwnerRow.change_seq, String()) + ":" + TaskOwnerRow.user_id
+    return func.pg_notify(CHANGE_CHANNEL, payload).label("notified")
 
 
 @cache
@@ -35,9 +56,8 @@ def _record(
     issue the next change number when `sequence`; returns the owner's change number and the
     last two counts.
 
-    With `notify` (PostgreSQL), the new change number is also sent on CHANGE_CHANNEL as
-    `seq:user_id`, in the same statement: no round trip more, and PostgreSQL delivers it when,
-    and only if, the write commits."""
+    With `notify` (PostgreSQL), the new change number is also sent (notify_change), in the
+    same statement: no round trip more."""
     # Only a growing count is held to the quota: a user over a lowered quota may delete.
     within = (TaskOwnerRow.task_count + tasks <= bindparam("quota"),) if tasks > 0 else ()
     values: dict[str, Any] = {}
@@ -57,8 +77,7 @@ def _record(
         TaskOwnerRow.key_count,
     ]
     if notify and sequence:
-        payload = cast(TaskOwnerRow.change_seq, String()) + ":" + TaskOwnerRow.user_id
-        returned.append(func.pg_notify(CHANGE_CHANNEL, payload).label("notified"))
+        returned.append(notify_change())
     return (
         update(TaskOwnerRow)
         .where(TaskOwnerRow.user_id == OWNER, *within)
@@ -95,6 +114,9 @@ class Quota:
         self.limit = limit
         self._dialect = dialect
         self._notify = dialect == "postgresql"
+        # PostgreSQL's data-modifying CTEs let the commonest writes record themselves here and
+        # write the task in one statement (storage/one_trip.py); SQLite has none.
+        self.one_trip = dialect == "postgresql"
 
     def record_write(
         self,

@@ -94,6 +94,13 @@ def update_task(fields: tuple[str, ...], completion: Completion, check: VersionC
     """Set `fields` (each from the parameter `new_<field>`) and completion, bump the version
     and take `new_seq`; the ownership check, the precondition, the read and the check that the
     write changes something are this statement (it matches no row when nothing would change)."""
+    return task_update(fields, completion, check, NEW_SEQ)
+
+
+def task_update(
+    fields: tuple[str, ...], completion: Completion, check: VersionCheck, seq: ColumnElement[int]
+) -> Update:
+    """update_task's statement, the task's change number taken from `seq`."""
     values: dict[str, Any] = {
         name: bindparam(_new(name), type_=TaskRow.__table__.c[name].type) for name in fields
     }
@@ -112,7 +119,7 @@ def update_task(fields: tuple[str, ...], completion: Completion, check: VersionC
     elif completion == "reopen":
         values["completed"] = False
         values["completed_at"] = None
-    values |= {"updated_at": NOT_BEFORE_NOW, "version": TaskRow.version + 1, "seq": NEW_SEQ}
+    values |= {"updated_at": NOT_BEFORE_NOW, "version": TaskRow.version + 1, "seq": seq}
     return (
         update(TaskRow)
         .where(*ONE_LIVE_TASK, *version_condition(check), or_(false(), *changes))

@@ -11,6 +11,7 @@ TaskStore is the one entry point; each use case lives in a module of its own:
 - purge.py: purge
 - series.py: a recurring task's next occurrence; derived.py: series id and remind_at
 - quota.py: the owner's row, which every write records itself in first
+- one_trip.py: on PostgreSQL, that record and the task's write in one statement
 - unit_of_work.py: what one write holds, from its first statement to its commit
 """
 

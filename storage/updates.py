@@ -11,6 +11,7 @@ from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Connection, select
 
+from storage import one_trip
 from storage.derived import DERIVED_FROM, derive_fields
 from storage.errors import PreconditionFailed, TaskNotFound
 from storage.fields import column_values
@@ -124,20 +125,42 @@ class Updates:
         # something changes, the write and the read are one statement, so no concurrent writer
         # can slip between them; only a write that matched no row reads the task to say why.
         check, versions = version_check(if_match)
-        statement = update_task(tuple(sorted(values)), completion, check)
+        fields = tuple(sorted(values))
         parameters = new_values(values)
         parameters |= task_params(user_id, task_id) | versions
         with self._writes.begin() as work:
             connection = work.connection
-            counted = self._quota.record_write(work, user_id, 0)
-            if counted is None:
-                raise TaskNotFound(task_id)
-            was_completed = None
-            if completion in ("complete", "reopen"):
-                # Read under the owner's lock, which every write of this user's tasks takes.
-                was_completed = connection.scalar(_TASK_COMPLETED, task_params(user_id, task_id))
-            written = {"now": work.now, "new_seq": counted.change_seq}
-            row = connection.execute(statement, parameters | written).one_or_none()
+            parameters["now"] = work.now
+            # `moved`: how far one_trip's statement already moved the completed count.
+            row, was_completed, moved = None, None, 0
+            # Complete and reopen read the task first (what they move follows it), and an
+            # If-Match that names none of our versions can only fail: neither is folded.
+            folds = self._quota.one_trip and check != "none"
+            if folds and (completion == "keep" or completion == "toggle"):
+                first = connection.execute(
+                    one_trip.update_task(fields, completion, check), parameters
+                ).one_or_none()
+                if first is None:
+                    raise TaskNotFound(task_id)
+                seq, moved = first.change_seq, first.moved
+                work.add_change(user_id, seq)
+                if first.id is not None:
+                    row = first
+            else:
+                counted = self._quota.record_write(work, user_id, 0)
+                if counted is None:
+                    raise TaskNotFound(task_id)
+                seq = counted.change_seq
+                if completion in ("complete", "reopen"):
+                    # Read under the owner's lock, which every write of this user's tasks takes.
+                    was_completed = connection.scalar(
+                        _TASK_COMPLETED, task_params(user_id, task_id)
+                    )
+            if row is None:
+                # Also when one_trip's statement wrote no task: its snapshot predates the
+                # owner's lock, this statement's does not (a task restored meanwhile is live).
+                statement = update_task(fields, completion, check)
+                row = connection.execute(statement, parameters | {"new_seq": seq}).one_or_none()
             if row is None:
                 current = _unchanged_or_raise(
                     connection, user_id, task_id, values, completion, if_match
@@ -157,9 +180,9 @@ class Updates:
                 recurring=bool(task.recurrence),
                 has_next=task.next_task_id is not None,
             )
-            if effects.completed:
+            if effects.completed != moved:
                 self._quota.record_write(
-                    work, user_id, 0, sequence=False, completed=effects.completed
+                    work, user_id, 0, sequence=False, completed=effects.completed - moved
                 )
             if effects.next_occurrence == "make":
                 task = self._series.make_next_occurrence(work, task)

@@ -65,29 +65,38 @@ def _run(statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
     return results
 
 
-def _create(owner: dict[str, Any], task: dict[str, Any]) -> Sequence[Any] | None:
-    """The new task's row, or None past the quota; the owner's change number goes to the task."""
+def _create(task: dict[str, Any]) -> Sequence[Any] | None:
+    """The new task's row, or None past the quota: one statement, as the service's."""
     assert _engine is not None
     with _engine.begin() as connection:
-        connection.exec_driver_sql(sql.OWNER_ROW, owner)
-        counted = connection.exec_driver_sql(sql.OWNER_COUNT_UP, owner).first()
-        if counted is None:
-            return None
-        return connection.exec_driver_sql(sql.INSERT, task | {"seq": counted[0]}).one()
+        return connection.exec_driver_sql(sql.CREATE, task).first()
 
 
-def _write(statement: str, params: dict[str, Any], *, toggle: bool = False) -> list[Any] | None:
-    """A write of one task: the owner's next change number, then the statement (then, for a
-    toggle, the owner's completed count), in one transaction."""
+def _write(
+    statement: str, again: str, params: dict[str, Any], *, toggle: bool = False
+) -> Sequence[Any] | None:
+    """A write of one task, as the service's: the owner's row and the task in one statement.
+    Only if it wrote no task: the task's UPDATE again, on its own, and if that writes nothing
+    either, the task as it is (rolled back). After a toggle, the owner's completed count is
+    corrected if the statement's guess of it was wrong."""
     assert _engine is not None
-    with _engine.begin() as connection:
-        changed = connection.exec_driver_sql(sql.OWNER_NEXT_CHANGE, params).first()
-        if changed is None:
+    with _engine.connect() as connection, connection.begin() as transaction:
+        first = connection.exec_driver_sql(statement, params).first()
+        if first is None:
+            transaction.rollback()
             return None
-        row = connection.exec_driver_sql(statement, params | {"seq": changed[0]}).first()
-        if toggle and row is not None:
-            moved = {"user_id": params["user_id"], "moved": 1 if row[4] else -1}
-            connection.exec_driver_sql(sql.OWNER_COMPLETED, moved)
+        row: Sequence[Any] | None = first[:-2]
+        seq, moved = first[-2:]
+        if row is not None and row[0] is None:
+            row = connection.exec_driver_sql(again, params | {"seq": seq}).first()
+        if row is None:
+            current = connection.exec_driver_sql(sql.GET, params).first()
+            transaction.rollback()
+            return current
+        if toggle and (found := 1 if row[4] else -1) != moved:
+            correction = {"user_id": params["user_id"], "moved": found - moved}
+            connection.exec_driver_sql(sql.OWNER_COMPLETED, correction)
+        transaction.commit()
         return row
 
 
@@ -219,8 +228,7 @@ async def create_task(request: Request) -> Response:
         "remind_before": None,
         "remind_at": None,
     }
-    owner = {"user_id": user, "quota": SETTINGS.task_quota}
-    row = await run_in_threadpool(_create, owner, task)
+    row = await run_in_threadpool(_create, task | {"quota": SETTINGS.task_quota})
     if row is None:
         return Response(status_code=409)
     headers = HEADERS | _etag(row) | {"Location": f"{request.url.path.rstrip('/')}/{row[0]}"}
@@ -239,16 +247,21 @@ async def update_task(request: Request) -> Response:
         fields["priority"] = PRIORITY_RANKS[fields["priority"]]
     if "tags" in fields:
         fields["tags"] = json.dumps(fields["tags"])
-    assignments = "".join(
-        f"{name}=%({name})s::JSONB, " if name == "tags" else f"{name}=%({name})s, "
-        for name in fields
+    values = {name: f"%({name})s::JSONB" if name == "tags" else f"%({name})s" for name in fields}
+    assignments = "".join(f"{name}={value}, " for name, value in values.items())
+    changes = " OR ".join(
+        f"tasks.{name} IS DISTINCT FROM {value}" for name, value in values.items()
     )
+    # As SQLAlchemy renders the service's: no field is `false`, one bare, more in parentheses.
+    shape = {"assignments": assignments, "changes": f"({changes})" if len(fields) > 1 else changes}
+    shape["changes"] = shape["changes"] or "false"
     params = fields | {
         "id": request.path_params["task_id"],
         "user_id": user,
         "now": dt.datetime.now(dt.UTC),
     }
-    row = await run_in_threadpool(_write, sql.UPDATE.format(assignments=assignments), params)
+    statements = sql.UPDATE.format(**shape), sql.UPDATE_AGAIN.format(**shape)
+    row = await run_in_threadpool(_write, *statements, params)
     return JSONResponse(_task(row), headers=HEADERS | _etag(row)) if row else NOT_FOUND
 
 
@@ -257,7 +270,7 @@ async def toggle_task(request: Request) -> Response:
     if user is None:
         return UNAUTHORIZED
     params = {"id": request.path_params["task_id"], "user_id": user, "now": dt.datetime.now(dt.UTC)}
-    row = await run_in_threadpool(_write, sql.TOGGLE, params, toggle=True)
+    row = await run_in_threadpool(_write, sql.TOGGLE, sql.TOGGLE_AGAIN, params, toggle=True)
     return JSONResponse(_task(row), headers=HEADERS | _etag(row)) if row else NOT_FOUND
 
 

@@ -15,7 +15,7 @@ WARM_UP = 20
 
 def child(argv: list[str]) -> None:
     """Run inside callgrind: warm up, then count `requests` requests."""
-    app_name, scenario, requests, user, first, last, cursor = argv
+    app_name, scenario, requests, user, first, last, cursor, run_name = argv
     logging.disable(logging.CRITICAL)
     from tests.perf.cpu import Client, _requests
     from tests.perf.seed import Owner
@@ -40,7 +40,7 @@ def child(argv: list[str]) -> None:
     async def run() -> None:
         client = Client(app)
         await client.start()
-        calls = _requests(owner, scenario, WARM_UP + int(requests), "instructions")
+        calls = _requests(owner, scenario, WARM_UP + int(requests), run_name)
         for method, target, body in calls[:WARM_UP]:
             await client.request(method, target, token, body)
         instrument(True)

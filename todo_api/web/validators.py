@@ -259,8 +259,10 @@ def parameter_detail(value: Any, param: dict[str, Any], parameter_type: str) -> 
     if value is None:
         return f"the {parameter_type} parameter is required" if param.get("required") else None
     schema = param.get("schema", param)
-    # As for bodies: the compiled schema's yes is final, its no goes to the full check.
-    if quickly_valid(value, schema):
+    # As for bodies: the compiled schema's yes is final, its no goes to the full check. A lone
+    # surrogate (the MCP door's arguments may hold one) is no text jsonschema-rs takes in.
+    surrogate = isinstance(value, str) and UNPAIRED_SURROGATE.search(value)
+    if not surrogate and quickly_valid(value, schema):
         return None
     checker = _kept(_PARAMETER_CHECKERS, schema, _parameter_checker)
     error = next(iter(checker.iter_errors(value)), None)

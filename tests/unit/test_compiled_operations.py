@@ -15,7 +15,7 @@ from connexion.middleware.request_validation import RequestValidationMiddleware
 
 from todo_api.web import stack, validators
 from todo_api.web.dispatch import Dispatch, OperationCall, _unpacked
-from todo_api.web.request_checks import Parameter, RequestChecks
+from todo_api.web.request_checks import Parameter, RequestChecks, refuse_what_is_not_compiled
 
 
 def _parameter(location: str, schema: dict[str, Any]) -> Parameter:
@@ -134,3 +134,66 @@ def test_a_valid_value_is_passed_by_the_compiled_schema_without_the_full_check(
     assert built == []
     assert parameter.detail(0) == "0 is less than the minimum of 1"
     assert len(built) == 1
+
+
+class _Declared:
+    """What refuse_what_is_not_compiled reads of a Connexion operation."""
+
+    operation_id = "op"
+
+    def __init__(
+        self,
+        parameters: list[dict[str, Any]] = [],  # noqa: B006  # never changed
+        body: dict[str, Any] | None = None,
+        media_type: str = "application/json",
+    ) -> None:
+        self.parameters = parameters
+        self.consumes = [media_type] if body is not None else []
+        self._body = {"schema": body or {}}
+
+    def body_schema(self, _media_type: str) -> dict[str, Any]:
+        return dict(self._body["schema"])
+
+    def body_definition(self, _media_type: str) -> dict[str, Any]:
+        return self._body
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        _Declared([{"name": "ids", "in": "query", "schema": {"type": "array"}}]),
+        _Declared([{"name": "f", "in": "query", "schema": {"type": "object"}}]),
+        _Declared([{"name": "n", "in": "query", "schema": {"type": "string", "nullable": True}}]),
+        _Declared([{"name": "s", "in": "query", "style": "form", "schema": {"type": "string"}}]),
+        _Declared(body={"type": "object", "default": {}}),
+        _Declared(body={"type": "object", "nullable": True}),
+        _Declared(body={"type": "string"}, media_type="text/plain"),
+    ],
+)
+def test_what_the_checks_do_not_read_as_connexion_would_is_refused_at_start(
+    operation: _Declared,
+) -> None:
+    with pytest.raises(ValueError, match="not read here"):
+        refuse_what_is_not_compiled(operation)  # type: ignore[arg-type]
+
+
+def test_the_specs_own_operations_are_all_read() -> None:
+    from connexion.spec import Specification
+
+    from todo_api.contract import independent_spec
+
+    specification = Specification.load(independent_spec())
+    for path, methods in specification["paths"].items():
+        for method in methods:
+            if method in {"get", "put", "post", "delete", "patch"}:
+                operation = specification.operation_cls.from_spec(
+                    specification, path=path, method=method, resolver=_NoResolver()
+                )
+                refuse_what_is_not_compiled(operation)
+
+
+class _NoResolver:
+    def resolve(self, operation: Any) -> Any:
+        from connexion.resolver import Resolution
+
+        return Resolution(lambda: None, operation.operation_id)

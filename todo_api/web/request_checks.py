@@ -15,7 +15,6 @@ takes it and the parsed body, so that nothing downstream parses the request agai
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -25,7 +24,7 @@ from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.middleware.abstract import RoutedAPI, RoutedMiddleware
 from connexion.operations import AbstractOperation
-from connexion.utils import boolean, extract_content_type, is_null, is_nullable, split_content_type
+from connexion.utils import boolean, extract_content_type, is_nullable, split_content_type
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -61,8 +60,6 @@ class Parameter:
         if self.location == "header":
             return text
         schema = self.definition.get("schema", self.definition)
-        if is_nullable(schema) and is_null(text):
-            return None
         read = _TYPES.get(schema.get("type", ""))
         if read is None:
             return text
@@ -96,17 +93,43 @@ def _parameters(definitions: Iterable[dict[str, Any]]) -> tuple[Parameter, ...]:
     )
 
 
+# What Connexion would do that these checks and dispatch.py do not: a spec that starts using
+# one of these is refused at start-up rather than answered differently.
+_UNCOMPILED_PARAMETER = ("style", "explode", "allowReserved", "content")
+
+
+def refuse_what_is_not_compiled(operation: AbstractOperation) -> None:
+    """Raise ValueError for a parameter or body this module does not read as Connexion would:
+    array, object or nullable parameters, serialisation styles, a nullable body or one with a
+    default, a body of another media type than JSON."""
+    where = operation.operation_id
+    for parameter in operation.parameters:
+        schema = parameter.get("schema", {})
+        if (
+            schema.get("type") in {"array", "object"}
+            or is_nullable(schema)
+            or any(key in parameter for key in _UNCOMPILED_PARAMETER)
+        ):
+            raise ValueError(f"{where}: parameter {parameter['name']!r} is not read here")
+    for media_type in operation.consumes:
+        if media_type not in _JSON:
+            raise ValueError(f"{where}: a {media_type} body is not read here")
+        schema = operation.body_schema(media_type)
+        if "default" in schema or is_nullable(operation.body_definition(media_type)):
+            raise ValueError(f"{where}: a nullable body, or one with a default, is not read here")
+
+
 @dataclass(frozen=True)
 class Body:
     schema: dict[str, Any]
     required: bool
-    nullable: bool
 
 
 class OperationChecks:
     """One operation's checks, compiled from its definition."""
 
     def __init__(self, next_app: ASGIApp, operation: AbstractOperation) -> None:
+        refuse_what_is_not_compiled(operation)
         self.next_app = next_app
         self._parameters = _parameters(operation.parameters)
         self._query = tuple(p for p in self._parameters if p.location == "query")
@@ -127,9 +150,7 @@ class OperationChecks:
         body = None
         schema = self._operation.body_schema(mime_type)
         if schema and mime_type in _JSON:
-            definition = self._operation.body_definition(mime_type)
-            required = self._operation.request_body.get("required", False)
-            body = Body(schema, bool(required), is_nullable(definition))
+            body = Body(schema, bool(self._operation.request_body.get("required", False)))
             validators.compiled(schema)  # compiled now, not by the first request
         if mime_type in self._consumes:
             self._bodies[mime_type] = body
@@ -197,12 +218,8 @@ class OperationChecks:
         body: Body, scope: Scope, receive: Receive, encoding: str
     ) -> tuple[Any, Receive]:
         headers = Headers(scope=scope)
-        if not int(headers.get("content-length", 0)):
-            default = body.schema.get("default")
-            if default is None and body.required:
-                raise BadRequestProblem("RequestBody is required")
-            if default is not None:
-                receive = _replay([_message(json.dumps(default).encode(encoding))], receive)
+        if body.required and not int(headers.get("content-length", 0)):
+            raise BadRequestProblem("RequestBody is required")
         messages: list[Message] = []
         more = True
         while more:
@@ -211,14 +228,9 @@ class OperationChecks:
             more = message.get("more_body", False)
         raw = b"".join(message.get("body", b"") for message in messages)
         parsed = validators.parse_body(raw, headers, encoding)
-        if not (parsed is None and body.nullable):
-            validators.check_body(parsed, body.schema, required=body.required)
+        validators.check_body(parsed, body.schema, required=body.required)
         # The handler reads the parsed body; anything else that reads the stream gets it too.
         return parsed, _replay(messages, receive)
-
-
-def _message(body: bytes) -> Message:
-    return {"type": "http.request", "body": body, "more_body": False}
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

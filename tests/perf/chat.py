@@ -23,11 +23,11 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -35,17 +35,11 @@ import openai
 from tests.conftest import AUDIENCE, ISSUER, SECRET, make_token
 from tests.fake_openai import API_KEY, MODEL
 from tests.perf.cpu import Client
+from tests.perf.servers import fake_model
 from todo_api.chat.agent import INSTRUCTIONS, AgentAssistant
 from todo_api.chat_settings import ChatSettings
 from todo_api.usecases.chat import ToolOutcome, ToolSpec
 
-SERVE_MODEL = (
-    "import sys\n"
-    "from tests.fake_openai import serve_fake_openai\n"
-    "with serve_fake_openai() as fake:\n"
-    "    print(fake.base_url, flush=True)\n"
-    "    sys.stdin.read()\n"
-)
 ADD_TASK = ToolSpec(
     "add_task",
     "Create a task",
@@ -98,20 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)
-    model = subprocess.Popen(
-        [sys.executable, "-c", SERVE_MODEL],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert model.stdout is not None
-        base_url = model.stdout.readline().strip()
-        with tempfile.TemporaryDirectory() as directory:
-            best = asyncio.run(_run(base_url, f"sqlite:///{directory}/chat.db", args))
-    finally:
-        model.terminate()
-        model.wait(timeout=10)
+    with tempfile.TemporaryDirectory() as directory, fake_model(Path(directory)) as base_url:
+        best = asyncio.run(_run(base_url, f"sqlite:///{directory}/chat.db", args))
     print(f"{'scenario':<10} {'ms CPU':>8}")
     for scenario, ms in best.items():
         print(f"{scenario:<10} {ms:>8.2f}")

@@ -53,9 +53,9 @@ class OperationCall:
     def __init__(self, operation: AbstractOperation, jsonifier: Jsonifier) -> None:
         function: Callable[..., Any] = operation.function
         self._function = function
-        self._is_async = asyncio.iscoroutinefunction(_unwrapped(function))
-        parameters = _signature_names(_unwrapped(function))
-        self._takes_any, self._takes = parameters
+        unwrapped = _unwrapped(function)
+        self._is_async = asyncio.iscoroutinefunction(unwrapped)
+        self._takes_any, self._takes = _signature_names(unwrapped)
         self._path = frozenset(p["name"] for p in operation.parameters if p["in"] == "path")
         for name in self._path | {p["name"] for p in operation.parameters if p["in"] == "query"}:
             if not name.isidentifier():

@@ -132,16 +132,20 @@ class OperationChecks:
         refuse_what_is_not_compiled(operation)
         self.next_app = next_app
         self._parameters = _parameters(operation.parameters)
-        self._query = tuple(p for p in self._parameters if p.location == "query")
-        self._declared = validators.declared_names(p.definition for p in self._query)
+        self._declared = validators.declared_names(
+            p.definition for p in self._parameters if p.location == "query"
+        )
+        self._reads_headers = any(p.location == "header" for p in self._parameters)
         self._consumes = tuple(operation.consumes)
-        accepted = MediaTypeDict([(c.lower(), None) for c in self._consumes])
-        self._accepted = accepted
+        self._accepted = MediaTypeDict([(c.lower(), None) for c in self._consumes])
         self._operation = operation
         # Without a request body, no media type or body is looked at, as in Connexion.
         self._has_body = bool(operation.is_request_body_defined)
-        # Bodies by media type, as met: the spec's own types, not whatever a client sends.
+        # Bodies by media type: the spec's own, built (and their schemas compiled) here; any
+        # other a client sends that the spec's ranges accept is looked up when it comes.
         self._bodies: dict[str, Body | None] = {}
+        for media_type in self._consumes:
+            self._body(media_type)
 
     def _body(self, mime_type: str) -> Body | None:
         known = self._bodies.get(mime_type)
@@ -151,7 +155,7 @@ class OperationChecks:
         schema = self._operation.body_schema(mime_type)
         if schema and mime_type in _JSON:
             body = Body(schema, bool(self._operation.request_body.get("required", False)))
-            validators.compiled(schema)  # compiled now, not by the first request
+            validators.compiled(schema)
         if mime_type in self._consumes:
             self._bodies[mime_type] = body
         return body
@@ -177,7 +181,7 @@ class OperationChecks:
             # The last of repeated names, as Connexion takes it.
             sent = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
         path: dict[str, Any] = scope.get("path_params", {})
-        headers = Headers(scope=scope) if self._parameters else None
+        headers = Headers(scope=scope) if self._reads_headers else None
         values: dict[str, Any] = {}
         errors: list[dict[str, str]] = []
         for parameter in self._parameters:

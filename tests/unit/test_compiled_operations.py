@@ -165,6 +165,7 @@ class _Declared:
         _Declared([{"name": "f", "in": "query", "schema": {"type": "object"}}]),
         _Declared([{"name": "n", "in": "query", "schema": {"type": "string", "nullable": True}}]),
         _Declared([{"name": "s", "in": "query", "style": "form", "schema": {"type": "string"}}]),
+        _Declared([{"name": "due-before", "in": "query", "schema": {"type": "string"}}]),
         _Declared(body={"type": "object", "default": {}}),
         _Declared(body={"type": "object", "nullable": True}),
         _Declared(body={"type": "string"}, media_type="text/plain"),

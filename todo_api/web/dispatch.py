@@ -57,9 +57,6 @@ class OperationCall:
         self._is_async = asyncio.iscoroutinefunction(unwrapped)
         self._takes_any, self._takes = _signature_names(unwrapped)
         self._path = frozenset(p["name"] for p in operation.parameters if p["in"] == "path")
-        for name in self._path | {p["name"] for p in operation.parameters if p["in"] == "query"}:
-            if not name.isidentifier():
-                raise ValueError(f"{operation.operation_id}: {name!r} is no argument name")
         body_name = operation.request_body.get("x-body-name", "body")
         takes_body = body_name in self._takes or self._takes_any
         self._body = body_name if operation.is_request_body_defined and takes_body else None
@@ -75,8 +72,9 @@ class OperationCall:
         }
         if self._body is not None:
             body = checked.body
-            if body is validators.NO_BODY or body is None:
-                # A body with a default is refused at start (request_checks.py): none is {}.
+            if body is validators.NO_BODY:
+                # A body with a default, or a nullable one, is refused at start
+                # (request_checks.py): none is {}.
                 body = {}
             arguments[self._body] = body
         context: dict[str, Any] = scope.get("extensions", {}).get(_CONTEXT, {})

@@ -99,16 +99,19 @@ _UNCOMPILED_PARAMETER = ("style", "explode", "allowReserved", "content")
 
 
 def refuse_what_is_not_compiled(operation: AbstractOperation) -> None:
-    """Raise ValueError for a parameter or body this module does not read as Connexion would:
-    array, object or nullable parameters, serialisation styles, a nullable body or one with a
-    default, a body of another media type than JSON."""
+    """Raise ValueError for a parameter or body this module and dispatch.py do not read as
+    Connexion would: array, object or nullable parameters, serialisation styles, a path or
+    query parameter whose name is no Python argument name (Connexion would rename it), a
+    nullable body or one with a default, a body of another media type than JSON."""
     where = operation.operation_id
     for parameter in operation.parameters:
         schema = parameter.get("schema", {})
+        argument = parameter["in"] in {"path", "query"}
         if (
             schema.get("type") in {"array", "object"}
             or is_nullable(schema)
             or any(key in parameter for key in _UNCOMPILED_PARAMETER)
+            or (argument and not parameter["name"].isidentifier())
         ):
             raise ValueError(f"{where}: parameter {parameter['name']!r} is not read here")
     for media_type in operation.consumes:
